@@ -1,0 +1,93 @@
+"""The Dataset record shared by every stage, and its on-disk form in a run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tinyeff.errors import TinyeffError
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A fixed train/test split.
+
+    For ``kind == "text"`` the x arrays hold strings (NumPy unicode arrays); otherwise
+    float32 feature arrays of shape (n, height, width, channels).
+    """
+
+    name: str
+    kind: str  # "image" | "audio" | "text"
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    labels: tuple[str, ...]
+    # How x was made, so the same front end can be rebuilt on a device (e.g. audio parameters).
+    frontend: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for part in ("train", "test"):
+            x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
+            if len(x) != len(y):
+                raise TinyeffError(
+                    f"dataset '{self.name}' has {len(x)} {part} inputs but {len(y)} {part} labels; "
+                    "give one label per input"
+                )
+            if len(x) == 0:
+                raise TinyeffError(f"dataset '{self.name}' has no {part} samples; give at least one per class")
+        n = len(self.labels)
+        for part in ("train", "test"):
+            y = getattr(self, f"y_{part}")
+            if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= n:
+                raise TinyeffError(
+                    f"dataset '{self.name}' has {part} labels outside 0..{n - 1}; labels must be class indices"
+                )
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample (text: empty, as its shape comes from the projection)."""
+        return () if self.kind == "text" else tuple(self.x_train.shape[1:])
+
+    def save(self, path: Path) -> None:
+        """Write the split as .npz (strings stay unicode arrays, so no pickle is needed)."""
+        np.savez_compressed(
+            path,
+            x_train=self.x_train,
+            y_train=self.y_train,
+            x_test=self.x_test,
+            y_test=self.y_test,
+            labels=np.array(self.labels),
+            meta=np.array(json.dumps({"name": self.name, "kind": self.kind, "frontend": self.frontend})),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> "Dataset":
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return cls(
+                name=meta["name"],
+                kind=meta["kind"],
+                x_train=z["x_train"],
+                y_train=z["y_train"],
+                x_test=z["x_test"],
+                y_test=z["y_test"],
+                labels=tuple(str(s) for s in z["labels"]),
+                frontend=meta["frontend"],
+            )
+
+
+def stratified_split(n_items: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a stratified split of items whose class labels are N_ITEMS."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(n_items))
+    tr, te = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=n_items)
+    return np.sort(tr), np.sort(te)

@@ -1,0 +1,61 @@
+"""The TFLM tensor arena a model really needs, as recorded by the host TFLM interpreter.
+
+The ``tflite_micro`` package is TFLM itself built for the host; its RecordingMicroAllocator
+prints ``Arena allocation total/head/tail N bytes`` from C to file descriptor 2. The head holds
+the activations (TFLM's memory plan), the tail the persistent data (tensor structs, kernel
+buffers). Host pointers are 8 bytes wide, so on a 32-bit MCU the tail is a little smaller: the
+host figure is an upper bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from tinyeff._native import captured_fds
+from tinyeff.errors import TinyeffError
+
+_START_ARENA = 1 << 20
+_MAX_ARENA = 1 << 27
+
+
+@dataclasses.dataclass(frozen=True)
+class ArenaUse:
+    total: int
+    head: int  # activations
+    tail: int  # persistent data
+
+
+def _line(text: str, what: str) -> int:
+    m = re.search(rf"Arena allocation {what} (\d+) bytes", text)
+    if not m:
+        raise RuntimeError(f"TFLM printed no 'Arena allocation {what}' line; it printed:\n{text}")
+    return int(m.group(1))
+
+
+def host_tflm_arena(model: bytes, name: str = "model") -> ArenaUse:
+    """Arena bytes the host TFLM interpreter allocates for MODEL (which must already be validated)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    arena = _START_ARENA
+    while True:
+        with captured_fds(1, 2) as log:
+            try:
+                interp = runtime.Interpreter.from_bytes(model, arena_size=arena)
+                error = None
+            except RuntimeError as e:
+                error = e
+        text = "".join(log)
+        if error is None:
+            break
+        if "arena" in (str(error) + text).lower() and arena < _MAX_ARENA:
+            arena *= 4
+            continue
+        missing = re.findall(r"Didn't find op for builtin opcode '(\w+)'", text)
+        if missing:
+            raise TinyeffError(f"'{name}' uses {', '.join(sorted(set(missing)))}, which TFLM does not support; remove that op from the model")
+        raise TinyeffError(f"TFLM cannot load '{name}' ({text.strip().splitlines()[-1] if text.strip() else error}); check that it is a valid int8 model")
+    with captured_fds(2) as log:
+        interp.print_allocations()
+    text = "".join(log)
+    return ArenaUse(total=_line(text, "total"), head=_line(text, "head"), tail=_line(text, "tail"))

@@ -1,0 +1,105 @@
+"""The PRADO-style text projection: text -> int matrix of ternary hashed token features.
+
+The projection runs before the network (on a device, in C), so the model itself only sees a
+(1, max_tokens, features) matrix and TFLM can run it. Everything below is integer arithmetic
+so that a C port can be bit-exact:
+
+* **Tokens.** The text is taken as UTF-8 bytes. ASCII ``A-Z`` become ``a-z``; bytes >= 0x80,
+  ASCII letters, digits and ``'`` are token bytes; every other byte separates tokens. Only the
+  first ``max_tokens`` tokens are used; missing rows stay 0.
+* **Hash.** ``h(data, i) = fmix32(fnv1a32(data) XOR (i + 1) * 0x9E3779B9)`` (all mod 2^32), where
+  ``fnv1a32`` is 32-bit FNV-1a (offset 0x811C9DC5, prime 0x01000193) and ``fmix32`` is
+  MurmurHash3's finalizer (the FNV low bits mix poorly on their own). ``i`` counts 32-bit words.
+* **Ternary projection.** ``P(data)[d]`` for ``d < features`` uses bits ``2k`` and ``2k+1`` of
+  ``h(data, d // 16)`` with ``k = d % 16``: ``bit(2k) - bit(2k+1)``, so -1 and +1 each with
+  probability 1/4 and 0 with 1/2.
+* **Token row.** ``P(0x01 + token) + sum over byte n-grams g of (^token$) of P(0x02 + g)``; a
+  token shorter than n (with its ^ and $) contributes its whole ``^token$`` as one n-gram.
+  Rows are clipped to [-127, 127].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+_FNV_OFFSET = 0x811C9DC5
+_FNV_PRIME = 0x01000193
+_GOLDEN = 0x9E3779B9
+_MASK = 0xFFFFFFFF
+_TOKEN_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'") | frozenset(range(0x80, 0x100))
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectionConfig:
+    features: int = 64
+    max_tokens: int = 16
+    ngram: int = 3
+
+
+def fnv1a32(data: bytes) -> int:
+    h = _FNV_OFFSET
+    for b in data:
+        h = ((h ^ b) * _FNV_PRIME) & _MASK
+    return h
+
+
+def fmix32(h: int) -> int:
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & _MASK
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & _MASK
+    h ^= h >> 16
+    return h
+
+
+def hash32(data: bytes, word: int) -> int:
+    return fmix32(fnv1a32(data) ^ (((word + 1) * _GOLDEN) & _MASK))
+
+
+def tokenize(text: str) -> list[bytes]:
+    out, cur = [], bytearray()
+    for b in text.encode("utf-8"):
+        if b in _TOKEN_BYTES:
+            cur.append(b + 32 if 65 <= b <= 90 else b)
+        elif cur:
+            out.append(bytes(cur))
+            cur.clear()
+    if cur:
+        out.append(bytes(cur))
+    return out
+
+
+def ternary(data: bytes, features: int) -> np.ndarray:
+    v = np.zeros(features, dtype=np.int32)
+    for word in range(-(-features // 16)):
+        h = hash32(data, word)
+        for k in range(16):
+            d = word * 16 + k
+            if d >= features:
+                break
+            v[d] = ((h >> (2 * k)) & 1) - ((h >> (2 * k + 1)) & 1)
+    return v
+
+
+def token_row(token: bytes, cfg: ProjectionConfig) -> np.ndarray:
+    row = ternary(b"\x01" + token, cfg.features)
+    framed = b"^" + token + b"$"
+    grams = [framed[i : i + cfg.ngram] for i in range(len(framed) - cfg.ngram + 1)] or [framed]
+    for g in grams:
+        row += ternary(b"\x02" + g, cfg.features)
+    return np.clip(row, -127, 127)
+
+
+def project(texts, cfg: ProjectionConfig) -> np.ndarray:
+    """(n, 1, max_tokens, features) float32 matrix of integer-valued projections of TEXTS."""
+    cache: dict[bytes, np.ndarray] = {}
+    out = np.zeros((len(texts), 1, cfg.max_tokens, cfg.features), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for t, tok in enumerate(tokenize(str(text))[: cfg.max_tokens]):
+            row = cache.get(tok)
+            if row is None:
+                row = cache[tok] = token_row(tok, cfg)
+            out[i, 0, t] = row
+    return out
