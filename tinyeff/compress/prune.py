@@ -6,8 +6,9 @@ the int8 model will really hold. Removing channel c of a layer removes row c of 
 batch-norm entries, the matching depthwise filter of the next block and column c of the next
 layer's input, so the rebuilt model has fewer weights and smaller activations.
 
-Allocation is per layer, not one ratio for all: saliencies are normalized within each layer,
-divided by what one channel of that layer costs against the budgets that are still exceeded
+Allocation is per layer, not one ratio for all: a channel's priority is its share of its
+layer's total saliency (so a channel of a wide layer, one of many, goes before one of a narrow
+layer), divided by what one channel of that layer costs against the budgets that are still exceeded
 (flash: its weights and quantization parameters; RAM: its activation map and per-channel
 kernel data), and the lowest ranked channels across the model go first. The stem and the
 layer feeding the classifier are protected by floors and a higher weight, since they usually
@@ -92,7 +93,7 @@ def plan(model, spec: ModelSpec, original: ModelSpec, fraction: float, pressure:
     n_layers = len(spec.prunable)
     ranked = []  # (priority, layer index, channel)
     for li, name in enumerate(spec.prunable):
-        s = sal[name] / (sal[name].mean() + 1e-12)
+        s = sal[name] / (sal[name].sum() + 1e-12)
         if li in (0, n_layers - 1):
             s = s * EDGE_WEIGHT
         ranked += [(float(v) / cost[li], li, c) for c, v in enumerate(s)]

@@ -60,7 +60,8 @@ class Budget:
 
 @dataclasses.dataclass(frozen=True)
 class ShrinkConfig:
-    step_fraction: float = 0.15  # share of the remaining channels removed per step
+    step_fraction: float = 0.15  # largest share of the remaining channels removed in one step
+    min_step_fraction: float = 0.04  # steps shrink to this as the model nears the budget
     max_steps: int = 30
     steps_after_fit: int = 1
     compare_plain: bool = True
@@ -105,6 +106,14 @@ class ShrinkResult:
     tflite: bytes
 
 
+def _step_fraction(cfg: ShrinkConfig, p: Pressure) -> float:
+    """Big steps while far over budget, small ones close to it, so the last step does not overshoot."""
+    over = max(p.flash, p.ram)
+    if over <= 0:
+        return cfg.min_step_fraction
+    return float(np.clip(over / 2, cfg.min_step_fraction, cfg.step_fraction))
+
+
 def shrink(run: Run, budget: Budget, cfg: ShrinkConfig = ShrinkConfig(), progress: Callable[[str], None] = lambda s: None) -> ShrinkResult:
     """Prune RUN's model step by step until it fits BUDGET; see the module docstring."""
     data, spec = run.data, run.spec
@@ -143,7 +152,7 @@ def shrink(run: Run, budget: Budget, cfg: ShrinkConfig = ShrinkConfig(), progres
     steps_since_fit = 0 if current.fits else None
     step = 0
     while step < cfg.max_steps and (steps_since_fit is None or steps_since_fit < cfg.steps_after_fit):
-        keep = plan(model, mspec, spec, cfg.step_fraction, budget.pressure(current.footprint))
+        keep = plan(model, mspec, spec, _step_fraction(cfg, budget.pressure(current.footprint)), budget.pressure(current.footprint))
         if keep is None:
             break
         step += 1

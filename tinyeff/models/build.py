@@ -10,13 +10,14 @@ from tinyeff.models.spec import ModelSpec
 def dscnn_spec(input_shape, n_classes: int, *, width: int = 32, depth: int = 3) -> ModelSpec:
     """A DS-CNN: 3x3 conv stem, DEPTH depthwise-separable blocks of WIDTH channels, average pool, dense.
 
-    Downsampling by 2 happens once in the stem when the input is at least 16 high and wide (as
-    in the MLPerf Tiny KWS model), and once more in the first block's depthwise conv while the
-    map is still at least 8 wide: large early activations are what fills a TFLM arena.
+    Downsampling by 2 happens in the stem when the input is at least 16 on its long side and 8
+    on its short side (as in the MLPerf Tiny KWS model, 49x10 -> 25x5), and in the first block's
+    depthwise conv while the map is still at least 8 on both sides: large early activations are
+    what fills a TFLM arena.
     """
     h, w = input_shape[0], input_shape[1]
     strides = [1] * (depth + 1)
-    if min(h, w) >= 16:
+    if max(h, w) >= 16 and min(h, w) >= 8:
         strides[0] = 2
         h, w = -(-h // 2), -(-w // 2)
     if depth >= 1 and min(h, w) >= 8:

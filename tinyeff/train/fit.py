@@ -30,8 +30,11 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     mixup_alpha: float = 0.0  # 0 turns mixup off
-    temperature: float = 4.0
-    alpha: float = 0.7  # weight of the teacher's soft targets when distilling
+    # T=2, alpha=0.5 beat T=4, alpha=0.7 in the digits shrink (distilled ahead of plain in 4 of
+    # 7 steps, +0.29 points, against 2 of 7, -0.35): with a teacher barely better than the
+    # student, softer targets mostly add noise.
+    temperature: float = 2.0
+    alpha: float = 0.5  # weight of the teacher's soft targets when distilling
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from tinyeff.cli import main
+from tinyeff.errors import TinyeffError
+from tinyeff.footprint import host_tflm_arena, load_model_file, read_model, require_int8
+
+KWS_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX")
+
+
+def test_kws_reference_model_is_read_and_measured(kws_model):
+    data, info = load_model_file(kws_model)
+    require_int8(info)
+    assert info.op_names == KWS_OPS
+    assert info.input().shape == (1, 49, 10, 1) and info.output().shape == (1, 12)
+    # DS-CNN KWS: conv 10x4 (1->64) on 25x5, four separable blocks of 64, dense 64->12
+    assert info.macs == 25 * 5 * 64 * 40 + 4 * (25 * 5 * 64 * 9 + 25 * 5 * 64 * 64) + 64 * 12
+    assert host_tflm_arena(data).total == 24272  # the figure DESIGN.md measured with tflite-micro
+
+
+def test_inspect_cli_reports_kws_arena(kws_model, capsys):
+    assert main(["inspect", str(kws_model), "--json"]) == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["arena_bytes"] == 24272 and report["arena_head_bytes"] == 16000
+    assert list(report["op_counts"]) == list(KWS_OPS) and report["flash_bytes"] == 53936
+
+
+@pytest.mark.parametrize("cut", [8, 1000, 30000, 53000])
+def test_truncated_model_is_one_clear_error(kws_model, cut):
+    data = kws_model.read_bytes()[:cut]
+    with pytest.raises(TinyeffError, match="truncated or corrupt"):
+        read_model(data, "cut.tflite")
+
+
+def test_not_a_tflite_file(tmp_path, capsys):
+    p = tmp_path / "x.tflite"
+    p.write_bytes(b"hello world, not a model")
+    assert main(["inspect", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "no TFL3 flatbuffer identifier" in err and err.count("\n") == 1
+
+
+def test_float_model_is_refused(tmp_path):
+    from tinyeff._native import captured_fds, tensorflow
+
+    tf = tensorflow()
+    import keras
+
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with captured_fds(1, 2):
+        data = tf.lite.TFLiteConverter.from_keras_model(m).convert()
+    with pytest.raises(TinyeffError, match="not a full-int8 model: its input .* is float32"):
+        require_int8(read_model(data, "float.tflite"))
+
+
+def test_arena_of_a_kit_model_matches_the_interpreter_running_it(tiny_run):
+    from tflite_micro.python.tflite_micro import runtime
+
+    data, info = load_model_file(tiny_run / "model.int8.tflite")
+    arena = host_tflm_arena(data)
+    assert arena.total == arena.head + arena.tail
+    # the recorded arena is what the model uses; TFLM needs a few bytes more while it sets up
+    # (measured here: 0 to 64), so a small margin on top of the record is always enough
+    interp = runtime.Interpreter.from_bytes(data, arena_size=arena.total + 256)
+    interp.set_input(np.zeros(info.input().shape, np.int8), 0)
+    interp.invoke()
+    assert interp.get_output(0).shape == info.output().shape

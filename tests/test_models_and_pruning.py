@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from tinyeff.compress.prune import Pressure, floors, plan, pruned_copy, saliency
+from tinyeff.errors import TinyeffError
+from tinyeff.models import ModelSpec, build, dscnn_spec, projection_spec
+from tinyeff.train import logits
+
+
+def test_dscnn_strides_follow_input_size():
+    assert dscnn_spec((8, 8, 1), 10).strides == (1, 2, 1, 1)  # digits: downsample in the first block
+    assert dscnn_spec((49, 10, 1), 12).strides == (2, 1, 1, 1)  # KWS-like: in the stem only
+    assert dscnn_spec((32, 32, 3), 10).strides == (2, 2, 1, 1)
+
+
+def test_spec_round_trips_through_json():
+    s = projection_spec(5, width=8)
+    assert ModelSpec.from_json(s.to_json()) == s
+    with pytest.raises(TinyeffError, match="unknown model kind"):
+        ModelSpec("resnet", (8, 8, 1), 10, (8,), (1,))
+
+
+def test_keeping_every_channel_reproduces_the_model_exactly():
+    spec = dscnn_spec((8, 8, 1), 10, width=8, depth=2)
+    m = build(spec)
+    x = np.random.default_rng(0).random((16, 8, 8, 1)).astype(np.float32)
+    same, s2 = pruned_copy(m, spec, {n: np.arange(w) for n, w in zip(spec.prunable, spec.widths)})
+    assert s2 == spec
+    np.testing.assert_array_equal(logits(m, x), logits(same, x))
+
+
+def test_pruning_removes_weights_and_respects_floors():
+    spec = dscnn_spec((8, 8, 1), 10, width=32, depth=3)
+    m = build(spec)
+    keep = plan(m, spec, spec, 0.3, Pressure(flash=1.0, ram=0.0))
+    small, sspec = pruned_copy(m, spec, keep)
+    assert sum(sspec.widths) == round(0.7 * sum(spec.widths))
+    assert small.count_params() < m.count_params()
+    assert all(w >= f for w, f in zip(sspec.widths, floors(spec)))
+    # a removed channel is really gone: the kept channels' filters are the original ones
+    k = keep["b1_pw"]
+    np.testing.assert_array_equal(small.get_layer("b1_pw").get_weights()[0],
+                                  m.get_layer("b1_pw").get_weights()[0][:, :, keep["stem"], :][..., k])
+    # pruning to the floors stops
+    at_floor = spec.with_widths(floors(spec))
+    assert plan(build(at_floor), at_floor, spec, 0.3, Pressure(1.0, 1.0)) is None
+
+
+def test_allocation_is_per_layer_and_follows_the_budget_that_is_exceeded():
+    spec = dscnn_spec((8, 8, 1), 10, width=32, depth=3)
+    m = build(spec)
+    ram = plan(m, spec, spec, 0.2, Pressure(flash=0.0, ram=1.0))
+    flash = plan(m, spec, spec, 0.2, Pressure(flash=1.0, ram=0.0))
+    cut_ram = [32 - len(ram[n]) for n in spec.prunable]
+    cut_flash = [32 - len(flash[n]) for n in spec.prunable]
+    assert len(set(cut_ram)) > 1 and len(set(cut_flash)) > 1  # not one ratio for all layers
+    # over the RAM budget the 8x8 stem (the largest activations) loses more than over the flash budget
+    assert cut_ram[0] > cut_flash[0]
+
+
+def test_saliency_is_folded_l1():
+    spec = dscnn_spec((8, 8, 1), 10, width=4, depth=1)
+    m = build(spec)
+    k = m.get_layer("stem").get_weights()[0]
+    k[..., 0] = 0.0
+    m.get_layer("stem").set_weights([k])
+    s = saliency(m, spec)["stem"]
+    assert s[0] == 0.0 and (s[1:] > 0).all()
+
+
+def test_projection_model_builds_for_the_projected_input():
+    spec = projection_spec(7, width=8, depth=2)
+    m = build(spec)
+    assert m.input_shape == (None, 1, 16, 64) and m.output_shape == (None, 7)

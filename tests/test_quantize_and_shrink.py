@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+
+from tinyeff.cli import main
+from tinyeff.compress.quantize import int8_accuracy, quantize_input, run_int8
+from tinyeff.compress.report import pareto_front
+from tinyeff.compress.shrink import Budget, Candidate
+from tinyeff.errors import TinyeffError
+from tinyeff.footprint import ArenaUse, Footprint, load_model_file, require_int8
+from tinyeff.train import Run, evaluate, features_of
+
+
+def test_train_leaves_a_complete_run_with_full_int8_model(tiny_run):
+    for f in ("config.json", "model.keras", "split.npz", "metrics.json", "model.int8.tflite"):
+        assert (tiny_run / f).is_file()
+    data, info = load_model_file(tiny_run / "model.int8.tflite")
+    require_int8(info)
+    # static export: one op per layer, no SHAPE/STRIDED_SLICE/PACK from a dynamic batch
+    assert set(info.op_names) <= {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"}
+    assert not any(t.name for t in info.tensors)  # strings stripped
+    m = json.loads((tiny_run / "metrics.json").read_text())
+    assert m["footprint"]["flash_bytes"] == len(data)
+    assert abs(m["float_accuracy"] - m["int8_accuracy"]) <= 0.01 + 1e-9
+    assert m["int8_accuracy"] > 0.8
+
+
+def test_int8_accuracy_matches_float_and_litert(tiny_run):
+    run = Run.load(tiny_run)
+    data = (tiny_run / "model.int8.tflite").read_bytes()
+    x = features_of(run.spec, run.data.x_test)
+    fa = evaluate(run.keras_model(), x, run.data.y_test)
+    ia = int8_accuracy(data, x, run.data.y_test)
+    assert abs(fa - ia) <= 0.01 + 1e-9
+    _, info = load_model_file(tiny_run / "model.int8.tflite")
+    q = quantize_input(x[:3], info.input().scales[0], info.input().zero_points[0])
+    out = run_int8(data, q)
+    assert out.dtype == np.int8 and out.shape == (3, run.spec.n_classes)
+
+
+def test_quantize_command_prints_float_and_int8_side_by_side(tiny_run, tmp_path, capsys):
+    out = tmp_path / "again.tflite"
+    assert main(["quantize", str(tiny_run), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "float" in text and "int8" in text and "drop" in text and out.is_file()
+
+
+def test_shrink_to_a_budget_writes_a_fitting_model_and_report(tiny_run, tmp_path):
+    start = json.loads((tiny_run / "metrics.json").read_text())["footprint"]
+    budget_flash = int(start["flash_bytes"] * 0.85)
+    out = tmp_path / "small"
+    assert main(["shrink", str(tiny_run), "--flash-kib", str(budget_flash / 1024), "--out", str(out), "--quiet"]) == 0
+    data, info = load_model_file(out / "model.int8.tflite")
+    assert len(data) <= budget_flash
+    summary = json.loads((out / "candidates.json").read_text())
+    chosen = [c for c in summary["candidates"] if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["fits"] and chosen[0]["flash_bytes"] == len(data)
+    assert {"distilled", "plain", "trained"} <= {c["method"] for c in summary["candidates"]}
+    assert summary["distillation_vs_plain"]["steps"] >= 1
+    assert (out / "pareto.png").stat().st_size > 10_000 and (out / "candidates.csv").is_file()
+    # the shrunk directory is itself a run that later stages can load
+    assert Run.load(out).spec.widths == tuple(chosen[0]["widths"])
+
+
+def test_impossible_budget_says_what_was_reached_and_writes_nothing(tiny_run, tmp_path, capsys):
+    out = tmp_path / "never"
+    rc = main(["shrink", str(tiny_run), "--flash-kib", "0.5", "--ram-kib", "0.5", "--out", str(out), "--quiet",
+               "--no-compare-plain", "--step-fraction", "0.5"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no candidate fits" in err and "the smallest reached" in err and "KiB flash" in err
+    assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def _cand(name, acc, flash, ram):
+    fp = Footprint(flash, ArenaUse(ram, ram, 0), 0)
+    return Candidate(step=int(name[-1]), method="distilled", widths=(1,), float_accuracy=acc, int8_accuracy=acc,
+                     int8_val_accuracy=acc, footprint=fp, fits=True)
+
+
+def test_pareto_front():
+    cands = (_cand("s0", 0.99, 100, 100), _cand("s1", 0.98, 50, 60), _cand("s2", 0.97, 60, 70), _cand("s3", 0.90, 40, 80))
+    names = {c.name for c in cands}
+    front = pareto_front(cands)
+    assert front == names - {"step02-distilled"}
+
+
+def test_budget_rules():
+    with pytest.raises(TinyeffError, match="no budget given"):
+        Budget(None, None)
+    with pytest.raises(TinyeffError, match="must be positive"):
+        Budget(-1, None)
+    b = Budget(1000, None)
+    assert b.fits(Footprint(1000, ArenaUse(10**6, 0, 0), 0)) and not b.fits(Footprint(1001, ArenaUse(1, 0, 0), 0))
