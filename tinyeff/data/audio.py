@@ -124,14 +124,5 @@ def load_wav_folder(root: Path, *, seed: int = 0, fe: FrontEnd = FrontEnd(), tes
         raise TinyeffError(
             f"class '{classes[int(counts.argmin())]}' in '{root}' has fewer than 2 .wav files; give at least 2 per class"
         )
-    tr, te = stratified_split(y, test_fraction, seed)
-    return Dataset(
-        name=root.name,
-        kind="audio",
-        x_train=x[tr],
-        y_train=y[tr],
-        x_test=x[te],
-        y_test=y[te],
-        labels=tuple(classes),
-        frontend={"type": "mfcc" if fe.n_mfcc else "logmel", **dataclasses.asdict(fe)},
-    )
+    return Dataset.from_split(root.name, "audio", x, y, stratified_split(y, test_fraction, seed), tuple(classes),
+                              {"type": "mfcc" if fe.n_mfcc else "logmel", **dataclasses.asdict(fe)})

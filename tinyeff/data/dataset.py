@@ -47,6 +47,14 @@ class Dataset:
                     f"dataset '{self.name}' has {part} labels outside 0..{n - 1}; labels must be class indices"
                 )
 
+    @classmethod
+    def from_split(cls, name: str, kind: str, x: np.ndarray, y: np.ndarray, split: tuple[np.ndarray, np.ndarray],
+                   labels: tuple[str, ...], frontend: dict) -> "Dataset":
+        """A Dataset from all samples X, Y and (train, test) index arrays."""
+        tr, te = split
+        return cls(name=name, kind=kind, x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te],
+                   labels=labels, frontend=frontend)
+
     @property
     def n_classes(self) -> int:
         return len(self.labels)

@@ -14,14 +14,5 @@ def load_digits(seed: int = 0) -> Dataset:
     d = sk_digits()
     x = (d.images.astype(np.float32) / 16.0)[..., None]
     y = d.target.astype(np.int32)
-    tr, te = stratified_split(y, 0.25, seed)
-    return Dataset(
-        name="digits",
-        kind="image",
-        x_train=x[tr],
-        y_train=y[tr],
-        x_test=x[te],
-        y_test=y[te],
-        labels=tuple(str(i) for i in range(10)),
-        frontend={"type": "image", "scale": "pixel/16"},
-    )
+    return Dataset.from_split("digits", "image", x, y, stratified_split(y, 0.25, seed),
+                              tuple(str(i) for i in range(10)), {"type": "image", "scale": "pixel/16"})

@@ -79,14 +79,5 @@ def load_csv(path: Path, *, seed: int = 0, test_fraction: float = 0.25) -> Datas
             f"'{path}' has a class with fewer than 2 examples ('{names[int(counts.argmin())]}'); "
             "give at least 2 per class so both splits see it"
         )
-    tr, te = stratified_split(y, test_fraction, seed)
-    return Dataset(
-        name=path.stem,
-        kind="text",
-        x_train=texts[tr],
-        y_train=y[tr],
-        x_test=texts[te],
-        y_test=y[te],
-        labels=tuple(names),
-        frontend={"type": "text"},
-    )
+    return Dataset.from_split(path.stem, "text", texts, y, stratified_split(y, test_fraction, seed), tuple(names),
+                              {"type": "text"})
