@@ -131,12 +131,6 @@ def _budget(args):
 
     flash = round(args.flash_kib * KIB) if args.flash_kib is not None else None
     ram = round(args.ram_kib * KIB) if args.ram_kib is not None else None
-    if args.board:
-        from tinyeff.boards import load_board
-
-        board = load_board(args.board)
-        flash = flash if flash is not None else board.model_flash_bytes
-        ram = ram if ram is not None else board.model_ram_bytes
     return Budget(flash, ram)
 
 
@@ -194,11 +188,6 @@ def cmd_inspect(args) -> int:
     data, info = load_model_file(Path(args.model))
     require_int8(info)
     arena = host_tflm_arena(data, args.model)
-    board = None
-    if args.board:
-        from tinyeff.boards import load_board
-
-        board = load_board(args.board)
     report = {
         "model": args.model,
         "sha256": info.sha256,
@@ -215,9 +204,6 @@ def cmd_inspect(args) -> int:
         "inputs": [_tensor_json(info.tensors[i]) for i in info.inputs],
         "outputs": [_tensor_json(info.tensors[i]) for i in info.outputs],
     }
-    if board is not None:
-        report["board"] = {"id": board.id, "flash_bytes": board.model_flash_bytes, "ram_bytes": board.model_ram_bytes,
-                           "fits": info.size_bytes <= board.model_flash_bytes and arena.total <= board.model_ram_bytes}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -231,10 +217,6 @@ def cmd_inspect(args) -> int:
     print(f"  ops: " + ", ".join(f"{n} x{k}" for n, k in report["op_counts"].items()) + "  (TFLM: all supported)")
     print(f"  flash {info.size_bytes:,} B (weights {info.weight_bytes:,} B)   host TFLM arena {arena.total:,} B "
           f"(head {arena.head:,} activations, tail {arena.tail:,} persistent)   MACs {info.macs:,}")
-    if board is not None:
-        b = report["board"]
-        print(f"  {board.id}: room for the model {b['flash_bytes']:,} B flash, {b['ram_bytes']:,} B RAM -> "
-              + ("fits" if b["fits"] else "does NOT fit"))
     return 0
 
 
@@ -283,7 +265,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--flash-kib", type=float)
     s.add_argument("--ram-kib", type=float)
-    s.add_argument("--board", help="take the budget from a board's free flash and RAM")
     s.add_argument("--step-fraction", type=float, default=0.15, help="share of channels removed per step")
     s.add_argument("--no-compare-plain", action="store_true", help="skip the plain fine-tuning baseline (faster)")
     s.add_argument("--force", action="store_true")
@@ -292,7 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="ops, shapes, quantization, MACs, flash and TFLM arena of an int8 .tflite")
     i.add_argument("model")
-    i.add_argument("--board")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_inspect)
     return p

@@ -33,7 +33,7 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.flash_bytes is None and self.ram_bytes is None:
-            raise TinyeffError("no budget given; pass --flash-kib, --ram-kib or --board")
+            raise TinyeffError("no budget given; pass --flash-kib, --ram-kib or both")
         for what, v in (("flash", self.flash_bytes), ("RAM", self.ram_bytes)):
             if v is not None and v <= 0:
                 raise TinyeffError(f"the {what} budget must be positive, got {v} bytes")
