@@ -26,7 +26,7 @@ def kws_model() -> Path:
 def tiny_run(tmp_path_factory) -> Path:
     """A trained DS-CNN run small enough to make in about ten seconds."""
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    rc = main(["train", "dscnn", "--data", "digits", "--out", str(out), "--width", "12", "--depth", "2",
+    rc = main(["train", "dscnn", "--data", "digits", "--out", str(out), "--width", "24", "--depth", "2",
                "--epochs", "60", "--quiet"])
     assert rc == 0
     return out
