@@ -33,8 +33,8 @@ def _line(text: str, what: str) -> int:
     return int(m.group(1))
 
 
-def host_tflm_arena(model: bytes, name: str = "model") -> ArenaUse:
-    """Arena bytes the host TFLM interpreter allocates for MODEL (which must already be validated)."""
+def tflm_interpreter(model: bytes, name: str = "model"):
+    """A host TFLM interpreter for MODEL with an arena large enough, and the log it printed while loading."""
     from tflite_micro.python.tflite_micro import runtime
 
     arena = _START_ARENA
@@ -47,7 +47,7 @@ def host_tflm_arena(model: bytes, name: str = "model") -> ArenaUse:
                 error = e
         text = "".join(log)
         if error is None:
-            break
+            return interp
         if "arena" in (str(error) + text).lower() and arena < _MAX_ARENA:
             arena *= 4
             continue
@@ -55,6 +55,11 @@ def host_tflm_arena(model: bytes, name: str = "model") -> ArenaUse:
         if missing:
             raise TinyeffError(f"'{name}' uses {', '.join(sorted(set(missing)))}, which TFLM does not support; remove that op from the model")
         raise TinyeffError(f"TFLM cannot load '{name}' ({text.strip().splitlines()[-1] if text.strip() else error}); check that it is a valid int8 model")
+
+
+def host_tflm_arena(model: bytes, name: str = "model") -> ArenaUse:
+    """Arena bytes the host TFLM interpreter allocates for MODEL (which must already be validated)."""
+    interp = tflm_interpreter(model, name)
     with captured_fds(2) as log:
         interp.print_allocations()
     text = "".join(log)

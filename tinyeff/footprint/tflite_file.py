@@ -32,6 +32,7 @@ class TensorInfo:
     quantized_dimension: int
     constant: bool
     nbytes: int  # of its constant data in the file (0 for activations)
+    data_offset: int = 0  # where that data starts in the file
 
     @property
     def elements(self) -> int:
@@ -45,6 +46,8 @@ class OpInfo:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     macs: int
+    # the op's builtin options by schema field name (stride_w, padding, fused_activation_function, ...)
+    options: dict = dataclasses.field(default_factory=dict, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +87,35 @@ def _vector_in_bounds(tab, field_offset: int, elem_size: int, size: int) -> None
         start = tab.Vector(o)
         if start + tab.VectorLen(o) * elem_size > size:
             raise IndexError("vector past end of file")
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def _options(schema, o) -> dict:
+    """The scalar fields of an operator's builtin options table, e.g. {'stride_w': 2, 'padding': 'SAME'}."""
+    kind = _enum_names(schema.BuiltinOptions).get(o.BuiltinOptionsType())
+    table = o.BuiltinOptions()
+    cls = getattr(schema, kind, None) if kind and kind != "NONE" else None
+    if cls is None or table is None:
+        return {}
+    opts = cls()
+    opts.Init(table.Bytes, table.Pos)
+    enums = {"Padding": schema.Padding, "FusedActivationFunction": schema.ActivationFunctionType}
+    out = {}
+    for field in dir(cls):
+        if field.startswith(("_", "GetRootAs", "Init")) or field.endswith(("AsNumpy", "Length", "IsNone", "HasIdentifier")):
+            continue
+        try:
+            value = getattr(opts, field)()
+        except TypeError:  # vector accessors take an index: not a scalar option
+            continue
+        if field in enums:
+            value = _enum_names(enums[field]).get(value, value)
+        if isinstance(value, (int, float, str)):
+            out[_snake(field)] = value
+    return out
 
 
 def _macs(op: str, ins: list[TensorInfo | None], outs: list[TensorInfo]) -> int:
@@ -130,6 +162,7 @@ def read_model(data: bytes, name: str = "model") -> ModelInfo:
             zps = tuple(int(z) for z in q.ZeroPointAsNumpy()) if q is not None and q.ZeroPointLength() else ()
             buf = m.Buffers(tt.Buffer()) if tt.Buffer() < m.BuffersLength() else None
             nbytes = buf.DataLength() if buf is not None else 0
+            data_offset = buf._tab.Vector(buf._tab.Offset(4)) if nbytes else 0
             tensors.append(
                 TensorInfo(
                     index=t,
@@ -141,6 +174,7 @@ def read_model(data: bytes, name: str = "model") -> ModelInfo:
                     quantized_dimension=q.QuantizedDimension() if q is not None else 0,
                     constant=nbytes > 0,
                     nbytes=nbytes,
+                    data_offset=data_offset,
                 )
             )
         ops = []
@@ -151,7 +185,8 @@ def read_model(data: bytes, name: str = "model") -> ModelInfo:
             ins = tuple(int(v) for v in o.InputsAsNumpy()) if o.InputsLength() else ()
             outs = tuple(int(v) for v in o.OutputsAsNumpy()) if o.OutputsLength() else ()
             op = codes[o.OpcodeIndex()]
-            ops.append(OpInfo(i, op, ins, outs, _macs(op, [tensors[j] if j >= 0 else None for j in ins], [tensors[j] for j in outs])))
+            macs = _macs(op, [tensors[j] if j >= 0 else None for j in ins], [tensors[j] for j in outs])
+            ops.append(OpInfo(i, op, ins, outs, macs, _options(schema, o)))
         inputs = tuple(int(v) for v in g.InputsAsNumpy())
         outputs = tuple(int(v) for v in g.OutputsAsNumpy())
         subgraphs = m.SubgraphsLength()
@@ -170,6 +205,20 @@ def read_model(data: bytes, name: str = "model") -> ModelInfo:
         outputs=outputs,
         subgraphs=subgraphs,
     )
+
+
+_NUMPY_DTYPES = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "UINT8": np.uint8,
+                 "FLOAT32": np.float32}
+
+
+def constant_array(data: bytes, t: TensorInfo) -> np.ndarray:
+    """The constant data of tensor T (weights, biases, shapes) from the model bytes DATA, shaped."""
+    if not t.constant:
+        raise ValueError(f"tensor {t.index} has no constant data")
+    dtype = np.dtype(_NUMPY_DTYPES[t.dtype])
+    if t.nbytes != t.elements * dtype.itemsize:
+        raise TinyeffError(f"tensor {t.index} holds {t.nbytes} bytes but its shape {t.shape} needs {t.elements * dtype.itemsize}; export the model again")
+    return np.frombuffer(data, dtype, t.elements, t.data_offset).reshape(t.shape).copy()
 
 
 def load_model_file(path: Path) -> tuple[bytes, ModelInfo]:

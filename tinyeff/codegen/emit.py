@@ -1,0 +1,87 @@
+"""Write a lowered, planned model as C99: const parameters and weights, one arena, one invoke.
+
+The output is two files, ``tinyeff_model.h`` and ``tinyeff_model.c``, rendered from
+``templates/compiled/``. They need only the kernels in ``firmware/kernels``: no interpreter,
+no flatbuffer, no heap. Weights and requantization constants are ``static const`` so the
+linker keeps them in flash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tinyeff.codegen.lower import LoweredModel
+from tinyeff.codegen.plan import MemoryPlan
+from tinyeff.render import header, render
+
+_PER_LINE = 24
+
+
+def _c_values(values: np.ndarray) -> str:
+    items = [str(int(v)) for v in values]
+    return ",\n".join("  " + ", ".join(items[i : i + _PER_LINE]) for i in range(0, len(items), _PER_LINE))
+
+
+@dataclasses.dataclass(frozen=True)
+class EmittedLayer:
+    index: int
+    op: str
+    arrays: tuple[tuple[str, str, int, str], ...]  # (ctype, name, length, values)
+    struct: str
+    name: str
+    fields: tuple[tuple[str, str], ...]
+    statements: tuple[str, ...]  # C statements that run it
+
+
+def _ptr(offset: int) -> str:
+    return f"te_arena + {offset}"
+
+
+def _layer(model: LoweredModel, plan: MemoryPlan, i: int) -> EmittedLayer:
+    layer = model.layers[i]
+    name = f"l{layer.index}"
+    arrays = tuple((a.ctype, a.name, len(a.values), _c_values(a.values)) for a in layer.arrays)
+    ins = [_ptr(plan.offsets[t]) for t in layer.inputs]
+    out = _ptr(plan.offsets[layer.output])
+    scratch = _ptr(plan.scratch[i]) if i in plan.scratch else "NULL"
+    if not layer.kernel:
+        statements = (f"/* {layer.op}: tensor {layer.output} shares the bytes of tensor {layer.inputs[0]} */",)
+        return EmittedLayer(layer.index, layer.op, arrays, "", name, (), statements)
+    if layer.op == "CONCATENATION":
+        f = layer.fields
+        statements = (
+            f"static const int8_t *const {name}_in[{f['n']}] = {{{', '.join(ins)}}};",
+            f"te_concat({f['outer']}, {f['n']}, {f['block']}, {name}_in, {out});",
+        )
+        return EmittedLayer(layer.index, layer.op, arrays, "", name, (), statements)
+    if layer.op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        call = f"{layer.kernel}(&{name}, {ins[0]}, {out}, {scratch});"
+    else:
+        call = f"{layer.kernel}(&{name}, {', '.join(ins)}, {out});"
+    fields = tuple((k, str(v)) for k, v in layer.fields.items())
+    return EmittedLayer(layer.index, layer.op, arrays, layer.struct, name, fields, (call,))
+
+
+def emit_c(model: LoweredModel, plan: MemoryPlan, model_name: str, board: str) -> dict[str, str]:
+    """{'tinyeff_model.h': ..., 'tinyeff_model.c': ...} for MODEL with memory PLAN."""
+    info = model.info
+    x, y = info.tensors[model.input], info.tensors[model.output]
+    values = dict(
+        header=header(model_name, info.sha256, board),
+        sha256=info.sha256,
+        arena_bytes=plan.arena_bytes,
+        input_offset=plan.offsets[model.input],
+        output_offset=plan.offsets[model.output],
+        input_bytes=model.tensor_bytes[model.input],
+        output_bytes=model.tensor_bytes[model.output],
+        input_shape=x.shape,
+        output_shape=y.shape,
+        input_scale=repr(float(x.scales[0])) if x.scales else "0.0",
+        input_zero_point=x.zero_points[0] if x.zero_points else 0,
+        output_scale=repr(float(y.scales[0])) if y.scales else "0.0",
+        output_zero_point=y.zero_points[0] if y.zero_points else 0,
+        layers=[_layer(model, plan, i) for i in range(len(model.layers))],
+    )
+    return {name: render(f"compiled/{name}.j2", **values) for name in ("tinyeff_model.h", "tinyeff_model.c")}

@@ -1,0 +1,54 @@
+"""Build the compiled runtime for this computer with gcc and run it through ctypes.
+
+Tests and benchmarks run thousands of inputs through the same C that goes onto the board,
+compiled with the same warnings-as-errors flags.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from tinyeff.errors import TinyeffError
+from tinyeff.resources import resource_dir
+
+C_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
+
+
+class HostModel:
+    """A compiled model loaded as a shared library."""
+
+    def __init__(self, library: Path, input_bytes: int, output_bytes: int, input_shape, output_shape):
+        self._lib = ctypes.CDLL(str(library))
+        self._lib.tinyeff_host_run.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
+        self._lib.tinyeff_host_run.restype = None
+        self.arena_bytes = int(self._lib.tinyeff_host_arena_bytes())
+        self.input_bytes, self.output_bytes = input_bytes, output_bytes
+        self.input_shape, self.output_shape = tuple(input_shape), tuple(output_shape)
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """Outputs for int8 INPUTS (first axis = samples), shaped like the model's output."""
+        x = np.ascontiguousarray(inputs, dtype=np.int8).reshape(len(inputs), self.input_bytes)
+        y = np.zeros((len(x), self.output_bytes), np.int8)
+        self._lib.tinyeff_host_run(x.ctypes.data, y.ctypes.data, len(x))
+        return y.reshape((len(x), *self.output_shape[1:]) if len(self.output_shape) > 1 else (len(x), -1))
+
+
+def build_host(model_dir: Path, out: Path, input_shape, output_shape) -> HostModel:
+    """Compile MODEL_DIR's tinyeff_model.c with the kernels into the shared library OUT and load it."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise TinyeffError("no C compiler found for the host build; install gcc (apt-get install gcc)")
+    kernels = resource_dir("firmware") / "kernels"
+    host = resource_dir("firmware") / "host"
+    cmd = [cc, *C_FLAGS, "-shared", "-fPIC", f"-I{kernels}", f"-I{model_dir}",
+           str(model_dir / "tinyeff_model.c"), str(kernels / "tinyeff_kernels.c"), str(host / "tinyeff_host.c"), "-o", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{r.stderr}")
+    sizes = [int(np.prod(s)) for s in (input_shape, output_shape)]
+    return HostModel(out, sizes[0], sizes[1], input_shape, output_shape)

@@ -1,0 +1,317 @@
+"""Lower an int8 .tflite model to a list of kernel calls with constant parameters.
+
+Each op becomes a ``Layer``: which C kernel runs it, the fields of its const parameter struct,
+the constant arrays it points to (weights, biases, per-channel multipliers and shifts), and
+whether it can run in place. Everything TFLM computes when it prepares an op is computed here,
+once, so the device only runs the arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+from tinyeff.codegen import quant
+from tinyeff.errors import TinyeffError
+from tinyeff.footprint.tflite_file import ModelInfo, OpInfo, TensorInfo, constant_array
+
+# op -> C kernel; RESHAPE is no kernel at all: its output shares the input's bytes.
+KERNELS = {
+    "CONV_2D": "te_conv2d",
+    "DEPTHWISE_CONV_2D": "te_depthwise_conv2d",
+    "FULLY_CONNECTED": "te_fully_connected",
+    "AVERAGE_POOL_2D": "te_average_pool",
+    "MAX_POOL_2D": "te_max_pool",
+    "SOFTMAX": "te_softmax",
+    "ADD": "te_add",
+    "MUL": "te_mul",
+    "QUANTIZE": "te_requantize",
+    "PAD": "te_pad",
+    "PADV2": "te_pad",
+    "CONCATENATION": "te_concat",
+    "RESHAPE": "",
+}
+SUPPORTED_OPS = tuple(KERNELS)
+
+# How an op may overwrite its own input (the planner decides whether it does):
+#   "elementwise": out[i] depends on in[i] only, read before it is written;
+#   "pixel": a 1x1 stride-1 conv, one output pixel from one input pixel (needs out_c bytes scratch);
+#   "rows": a depthwise conv that first saves the input rows it needs in a ring of rows.
+INPLACE_KINDS = ("elementwise", "pixel", "rows")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConstArray:
+    name: str
+    ctype: str  # int8_t, int32_t
+    values: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    index: int
+    op: str
+    kernel: str
+    struct: str  # C type of the parameter struct ("" for RESHAPE)
+    fields: dict  # struct field -> int, or the name of a ConstArray
+    arrays: tuple[ConstArray, ...]
+    inputs: tuple[int, ...]  # activation tensors read
+    output: int
+    inplace: str = ""  # one of INPLACE_KINDS, or "" when it must not overwrite its input
+    scratch_bytes: int = 0  # needed only when it runs in place
+
+
+@dataclasses.dataclass(frozen=True)
+class LoweredModel:
+    info: ModelInfo
+    layers: tuple[Layer, ...]
+    tensor_bytes: dict  # activation tensor -> bytes
+    input: int
+    output: int
+
+
+def _fail(info: ModelInfo, op: OpInfo, why: str) -> TinyeffError:
+    return TinyeffError(f"'{info.name}' op {op.index} ({op.op}) {why}")
+
+
+def _nhwc(t: TensorInfo) -> tuple[int, int, int]:
+    s = t.shape
+    if len(s) == 4:
+        return s[1], s[2], s[3]
+    if len(s) == 2:
+        return 1, 1, s[1]
+    if len(s) == 3:
+        return 1, s[1], s[2]
+    raise ValueError
+
+
+def _scale(t: TensorInfo) -> float:
+    return t.scales[0] if t.scales else 0.0
+
+
+def _zp(t: TensorInfo) -> int:
+    return t.zero_points[0] if t.zero_points else 0
+
+
+def _array(name: str, values, ctype: str) -> ConstArray:
+    dtype = {"int8_t": np.int8, "int32_t": np.int32}[ctype]
+    return ConstArray(name, ctype, np.asarray(values, dtype).reshape(-1))
+
+
+class _Lowering:
+    def __init__(self, data: bytes, info: ModelInfo):
+        self.data, self.info = data, info
+
+    def t(self, i: int) -> TensorInfo:
+        return self.info.tensors[i]
+
+    def const(self, i: int) -> np.ndarray:
+        return constant_array(self.data, self.t(i))
+
+    def act(self, op: OpInfo) -> tuple[int, int]:
+        out = self.t(op.outputs[0])
+        return quant.activation_range(op.options.get("fused_activation_function", "NONE"), _scale(out), _zp(out))
+
+    def conv(self, op: OpInfo, name: str) -> Layer:
+        x, w, out = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        depthwise = op.op == "DEPTHWISE_CONV_2D"
+        ih, iw, ic = _nhwc(x)
+        oh, ow, oc = _nhwc(out)
+        if depthwise:
+            _, kh, kw, _ = w.shape
+        else:
+            _, kh, kw, fic = w.shape
+            if fic != ic:
+                raise _fail(self.info, op, "is a grouped convolution, which the compiled runtime does not run; use --runtime tflm")
+        o = op.options
+        sh, sw, dh, dw = o["stride_h"], o["stride_w"], o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)
+        if (quant.out_size(o["padding"], ih, kh, sh, dh), quant.out_size(o["padding"], iw, kw, sw, dw)) != (oh, ow):
+            raise _fail(self.info, op, f"has output {oh}x{ow}, which its padding and strides do not give; export the model again")
+        mult, shift = quant.conv_multipliers(_scale(x), w.scales, _scale(out), oc)
+        lo, hi = self.act(op)
+        has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0
+        arrays = [_array(f"{name}_filter", self.const(op.inputs[1]), "int8_t"),
+                  _array(f"{name}_mult", mult, "int32_t"), _array(f"{name}_shift", shift, "int8_t")]
+        if has_bias:
+            arrays.append(_array(f"{name}_bias", self.const(op.inputs[2]), "int32_t"))
+        fields = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
+                      stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,
+                      pad_top=quant.padding_before(o["padding"], ih, kh, sh, dh),
+                      pad_left=quant.padding_before(o["padding"], iw, kw, sw, dw),
+                      depth_mult=o.get("depth_multiplier", 1) if depthwise else 1,
+                      in_offset=-_zp(x), out_offset=_zp(out), act_min=lo, act_max=hi,
+                      filter=f"{name}_filter", bias=f"{name}_bias" if has_bias else "NULL",
+                      mult=f"{name}_mult", shift=f"{name}_shift")
+        if depthwise:
+            span = (kh - 1) * dh + 1
+            return Layer(op.index, op.op, KERNELS[op.op], "te_conv_t", fields, tuple(arrays), (op.inputs[0],),
+                         op.outputs[0], "rows", span * iw * ic)
+        pointwise = kh == kw == 1 and sh == sw == 1 and fields["pad_top"] == fields["pad_left"] == 0
+        return Layer(op.index, op.op, KERNELS[op.op], "te_conv_t", fields, tuple(arrays), (op.inputs[0],),
+                     op.outputs[0], "pixel" if pointwise else "", oc if pointwise else 0)
+
+    def fully_connected(self, op: OpInfo, name: str) -> Layer:
+        x, w, out = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        out_depth, in_depth = w.shape
+        if x.elements % in_depth:
+            raise _fail(self.info, op, f"has {x.elements} inputs, not a multiple of its {in_depth} weights per output")
+        if len(w.scales) > 1:
+            mult, shift = quant.conv_multipliers(_scale(x), w.scales, _scale(out), out_depth)
+        else:
+            m, s = quant.per_tensor_multiplier(_scale(x), _scale(w), _scale(out))
+            mult, shift = [m], [s]
+        lo, hi = self.act(op)
+        has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0
+        arrays = [_array(f"{name}_filter", self.const(op.inputs[1]), "int8_t"),
+                  _array(f"{name}_mult", mult, "int32_t"), _array(f"{name}_shift", shift, "int8_t")]
+        if has_bias:
+            arrays.append(_array(f"{name}_bias", self.const(op.inputs[2]), "int32_t"))
+        fields = dict(rows=x.elements // in_depth, in_depth=in_depth, out_depth=out_depth, in_offset=-_zp(x),
+                      filter_offset=-_zp(w), out_offset=_zp(out), act_min=lo, act_max=hi,
+                      per_channel=int(len(w.scales) > 1), filter=f"{name}_filter",
+                      bias=f"{name}_bias" if has_bias else "NULL", mult=f"{name}_mult", shift=f"{name}_shift")
+        return Layer(op.index, op.op, KERNELS[op.op], "te_fc_t", fields, tuple(arrays), (op.inputs[0],), op.outputs[0])
+
+    def pool(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        ih, iw, c = _nhwc(x)
+        oh, ow, _ = _nhwc(out)
+        o = op.options
+        kh, kw, sh, sw = o["filter_height"], o["filter_width"], o["stride_h"], o["stride_w"]
+        if _scale(x) != _scale(out) or _zp(x) != _zp(out):
+            raise _fail(self.info, op, "changes the quantization, which TFLM's int8 pooling does not allow; export the model again")
+        lo, hi = self.act(op)
+        fields = dict(in_h=ih, in_w=iw, c=c, out_h=oh, out_w=ow, k_h=kh, k_w=kw, stride_h=sh, stride_w=sw,
+                      pad_top=quant.padding_before(o["padding"], ih, kh, sh, 1),
+                      pad_left=quant.padding_before(o["padding"], iw, kw, sw, 1), act_min=lo, act_max=hi)
+        return Layer(op.index, op.op, KERNELS[op.op], "te_pool_t", fields, (), (op.inputs[0],), op.outputs[0])
+
+    def softmax(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        if _zp(out) != -128 or np.float32(_scale(out)) != np.float32(1 / 256):
+            raise _fail(self.info, op, "has an output quantization other than scale 1/256, zero point -128, which TFLM's int8 softmax requires")
+        mult, left_shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), _scale(x))
+        depth = x.shape[-1]
+        fields = dict(rows=x.elements // depth, depth=depth, in_mult=mult, in_left_shift=left_shift, diff_min=diff_min)
+        return Layer(op.index, op.op, KERNELS[op.op], "te_softmax_t", fields, (), (op.inputs[0],), op.outputs[0], "elementwise")
+
+    def binary(self, op: OpInfo, name: str) -> Layer:
+        a, b, out = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        if a.constant or b.constant:
+            raise _fail(self.info, op, "has a constant operand, which the compiled runtime does not run yet; use --runtime tflm")
+
+        def period(t: TensorInfo) -> int:
+            if t.elements == out.elements:
+                return out.elements
+            shape = tuple(t.shape)
+            while shape and shape[0] == 1:
+                shape = shape[1:]
+            if tuple(out.shape[len(out.shape) - len(shape):]) != shape:
+                raise _fail(self.info, op, f"broadcasts {t.shape} to {out.shape} in a way the compiled runtime does not run; use --runtime tflm")
+            return t.elements
+
+        lo, hi = self.act(op)
+        fields = dict(size=out.elements, a_period=period(a), b_period=period(b), a_offset=-_zp(a), b_offset=-_zp(b),
+                      out_offset=_zp(out), left_shift=0, a_mult=0, a_shift=0, b_mult=0, b_shift=0,
+                      out_mult=0, out_shift=0, act_min=lo, act_max=hi)
+        if op.op == "ADD":
+            (am, ash), (bm, bsh), (om, osh) = quant.add_multipliers(_scale(a), _scale(b), _scale(out))
+            fields.update(left_shift=quant.ADD_LEFT_SHIFT, a_mult=am, a_shift=ash, b_mult=bm, b_shift=bsh, out_mult=om, out_shift=osh)
+        else:
+            om, osh = quant.quantize_multiplier(float(_scale(a)) * float(_scale(b)) / float(_scale(out)))
+            fields.update(out_mult=om, out_shift=osh)
+        return Layer(op.index, op.op, KERNELS[op.op], "te_binary_t", fields, (), (op.inputs[0], op.inputs[1]),
+                     op.outputs[0], "elementwise")
+
+    def requantize(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        if x.dtype != "INT8" or out.dtype != "INT8":
+            raise _fail(self.info, op, f"converts {x.dtype.lower()} to {out.dtype.lower()}; the compiled runtime only requantizes int8 to int8")
+        m, s = quant.quantize_multiplier(float(_scale(x)) / float(_scale(out)))
+        fields = dict(size=out.elements, in_zero_point=_zp(x), out_zero_point=_zp(out), mult=m, shift=s)
+        return Layer(op.index, op.op, KERNELS[op.op], "te_requantize_t", fields, (), (op.inputs[0],), op.outputs[0], "elementwise")
+
+    def pad(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        pads = self.const(op.inputs[1]).reshape(-1, 2)
+        if len(pads) != 4 or len(x.shape) != 4:
+            raise _fail(self.info, op, "pads a tensor that is not 4-D; the compiled runtime pads NHWC tensors only")
+        value = _zp(out)
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:  # PADV2's constant
+            value = int(self.const(op.inputs[2]).reshape(-1)[0])
+        fields = dict(in_dims="{" + ", ".join(map(str, x.shape)) + "}", out_dims="{" + ", ".join(map(str, out.shape)) + "}",
+                      before="{" + ", ".join(str(int(p)) for p in pads[:, 0]) + "}", pad_value=value)
+        return Layer(op.index, op.op, KERNELS[op.op], "te_pad_t", fields, (), (op.inputs[0],), op.outputs[0])
+
+    def concat(self, op: OpInfo, name: str) -> Layer:
+        out = self.t(op.outputs[0])
+        ins = [self.t(i) for i in op.inputs]
+        if any(t.constant for t in ins):
+            raise _fail(self.info, op, "concatenates a constant, which the compiled runtime does not run yet; use --runtime tflm")
+        if any((_scale(t), _zp(t)) != (_scale(out), _zp(out)) for t in ins):
+            raise _fail(self.info, op, "concatenates tensors of different quantization; export the model again")
+        axis = op.options.get("axis", -1) % len(out.shape)
+        outer = int(np.prod(out.shape[:axis])) if axis else 1
+        blocks = [t.elements // outer for t in ins]
+        arrays = (_array(f"{name}_block", blocks, "int32_t"),)
+        fields = dict(outer=outer, n=len(ins), block=f"{name}_block")
+        return Layer(op.index, op.op, KERNELS[op.op], "", fields, arrays, tuple(op.inputs), op.outputs[0])
+
+    def reshape(self, op: OpInfo, name: str) -> Layer:
+        return Layer(op.index, op.op, "", "", {}, (), (op.inputs[0],), op.outputs[0])
+
+
+_LOWER = {
+    "CONV_2D": _Lowering.conv, "DEPTHWISE_CONV_2D": _Lowering.conv, "FULLY_CONNECTED": _Lowering.fully_connected,
+    "AVERAGE_POOL_2D": _Lowering.pool, "MAX_POOL_2D": _Lowering.pool, "SOFTMAX": _Lowering.softmax,
+    "ADD": _Lowering.binary, "MUL": _Lowering.binary, "QUANTIZE": _Lowering.requantize, "PAD": _Lowering.pad,
+    "PADV2": _Lowering.pad, "CONCATENATION": _Lowering.concat, "RESHAPE": _Lowering.reshape,
+}
+
+_ITEMSIZE = {"INT8": 1, "INT16": 2, "INT32": 4, "FLOAT32": 4}
+
+
+def check_compilable(info: ModelInfo) -> None:
+    """One sentence for whatever keeps MODEL from the compiled runtime: ops, subgraphs, shapes, types."""
+    unsupported = sorted({o.op for o in info.ops} - set(_LOWER))
+    if unsupported:
+        raise TinyeffError(
+            f"'{info.name}' uses {', '.join(unsupported)}, which the compiled runtime does not support "
+            f"(it runs {', '.join(SUPPORTED_OPS)}); generate it with --runtime tflm instead"
+        )
+    if info.subgraphs != 1 or len(info.inputs) != 1 or len(info.outputs) != 1:
+        raise TinyeffError(f"'{info.name}' has {info.subgraphs} subgraphs, {len(info.inputs)} inputs and {len(info.outputs)} outputs; "
+                           "the compiled runtime runs one subgraph with one input and one output")
+    for t in info.tensors:
+        if t.constant:
+            continue
+        if any(d < 1 for d in t.shape):
+            raise TinyeffError(f"'{info.name}' tensor {t.index} has a dynamic shape {t.shape}; export the model with a fixed batch of 1")
+        if t.shape and len(t.shape) >= 2 and t.shape[0] != 1:
+            raise TinyeffError(f"'{info.name}' tensor {t.index} has batch {t.shape[0]}; export the model with a batch of 1")
+        if t.dtype != "INT8":
+            raise TinyeffError(f"'{info.name}' activation tensor {t.index} is {t.dtype.lower()}; the compiled runtime runs full-int8 models")
+
+
+def lower(data: bytes, info: ModelInfo) -> LoweredModel:
+    """Every op of INFO as a Layer, with TFLM's prepared parameters; bad models raise TinyeffError."""
+    check_compilable(info)
+    low = _Lowering(data, info)
+    layers = []
+    for op in info.ops:
+        try:
+            layers.append(_LOWER[op.op](low, op, f"l{op.index}"))
+        except (KeyError, ValueError, IndexError) as e:
+            raise _fail(info, op, f"has parameters the compiled runtime cannot read ({e!r}); export the model again") from None
+    used = {i for op in info.ops for i in (*op.inputs, *op.outputs) if i >= 0} | set(info.inputs) | set(info.outputs)
+    sizes = {i: info.tensors[i].elements * _ITEMSIZE[info.tensors[i].dtype] for i in sorted(used) if not info.tensors[i].constant}
+    return LoweredModel(info, tuple(layers), sizes, info.inputs[0], info.outputs[0])
+
+
+def c_identifier(name: str) -> str:
+    """NAME if it is a valid C identifier; otherwise a TinyeffError saying what to use."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
+        raise TinyeffError(f"'{name}' is not a valid C identifier; use letters, digits and underscores, not starting with a digit")
+    return name

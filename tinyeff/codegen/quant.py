@@ -1,0 +1,101 @@
+"""Requantization constants computed as TFLM's kernels compute them when they prepare.
+
+TFLM derives each op's integer parameters from the float scales stored in the model: a Q31
+multiplier and a power-of-two shift from ``frexp``, activation ranges by quantizing 0 and 6,
+softmax's input scaling and cut-off. The compiled runtime stores the results as constants in
+flash, so they must match TFLM's to the last bit: scales are float32 in the model, and the
+products are formed in float32 or float64 exactly where TFLM forms them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def round_half_away(x: float) -> int:
+    """std::round: ties away from zero (Python's round() would round ties to even)."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def quantize_multiplier(m: float) -> tuple[int, int]:
+    """(q, shift) with m == q * 2^(shift - 31), q a Q31 value in [2^30, 2^31); tiny m flushes to 0."""
+    if m == 0.0:
+        return 0, 0
+    q, shift = math.frexp(m)
+    q_fixed = round_half_away(q * (1 << 31))
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q_fixed, shift
+
+
+def quantize_value(scale: float, zero_point: int, f: float) -> int:
+    """A real value as an int8 code, with TFLM's float32 division."""
+    return zero_point + round_half_away(float(np.float32(f) / np.float32(scale)))
+
+
+def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """The int8 range a fused activation clamps to (NONE, RELU, RELU6, RELU_N1_TO_1)."""
+    lo, hi = -128, 127
+    if activation == "RELU":
+        return max(lo, quantize_value(scale, zero_point, 0.0)), hi
+    if activation == "RELU6":
+        return max(lo, quantize_value(scale, zero_point, 0.0)), min(hi, quantize_value(scale, zero_point, 6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(lo, quantize_value(scale, zero_point, -1.0)), min(hi, quantize_value(scale, zero_point, 1.0))
+    return lo, hi
+
+
+def conv_multipliers(input_scale: float, filter_scales: tuple[float, ...], output_scale: float, channels: int):
+    """Per-channel (multipliers, shifts) of a conv: double(in) * double(filter) / double(out)."""
+    scales = filter_scales if len(filter_scales) > 1 else filter_scales * channels
+    pairs = [quantize_multiplier(float(input_scale) * float(s) / float(output_scale)) for s in scales]
+    return [q for q, _ in pairs], [s for _, s in pairs]
+
+
+def per_tensor_multiplier(input_scale: float, filter_scale: float, output_scale: float) -> tuple[int, int]:
+    """A per-tensor multiplier: TFLM multiplies the two float32 scales in float32 first."""
+    product = float(np.float32(input_scale) * np.float32(filter_scale))
+    return quantize_multiplier(product / float(output_scale))
+
+
+def out_size(padding: str, in_size: int, k: int, stride: int, dilation: int) -> int:
+    eff = (k - 1) * dilation + 1
+    return (in_size + stride - 1) // stride if padding == "SAME" else (in_size + stride - eff) // stride
+
+
+def padding_before(padding: str, in_size: int, k: int, stride: int, dilation: int) -> int:
+    """Leading padding as TFLM computes it (the odd pixel of a SAME padding goes after)."""
+    eff = (k - 1) * dilation + 1
+    total = (out_size(padding, in_size, k, stride, dilation) - 1) * stride + eff - in_size
+    return max(total, 0) // 2
+
+
+SOFTMAX_DIFF_BITS = 5  # integer bits of the scaled input difference (Q5.26)
+
+
+def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
+    """(input multiplier, left shift, diff_min) of TFLM's int8 softmax."""
+    real = min(float(np.float32(beta)) * float(input_scale) * (1 << (31 - SOFTMAX_DIFF_BITS)), (1 << 31) - 1.0)
+    mult, left_shift = quantize_multiplier(real)
+    if left_shift < 0:
+        raise ValueError("softmax input scale too small for TFLM's int8 softmax")
+    radius = math.floor(((1 << SOFTMAX_DIFF_BITS) - 1) * (1 << (31 - SOFTMAX_DIFF_BITS)) / (1 << left_shift))
+    return mult, left_shift, -radius
+
+
+ADD_LEFT_SHIFT = 20  # TFLM's headroom for int8 ADD
+
+
+def add_multipliers(a_scale: float, b_scale: float, out_scale: float) -> tuple[tuple[int, int], ...]:
+    """((a_mult, a_shift), (b_mult, b_shift), (out_mult, out_shift)) of TFLM's int8 ADD."""
+    twice_max = 2 * float(max(np.float32(a_scale), np.float32(b_scale)))
+    return (
+        quantize_multiplier(float(a_scale) / twice_max),
+        quantize_multiplier(float(b_scale) / twice_max),
+        quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * float(out_scale))),
+    )

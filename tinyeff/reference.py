@@ -1,0 +1,22 @@
+"""The host reference for on-device results: TFLite Micro itself, built for the host.
+
+Bit-exactness of the compiled runtime and of firmware on a device is judged against these
+outputs, never against a re-implementation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyeff.footprint.arena import tflm_interpreter
+
+
+def tflm_outputs(model: bytes, inputs: np.ndarray, name: str = "model") -> np.ndarray:
+    """Output 0 of the host TFLM interpreter for each int8 input in INPUTS (first axis = samples)."""
+    interp = tflm_interpreter(model, name)
+    outs = []
+    for x in inputs:
+        interp.set_input(np.ascontiguousarray(x), 0)
+        interp.invoke()
+        outs.append(np.array(interp.get_output(0), copy=True))
+    return np.stack(outs) if outs else np.zeros((0,), np.int8)
