@@ -43,7 +43,7 @@ def _layer(model: LoweredModel, plan: MemoryPlan, i: int) -> EmittedLayer:
     layer = model.layers[i]
     name = f"l{layer.index}"
     arrays = tuple((a.ctype, a.name, len(a.values), _c_values(a.values)) for a in layer.arrays)
-    ins = [_ptr(plan.offsets[t]) for t in layer.inputs]
+    ins = [layer.constants[t] if t in layer.constants else _ptr(plan.offsets[t]) for t in layer.inputs]
     out = _ptr(plan.offsets[layer.output])
     scratch = _ptr(plan.scratch[i]) if i in plan.scratch else "NULL"
     if not layer.kernel:

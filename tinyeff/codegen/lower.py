@@ -57,10 +57,11 @@ class Layer:
     struct: str  # C type of the parameter struct ("" for RESHAPE)
     fields: dict  # struct field -> int, or the name of a ConstArray
     arrays: tuple[ConstArray, ...]
-    inputs: tuple[int, ...]  # activation tensors read
+    inputs: tuple[int, ...]  # tensors read: activations, or constants named in CONSTANTS
     output: int
     inplace: str = ""  # one of INPLACE_KINDS, or "" when it must not overwrite its input
     scratch_bytes: int = 0  # needed only when it runs in place
+    constants: dict = dataclasses.field(default_factory=dict)  # constant input tensor -> its ConstArray name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,8 +200,11 @@ class _Lowering:
 
     def binary(self, op: OpInfo, name: str) -> Layer:
         a, b, out = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
-        if a.constant or b.constant:
-            raise _fail(self.info, op, "has a constant operand, which the compiled runtime does not run yet; use --runtime tflm")
+        # a constant operand (a scale or an offset the converter folded) stays in flash
+        constants = {t.index: f"{name}_const{k}" for k, t in enumerate((a, b)) if t.constant}
+        arrays = tuple(_array(constants[t.index], self.const(t.index), "int8_t") for t in (a, b) if t.constant)
+        if any(t.constant and t.dtype != "INT8" for t in (a, b)):
+            raise _fail(self.info, op, "has a constant operand that is not int8; export the model again")
 
         def period(t: TensorInfo) -> int:
             if t.elements == out.elements:
@@ -222,8 +226,8 @@ class _Lowering:
         else:
             om, osh = quant.quantize_multiplier(float(_scale(a)) * float(_scale(b)) / float(_scale(out)))
             fields.update(out_mult=om, out_shift=osh)
-        return Layer(op.index, op.op, KERNELS[op.op], "te_binary_t", fields, (), (op.inputs[0], op.inputs[1]),
-                     op.outputs[0], "elementwise")
+        return Layer(op.index, op.op, KERNELS[op.op], "te_binary_t", fields, arrays, (op.inputs[0], op.inputs[1]),
+                     op.outputs[0], "elementwise", constants=constants)
 
     def requantize(self, op: OpInfo, name: str) -> Layer:
         x, out = self.t(op.inputs[0]), self.t(op.outputs[0])

@@ -77,7 +77,8 @@ def plan_memory(model: LoweredModel, inplace: bool = True) -> MemoryPlan:
     for i, layer in enumerate(model.layers):
         first[layer.output] = min(first[layer.output], i)
         for t in layer.inputs:
-            last[t] = max(last[t], i)
+            if t in last:  # constants live in flash
+                last[t] = max(last[t], i)
 
     # blocks: tensor -> (block id, offset inside the block); members listed per block
     where = {t: (t, 0) for t in model.tensor_bytes}
@@ -101,8 +102,10 @@ def plan_memory(model: LoweredModel, inplace: bool = True) -> MemoryPlan:
         if not inplace or not layer.inplace:
             continue
         for t in layer.inputs:
+            if t not in where:
+                continue
             b = where[t][0]
-            if block_last_use(b) > i or where[layer.output][0] == b or model.tensor_bytes[t] != max(model.tensor_bytes[x] for x in layer.inputs):
+            if block_last_use(b) > i or where[layer.output][0] == b:
                 continue
             delta = _inplace_delta(layer, model.tensor_bytes[t], model.tensor_bytes[layer.output])
             if delta is None:

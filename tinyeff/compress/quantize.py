@@ -26,17 +26,21 @@ def representative_set(x: np.ndarray, seed: int = 0, n: int = REPRESENTATIVE_SAM
 
 def to_int8_tflite(logits_model, spec: ModelSpec, x_rep: np.ndarray) -> bytes:
     """Full-int8 .tflite bytes of LOGITS_MODEL (built from SPEC) with a softmax, calibrated on X_REP."""
-    tf = tensorflow()
-    from tensorflow.lite.tools import flatbuffer_utils
-
     probs = build(spec, batch_size=1, softmax=True)  # static shapes: see build()
     probs.set_weights(logits_model.get_weights())
+    return keras_to_int8(probs, x_rep)
+
+
+def keras_to_int8(model, x_rep: np.ndarray, strip: bool = True) -> bytes:
+    """Full-int8 .tflite bytes of the Keras MODEL (int8 weights per channel, int8 in and out), calibrated on X_REP."""
+    tf = tensorflow()
+    from tensorflow.lite.tools import flatbuffer_utils
 
     def samples():
         for i in range(len(x_rep)):
             yield [x_rep[i : i + 1].astype(np.float32)]
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(probs)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = samples
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -48,9 +52,11 @@ def to_int8_tflite(logits_model, spec: ModelSpec, x_rep: np.ndarray) -> bytes:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             raw = conv.convert()
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(raw))
-    flatbuffer_utils.strip_strings(model)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    if not strip:
+        return bytes(raw)
+    flat = flatbuffer_utils.read_model_from_bytearray(bytearray(raw))
+    flatbuffer_utils.strip_strings(flat)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
 
 
 def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:

@@ -1,0 +1,82 @@
+"""The compiled runtime, built for the host, against the host TFLM interpreter: byte for byte."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from op_models import case_names, make_case
+from tinyeff.codegen import build_for_host, compile_model, plan_memory
+from tinyeff.errors import TinyeffError
+from tinyeff.footprint import host_tflm_arena, load_model_file, read_model
+from tinyeff.reference import tflm_outputs
+
+N_INPUTS = 1000
+
+
+def _random_inputs(info, n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-128, 128, (n, *info.input().shape), dtype=np.int8)
+
+
+@pytest.mark.parametrize("case", case_names())
+def test_every_op_case_is_bit_exact_with_tflm(case, tmp_path):
+    data = make_case(case)
+    info = read_model(data, case)
+    host = build_for_host(data, info, tmp_path, case)
+    x = _random_inputs(info, N_INPUTS, seed=1)
+    want = tflm_outputs(data, x).reshape(N_INPUTS, -1)
+    got = host.run(x).reshape(N_INPUTS, -1)
+    assert np.array_equal(want, got), f"{(want != got).any(axis=1).sum()} of {N_INPUTS} outputs differ"
+
+
+def test_kws_reference_is_bit_exact_on_varied_inputs(kws_model, tmp_path):
+    data, info = load_model_file(kws_model)
+    host = build_for_host(data, info, tmp_path, "kws_ref_model.tflite")
+    rng = np.random.default_rng(2)
+    zp = info.input().zero_points[0]
+    # uniform inputs saturate the softmax; inputs near the zero point give every class a chance
+    x = np.concatenate([_random_inputs(info, 400, 3)] + [
+        np.clip(np.round(rng.normal(zp, std, (200, *info.input().shape))), -128, 127).astype(np.int8) for std in (2, 8, 20)])
+    want = tflm_outputs(data, x).reshape(len(x), -1)
+    got = host.run(x)
+    assert len(np.unique(want.argmax(axis=1))) >= 4  # the inputs reach several classes
+    assert np.array_equal(want, got)
+
+
+def test_kws_plan_needs_far_less_than_tflm(kws_model):
+    data, info = load_model_file(kws_model)
+    plan = compile_model(data, info, "kws").plan
+    tflm = host_tflm_arena(data)
+    assert plan.arena_bytes <= 0.6 * tflm.total
+    assert plan.arena_bytes < tflm.head  # in-place ops beat TFLM's activation plan, not only its tail
+    lifetimes_only = plan_memory(compile_model(data, info, "kws").model, inplace=False)
+    assert lifetimes_only.arena_bytes >= tflm.head  # without in-place ops the plan is no better than TFLM's
+
+
+def test_plan_keeps_live_tensors_apart(kws_model):
+    data, info = load_model_file(kws_model)
+    compiled = compile_model(data, info, "kws")
+    model, plan = compiled.model, compiled.plan
+    # every tensor lies inside the arena; any two that are live at once at a layer that does not
+    # run in place occupy disjoint bytes
+    spans = {t: (o, o + model.tensor_bytes[t]) for t, o in plan.offsets.items()}
+    assert all(0 <= a and b <= plan.arena_bytes for a, b in spans.values())
+    for i, layer in enumerate(model.layers):
+        if i in plan.inplace or not layer.kernel:
+            continue
+        for t in layer.inputs:
+            a, b = spans[t]
+            c, d = spans[layer.output]
+            assert b <= c or d <= a, f"layer {i} writes over its own input"
+
+
+def test_unsupported_op_is_named_with_the_runtime_that_has_it(tmp_path):
+    from tinyeff._native import tensorflow
+    from tinyeff.compress.quantize import keras_to_int8
+
+    keras = tensorflow().keras
+    x = keras.Input((6, 5, 3), batch_size=1)
+    model = keras.Model(x, keras.layers.GlobalAveragePooling2D()(keras.layers.Activation("sigmoid")(x)))
+    data = keras_to_int8(model, np.random.default_rng(0).normal(size=(16, 6, 5, 3)).astype(np.float32))
+    with pytest.raises(TinyeffError, match=r"LOGISTIC.*compiled runtime does not support.*--runtime tflm"):
+        compile_model(data, read_model(data, "sig"), "sig")
