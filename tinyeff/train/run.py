@@ -8,18 +8,15 @@ and renamed into place at the end, so a failure leaves no partial run.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from tinyeff import __version__
 from tinyeff._native import tensorflow
+from tinyeff.atomic import write_run  # noqa: F401  (runs are written atomically)
 from tinyeff.data.dataset import Dataset
 from tinyeff.errors import TinyeffError
 from tinyeff.models.projection_features import project
@@ -69,24 +66,6 @@ class Run:
     def metrics(self) -> dict:
         p = self.path / METRICS
         return json.loads(p.read_text()) if p.exists() else {}
-
-
-@contextlib.contextmanager
-def write_run(out: Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory that becomes OUT only if the block succeeds."""
-    out = Path(out)
-    if out.exists() and not force:
-        raise TinyeffError(f"'{out}' already exists; choose another --out or pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def save_run(tmp: Path, *, spec: ModelSpec, train: TrainConfig, data: Dataset, data_source: dict, model, metrics: dict) -> None:

@@ -1,0 +1,24 @@
+/* What a board port gives the protocol: a byte stream, a free-running tick counter, an exit. */
+#ifndef TE_PORT_H
+#define TE_PORT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void te_port_init(void);
+void te_port_putc(char c);
+int te_port_getc(void);            /* blocks; returns 0..255 */
+uint64_t te_port_ticks(void);      /* monotonic, te_port_ticks_hz() per second */
+uint32_t te_port_ticks_hz(void);
+const char *te_port_timer_name(void);
+uint32_t te_port_stack_used(void); /* high-water mark of the stack in bytes, 0 if unknown */
+void te_port_exit(int status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
