@@ -225,6 +225,36 @@ def _tensor_json(t) -> dict:
             "scale": t.scales[0] if t.scales else 0.0, "zero_point": t.zero_points[0] if t.zero_points else 0}
 
 
+# ---------------------------------------------------------------- boards / generate
+
+
+def cmd_boards(args) -> int:
+    from tinyeff.boards import all_boards
+
+    boards = list(all_boards().values())
+    if args.json:
+        import dataclasses
+
+        print(json.dumps([dataclasses.asdict(b) for b in boards], indent=2))
+        return 0
+    print(f"{'id':20s} {'core':14s} {'clock':>8s} {'flash':>9s} {'RAM':>9s}  {'builds with':12s} emulator")
+    for b in boards:
+        builds = "make" if b.baremetal else f"pio {b.platformio.board}"
+        emu = f"{b.emulator.kind} {b.emulator.machine or b.emulator.platform}" if b.emulator else "-"
+        print(f"{b.id:20s} {b.core:14s} {b.clock_hz / 1e6:6.0f}MHz {b.flash_kib:>6d}KiB {b.ram_kib:>6d}KiB  {builds:12s} {emu}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from tinyeff.generate import generate
+
+    out = generate(Path(args.model), args.board, args.runtime, Path(args.out), force=args.force)
+    man = json.loads((out / "tinyeff.json").read_text())
+    print(f"generated {out} for {man['board']} ({man['runtime']} runtime): arena {man['arena_bytes']:,} B, "
+          f"ops {', '.join(man['ops'])}; build it with 'make -C {out}'")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -275,6 +305,18 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_inspect)
+
+    b = sub.add_parser("boards", help="the boards tinyeff knows")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_boards)
+
+    g = sub.add_parser("generate", help="a firmware project for an int8 .tflite on a board")
+    g.add_argument("model")
+    g.add_argument("--board", required=True)
+    g.add_argument("--runtime", default="compiled", help="compiled (the model as C99; default)")
+    g.add_argument("--out", required=True, help="project directory to create")
+    g.add_argument("--force", action="store_true", help="replace --out if it exists")
+    g.set_defaults(func=cmd_generate)
     return p
 
 
