@@ -311,8 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_boards)
 
     g = sub.add_parser("generate", help="a firmware project for an int8 .tflite on a board")
-    g.add_argument("model")
-    g.add_argument("--board", required=True)
+    g.add_argument("model", help="an int8 .tflite (one the kit made, or a third party's)")
+    g.add_argument("--board", required=True, help="a board id from 'tinyeff boards' (the compiled runtime builds for qemu-* boards)")
     g.add_argument("--runtime", default="compiled", help="compiled (the model as C99; default)")
     g.add_argument("--out", required=True, help="project directory to create")
     g.add_argument("--force", action="store_true", help="replace --out if it exists")

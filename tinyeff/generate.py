@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tinyeff import __version__
 from tinyeff.atomic import write_run
-from tinyeff.boards import Board, get_board
+from tinyeff.boards import Board, all_boards, get_board
 from tinyeff.codegen import CompiledModel, compile_model
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import load_model_file, require_int8
@@ -102,6 +102,4 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
 
 
 def _baremetal_ids() -> list[str]:
-    from tinyeff.boards import all_boards
-
     return [b.id for b in all_boards().values() if b.baremetal is not None]

@@ -41,6 +41,9 @@ SUPPORTED_OPS = tuple(KERNELS)
 #   "rows": a depthwise conv that first saves the input rows it needs in a ring of rows.
 INPLACE_KINDS = ("elementwise", "pixel", "rows")
 
+# TFLM runs these models, but tinyeff does not generate TFLM projects yet (issue 3 in progress)
+TFLM_HINT = "TFLM may run it, but tinyeff does not generate TFLM projects yet, so change that part of the model"
+
 
 @dataclasses.dataclass(frozen=True)
 class ConstArray:
@@ -115,6 +118,16 @@ class _Lowering:
         out = self.t(op.outputs[0])
         return quant.activation_range(op.options.get("fused_activation_function", "NONE"), _scale(out), _zp(out))
 
+    def weights(self, op: OpInfo, name: str, mult, shift) -> tuple[list[ConstArray], dict]:
+        """Filter, bias and requantization arrays of a conv or dense op, and the struct fields naming them."""
+        arrays = [_array(f"{name}_filter", self.const(op.inputs[1]), "int8_t"),
+                  _array(f"{name}_mult", mult, "int32_t"), _array(f"{name}_shift", shift, "int8_t")]
+        has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0
+        if has_bias:
+            arrays.append(_array(f"{name}_bias", self.const(op.inputs[2]), "int32_t"))
+        refs = dict(filter=f"{name}_filter", bias=f"{name}_bias" if has_bias else "NULL", mult=f"{name}_mult", shift=f"{name}_shift")
+        return arrays, refs
+
     def conv(self, op: OpInfo, name: str) -> Layer:
         x, w, out = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
         depthwise = op.op == "DEPTHWISE_CONV_2D"
@@ -125,26 +138,21 @@ class _Lowering:
         else:
             _, kh, kw, fic = w.shape
             if fic != ic:
-                raise _fail(self.info, op, "is a grouped convolution, which the compiled runtime does not run; use --runtime tflm")
+                raise _fail(self.info, op, f"is a grouped convolution, which the compiled runtime does not run; {TFLM_HINT}")
         o = op.options
         sh, sw, dh, dw = o["stride_h"], o["stride_w"], o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)
         if (quant.out_size(o["padding"], ih, kh, sh, dh), quant.out_size(o["padding"], iw, kw, sw, dw)) != (oh, ow):
             raise _fail(self.info, op, f"has output {oh}x{ow}, which its padding and strides do not give; export the model again")
         mult, shift = quant.conv_multipliers(_scale(x), w.scales, _scale(out), oc)
         lo, hi = self.act(op)
-        has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0
-        arrays = [_array(f"{name}_filter", self.const(op.inputs[1]), "int8_t"),
-                  _array(f"{name}_mult", mult, "int32_t"), _array(f"{name}_shift", shift, "int8_t")]
-        if has_bias:
-            arrays.append(_array(f"{name}_bias", self.const(op.inputs[2]), "int32_t"))
+        arrays, refs = self.weights(op, name, mult, shift)
         fields = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
                       stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,
                       pad_top=quant.padding_before(o["padding"], ih, kh, sh, dh),
                       pad_left=quant.padding_before(o["padding"], iw, kw, sw, dw),
                       depth_mult=o.get("depth_multiplier", 1) if depthwise else 1,
                       in_offset=-_zp(x), out_offset=_zp(out), act_min=lo, act_max=hi,
-                      filter=f"{name}_filter", bias=f"{name}_bias" if has_bias else "NULL",
-                      mult=f"{name}_mult", shift=f"{name}_shift")
+                      **refs)
         if depthwise:
             span = (kh - 1) * dh + 1
             return Layer(op.index, op.op, KERNELS[op.op], "te_conv_t", fields, tuple(arrays), (op.inputs[0],),
@@ -164,15 +172,10 @@ class _Lowering:
             m, s = quant.per_tensor_multiplier(_scale(x), _scale(w), _scale(out))
             mult, shift = [m], [s]
         lo, hi = self.act(op)
-        has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0
-        arrays = [_array(f"{name}_filter", self.const(op.inputs[1]), "int8_t"),
-                  _array(f"{name}_mult", mult, "int32_t"), _array(f"{name}_shift", shift, "int8_t")]
-        if has_bias:
-            arrays.append(_array(f"{name}_bias", self.const(op.inputs[2]), "int32_t"))
+        arrays, refs = self.weights(op, name, mult, shift)
         fields = dict(rows=x.elements // in_depth, in_depth=in_depth, out_depth=out_depth, in_offset=-_zp(x),
                       filter_offset=-_zp(w), out_offset=_zp(out), act_min=lo, act_max=hi,
-                      per_channel=int(len(w.scales) > 1), filter=f"{name}_filter",
-                      bias=f"{name}_bias" if has_bias else "NULL", mult=f"{name}_mult", shift=f"{name}_shift")
+                      per_channel=int(len(w.scales) > 1), **refs)
         return Layer(op.index, op.op, KERNELS[op.op], "te_fc_t", fields, tuple(arrays), (op.inputs[0],), op.outputs[0])
 
     def pool(self, op: OpInfo, name: str) -> Layer:
@@ -213,7 +216,7 @@ class _Lowering:
             while shape and shape[0] == 1:
                 shape = shape[1:]
             if tuple(out.shape[len(out.shape) - len(shape):]) != shape:
-                raise _fail(self.info, op, f"broadcasts {t.shape} to {out.shape} in a way the compiled runtime does not run; use --runtime tflm")
+                raise _fail(self.info, op, f"broadcasts {t.shape} to {out.shape} in a way the compiled runtime does not run; {TFLM_HINT}")
             return t.elements
 
         lo, hi = self.act(op)
@@ -253,7 +256,7 @@ class _Lowering:
         out = self.t(op.outputs[0])
         ins = [self.t(i) for i in op.inputs]
         if any(t.constant for t in ins):
-            raise _fail(self.info, op, "concatenates a constant, which the compiled runtime does not run yet; use --runtime tflm")
+            raise _fail(self.info, op, f"concatenates a constant, which the compiled runtime does not run yet; {TFLM_HINT}")
         if any((_scale(t), _zp(t)) != (_scale(out), _zp(out)) for t in ins):
             raise _fail(self.info, op, "concatenates tensors of different quantization; export the model again")
         axis = op.options.get("axis", -1) % len(out.shape)
@@ -283,7 +286,7 @@ def check_compilable(info: ModelInfo) -> None:
     if unsupported:
         raise TinyeffError(
             f"'{info.name}' uses {', '.join(unsupported)}, which the compiled runtime does not support "
-            f"(it runs {', '.join(SUPPORTED_OPS)}); generate it with --runtime tflm instead"
+            f"(it runs {', '.join(SUPPORTED_OPS)}); {TFLM_HINT}"
         )
     if info.subgraphs != 1 or len(info.inputs) != 1 or len(info.outputs) != 1:
         raise TinyeffError(f"'{info.name}' has {info.subgraphs} subgraphs, {len(info.inputs)} inputs and {len(info.outputs)} outputs; "

@@ -46,7 +46,6 @@ def _rows_safe(f: dict, delta: int) -> bool:
             if written[1] > written[0] and r * in_row < written[1] and (r + 1) * in_row > written[0]:
                 return False
         copied = max(copied, last)
-    # every output row must stay inside what the ring protects: rows past the input are never read
     return True
 
 

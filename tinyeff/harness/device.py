@@ -60,6 +60,12 @@ class SerialDevice:
     def close(self) -> None:
         self._port.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -113,9 +119,3 @@ class QemuDevice(SerialDevice):
             self.proc.wait(timeout=10)
             if self.proc.stdout:
                 self.proc.stdout.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -16,7 +16,6 @@ import numpy as np
 
 from tinyeff import __version__
 from tinyeff._native import tensorflow
-from tinyeff.atomic import write_run  # noqa: F401  (runs are written atomically)
 from tinyeff.data.dataset import Dataset
 from tinyeff.errors import TinyeffError
 from tinyeff.models.projection_features import project
