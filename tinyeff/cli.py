@@ -255,6 +255,81 @@ def cmd_generate(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- flash / bench / demo
+
+
+def cmd_flash(args) -> int:
+    from tinyeff.harness.bench import Project
+    from tinyeff.harness.flash import flash
+
+    print(flash(Project.load(Path(args.project)), args.port))
+    return 0
+
+
+def bench_summary(r) -> list[str]:
+    unit = r.latency_unit
+    lines = [
+        f"bench of {r.samples} samples on {r.board} ({r.runtime} runtime) over {r.device}",
+        f"  accuracy on the device   {_pct(r.accuracy)}   (host TFLM int8: {_pct(r.host_accuracy)})",
+        f"  agreement with host TFLM {_pct(r.exact_agreement)} of outputs bit-exact, {_pct(r.top1_agreement)} same top-1",
+        f"  latency                  {r.latency_median:,.0f} {unit} per inference (median; min {r.latency_min:,.0f}, "
+        f"max {r.latency_max:,.0f}; {r.timer} timer)" + (f", {r.latency_us_median:,.0f} us" if r.latency_us_median else ""),
+        f"  memory                   arena {r.arena_bytes:,} B + stack {r.stack_bytes:,} B (painted high-water mark)",
+        f"  link                     {r.resets} device resets, {r.retries} exchanges retried, {r.errors} samples lost to errors",
+    ]
+    if unit == "emulated instructions":
+        lines.append("  (an emulator counts instructions; it is not a board's cycle count or latency)")
+    lines.append("  per layer (last inference):")
+    lines += [f"    {l.index:3d} {l.op:22s} {l.latency:>14,.0f} {unit}" for l in r.layers]
+    return lines
+
+
+def cmd_bench(args) -> int:
+    from tinyeff.harness.bench import Project, bench_inputs, run_bench, write_json, write_junit, write_plot
+    from tinyeff.harness.dut import Dut
+    from tinyeff.harness.flash import open_device
+
+    project = Project.load(Path(args.project))
+    x, y = bench_inputs(args.data, project.model, args.lang)
+    if args.limit:
+        x, y = x[: args.limit], y[: args.limit]
+    progress = Progress(args.quiet)
+    with open_device(project, args.port, args.emulator) as device:
+        dut = Dut(device, timeout=args.timeout)
+        dut.wait_ready()
+        result = run_bench(project, dut, device, x, y,
+                           lambda i, n: progress.transient(f"bench: sample {i}/{n}") if i < n else progress(f"bench: {n} samples done"))
+    print("\n".join(bench_summary(result)))
+    if args.json:
+        write_json(result, Path(args.json))
+    if args.junit:
+        write_junit(result, Path(args.junit), args.min_accuracy)
+    if args.plot:
+        write_plot(result, Path(args.plot))
+    failed = result.errors or result.exact_agreement < 1.0 or (args.min_accuracy is not None and result.accuracy < args.min_accuracy)
+    return 1 if failed else 0
+
+
+def cmd_demo(args) -> int:
+    """The README's main job, end to end on an emulated board."""
+    out = Path(args.out)
+    run, small, project = out / "run", out / "small", out / f"firmware-{args.board}"
+    steps = [
+        ["train", "dscnn", "--data", "digits", "--out", str(run), "--force"],
+        ["shrink", str(run), "--flash-kib", "12", "--ram-kib", "6", "--out", str(small), "--force"],
+        ["inspect", str(small / "model.int8.tflite")],
+        ["generate", str(small / "model.int8.tflite"), "--board", args.board, "--out", str(project), "--force"],
+        ["bench", str(project), "--data", str(small), "--json", str(out / "bench.json"),
+         "--junit", str(out / "bench.xml"), "--plot", str(out / "bench.png")],
+    ]
+    for step in steps:
+        print(f"\n$ tinyeff {' '.join(step)}", flush=True)
+        rc = main(step)
+        if rc:
+            return rc
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -317,6 +392,31 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="project directory to create")
     g.add_argument("--force", action="store_true", help="replace --out if it exists")
     g.set_defaults(func=cmd_generate)
+
+    f = sub.add_parser("flash", help="build a generated project and put it on its board")
+    f.add_argument("project", help="a directory made by 'tinyeff generate'")
+    f.add_argument("--port", help="upload port of a real board (default: PlatformIO finds it)")
+    f.set_defaults(func=cmd_flash)
+
+    be = sub.add_parser("bench", help="run a test set on the device: accuracy, agreement with host TFLM, latency, memory")
+    be.add_argument("project", help="a directory made by 'tinyeff generate'")
+    be.add_argument("--data", required=True, help="the run directory the model came from (its test split), or a dataset")
+    be.add_argument("--port", help="the board's serial port as a pyserial URL (/dev/ttyACM0, socket://host:port, rfc2217://...)")
+    be.add_argument("--emulator", choices=("qemu", "renode"), help="run on an emulator (default for qemu-* boards)")
+    be.add_argument("--lang", default="en")
+    be.add_argument("--limit", type=int, help="bench only the first N samples")
+    be.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply before retrying")
+    be.add_argument("--min-accuracy", type=float, help="fail (exit 1, JUnit failure) below this accuracy, e.g. 0.9")
+    be.add_argument("--json", help="write the full result as JSON")
+    be.add_argument("--junit", help="write JUnit XML (one case per sample) for CI")
+    be.add_argument("--plot", help="write a PNG of the latency distribution and per-layer latency")
+    be.add_argument("--quiet", action="store_true")
+    be.set_defaults(func=cmd_bench)
+
+    d = sub.add_parser("demo", help="train, shrink, quantize, generate, build and bench on an emulated board, end to end")
+    d.add_argument("--out", default="demo-out")
+    d.add_argument("--board", default="qemu-mps2-an386")
+    d.set_defaults(func=cmd_demo)
     return p
 
 

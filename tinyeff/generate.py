@@ -40,6 +40,7 @@ def manifest(model_name: str, board: Board, runtime: str, compiled: CompiledMode
     return {
         "tinyeff_version": __version__,
         "model": model_name,
+        "model_file": f"model/{model_name}",
         "model_sha256": info.sha256,
         "model_bytes": info.size_bytes,
         "runtime": runtime,
@@ -97,6 +98,8 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
         (tmp / "Makefile").write_text(render("baremetal/Makefile.j2", **values))
         (tmp / "link.ld").write_text(render("baremetal/link.ld.j2", **values))
         (tmp / "README.md").write_text(render("baremetal/README.md.j2", **values))
+        (tmp / "model").mkdir()
+        (tmp / man["model_file"]).write_bytes(data)  # the host reference for benches of this firmware
         (tmp / MANIFEST).write_text(json.dumps(man, indent=2) + "\n")
     return out
 

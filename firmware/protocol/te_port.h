@@ -10,7 +10,7 @@ extern "C" {
 
 void te_port_init(void);
 void te_port_putc(char c);
-int te_port_getc(void);            /* blocks; returns 0..255 */
+int te_port_poll(void);            /* a received byte 0..255, or -1 at once when none is waiting */
 uint64_t te_port_ticks(void);      /* monotonic, te_port_ticks_hz() per second */
 uint32_t te_port_ticks_hz(void);
 const char *te_port_timer_name(void);

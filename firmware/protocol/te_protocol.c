@@ -27,7 +27,32 @@ static size_t db_size, db_pos;
 static uint64_t layer_mark;
 static uint32_t layer_ticks[TINYEFF_LAYERS];
 
-static void put(const char *s) { while (*s) te_port_putc(*s++); }
+/* te-put: raw bytes still to come for db[bin_pos..], their expected CRC, when the last came */
+static size_t bin_pos, bin_left, bin_off, bin_len;
+static uint32_t bin_crc;
+static uint64_t bin_last_tick;
+
+/* CRC-32 of every byte sent since a te- command began: its reply ends with it, so the host
+ * can tell a damaged reply from a good one. */
+static uint32_t line_crc;
+
+/* CRC-32 as zlib computes it (reflected polynomial 0xEDB88320), one byte at a time: no table
+ * in flash, and the inputs are a few hundred bytes. Start with 0, chain the results. */
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
+  crc = ~crc;
+  while (n--) {
+    crc ^= *p++;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+static void out(char c) {
+  line_crc = crc32_update(line_crc, (const uint8_t *)&c, 1);
+  te_port_putc(c);
+}
+
+static void put(const char *s) { while (*s) out(*s++); }
 
 static void put_u64(uint64_t v) {
   char buf[21];
@@ -39,11 +64,23 @@ static void put_u64(uint64_t v) {
 
 static void put_hex8(uint8_t v) {
   static const char digits[] = "0123456789abcdef";
-  te_port_putc(digits[v >> 4]);
-  te_port_putc(digits[v & 15]);
+  out(digits[v >> 4]);
+  out(digits[v & 15]);
 }
 
 static void ready(void) { put("m-ready\r\n"); }
+
+static void put_hex32(uint32_t v) {
+  for (int i = 28; i >= 0; i -= 4) out("0123456789abcdef"[(v >> i) & 15u]);
+}
+
+/* The last line of every te- reply: the CRC-32 of the reply's bytes before it. */
+static void crc_line(void) {
+  uint32_t crc = line_crc;
+  put("m-te-crc-[");
+  put_hex32(crc);
+  put("]\r\n");
+}
 
 /* Decimal argument; -1 when missing or not a number. Digits past 9 are refused, not wrapped. */
 static long parse_count(const char *s) {
@@ -64,6 +101,18 @@ static int hex_value(char c) {
   return -1;
 }
 
+/* Exactly 8 hex digits, as the host sends a CRC; 0 when malformed (with *ok = 0). */
+static uint32_t parse_hex32(const char *s, int *ok) {
+  uint32_t v = 0;
+  *ok = s && strlen(s) == 8;
+  for (int i = 0; *ok && i < 8; ++i) {
+    int d = hex_value(s[i]);
+    if (d < 0) *ok = 0;
+    v = v << 4 | (uint32_t)(d & 15);
+  }
+  return *ok ? v : 0;
+}
+
 static void lap(void) {
   put("m-lap-us-");
   put_u64(te_port_ticks() * 1000000u / te_port_ticks_hz());
@@ -82,18 +131,18 @@ static void invoke(void) {
 }
 
 static void results(void) {
-  const int8_t *out = tinyeff_output();
+  const int8_t *y = tinyeff_output();
   put("m-results-[");
   for (int i = 0; i < TINYEFF_OUTPUT_BYTES; ++i) {
     /* dequantized with 3 decimals, as the MLPerf Tiny reference prints its results */
-    int32_t milli = (int32_t)((float)(out[i] - TINYEFF_OUTPUT_ZERO_POINT) * TINYEFF_OUTPUT_SCALE * 1000.0f);
-    if (milli < 0) { te_port_putc('-'); milli = -milli; }
+    int32_t milli = (int32_t)((float)(y[i] - TINYEFF_OUTPUT_ZERO_POINT) * TINYEFF_OUTPUT_SCALE * 1000.0f);
+    if (milli < 0) { out('-'); milli = -milli; }
     put_u64((uint64_t)(milli / 1000));
-    te_port_putc('.');
-    te_port_putc((char)('0' + milli / 100 % 10));
-    te_port_putc((char)('0' + milli / 10 % 10));
-    te_port_putc((char)('0' + milli % 10));
-    if (i + 1 < TINYEFF_OUTPUT_BYTES) te_port_putc(',');
+    out('.');
+    out((char)('0' + milli / 100 % 10));
+    out((char)('0' + milli / 10 % 10));
+    out((char)('0' + milli % 10));
+    if (i + 1 < TINYEFF_OUTPUT_BYTES) out(',');
   }
   put("]\r\n");
 }
@@ -120,6 +169,60 @@ static void infer(const char *n_arg, const char *w_arg) {
   lap();
   put("m-infer-done\r\n");
   results();
+}
+
+/* te-put OFF LEN CRC: LEN raw bytes follow the '%' and land in db[OFF..]; their CRC-32 must
+ * equal CRC. A binary upload takes half the bytes of hex, and a CRC per chunk means a corrupted
+ * chunk is sent again instead of poisoning the input. */
+static void te_put(const char *off_arg, const char *len_arg, const char *crc_arg) {
+  long off = parse_count(off_arg), len = parse_count(len_arg);
+  int ok;
+  uint32_t crc = parse_hex32(crc_arg, &ok);
+  if (off < 0 || len <= 0 || !ok) { put("e-[Usage: te-put OFFSET LENGTH CRC32HEX, then LENGTH raw bytes]\r\n"); crc_line(); ready(); return; }
+  if ((size_t)off + (size_t)len > sizeof db) {
+    put("e-[te-put past the end of the "); put_u64(sizeof db); put("-byte input]\r\n"); crc_line(); ready(); return;
+  }
+  bin_off = bin_pos = (size_t)off;
+  bin_len = bin_left = (size_t)len;
+  bin_crc = crc;
+  bin_last_tick = te_port_ticks();
+  /* no reply yet: it comes when the bytes are in (te_put_byte) or stop coming (te_protocol_idle) */
+}
+
+static void te_put_byte(uint8_t b) {
+  db[bin_pos++] = b;
+  bin_last_tick = te_port_ticks();
+  if (--bin_left) return;
+  line_crc = 0;
+  if (crc32_update(0, db + bin_off, bin_len) != bin_crc) {
+    put("e-[te-put CRC mismatch]\r\n");
+  } else {
+    db_size = TINYEFF_INPUT_BYTES;
+    if (bin_off + bin_len > db_pos) db_pos = bin_off + bin_len;
+    put("m-te-put-ok\r\n");
+  }
+  crc_line();
+  ready();
+}
+
+/* te-run CRC: one inference on db if its CRC-32 is CRC; the reply carries the output bytes,
+ * the ticks it took and a CRC-32 of that text. */
+static void te_run(const char *crc_arg) {
+  int ok;
+  uint32_t want = parse_hex32(crc_arg, &ok);
+  if (!ok) { put("e-[Usage: te-run CRC32HEX of the whole input]\r\n"); return; }
+  uint32_t have = crc32_update(0, db, TINYEFF_INPUT_BYTES);
+  if (have != want) { put("e-[te-run input CRC "); put_hex32(have); put(", expected "); put_hex32(want); put("]\r\n"); return; }
+  memcpy(tinyeff_input(), db, TINYEFF_INPUT_BYTES);
+  uint64_t start = te_port_ticks();
+  invoke();
+  uint64_t ticks = te_port_ticks() - start;
+  const int8_t *y = tinyeff_output();
+  put("m-te-run-[");
+  for (int i = 0; i < TINYEFF_OUTPUT_BYTES; ++i) put_hex8((uint8_t)y[i]);
+  put("]-[");
+  put_u64(ticks);
+  put("]\r\n");
 }
 
 static void db_command(char *sub, char *arg) {
@@ -170,6 +273,7 @@ static void run_command(void) {
   char *word[4];
   split(cmd, word);
   char *tok = word[0];
+  line_crc = 0;
   if (!tok) {
     put("e-[Empty command]\r\n");
   } else if (strcmp(tok, "name") == 0) {
@@ -181,19 +285,29 @@ static void run_command(void) {
     put("m-model-[tinyeff-"); put(TINYEFF_MODEL_SHA256); put("]\r\n");
   } else if (strcmp(tok, "help") == 0) {
     put("tinyeff DUT: name, timestamp, profile, db load N, db HEX, db print, infer N [W], results, "
-        "te-sig, te-out, te-mem, te-layers\r\n");
+        "te-sig, te-out, te-mem, te-layers, te-put OFF LEN CRC, te-run CRC\r\n");
   } else if (strcmp(tok, "db") == 0) {
     db_command(word[1], word[2]);
   } else if (strcmp(tok, "infer") == 0) {
     infer(word[1], word[2]);
   } else if (strcmp(tok, "results") == 0) {
     results();
+  } else if (strcmp(tok, "te-put") == 0) {
+    te_put(word[1], word[2], word[3]);
+    return; /* replies once its raw bytes are in */
+  } else if (strcmp(tok, "te-run") == 0) {
+    te_run(word[1]);
+#ifdef TE_FAULT_COMMAND
+  } else if (strcmp(tok, "te-fault") == 0) {
+    /* built only for the harness's fault tests: an undefined instruction, escalated to HardFault */
+    __asm__ volatile("udf #0");
+#endif
   } else if (strcmp(tok, "te-sig") == 0) {
     put("m-te-sig-["); put(TINYEFF_MODEL_SHA256); put("]-["); put(TE_RUNTIME); put("]-["); put(TE_BOARD_ID); put("]\r\n");
   } else if (strcmp(tok, "te-out") == 0) {
-    const int8_t *out = tinyeff_output();
+    const int8_t *y = tinyeff_output();
     put("m-te-out-[");
-    for (int i = 0; i < TINYEFF_OUTPUT_BYTES; ++i) put_hex8((uint8_t)out[i]);
+    for (int i = 0; i < TINYEFF_OUTPUT_BYTES; ++i) put_hex8((uint8_t)y[i]);
     put("]\r\n");
   } else if (strcmp(tok, "te-mem") == 0) {
     put("m-te-mem-arena-"); put_u64(TINYEFF_ARENA_BYTES); put("-stack-"); put_u64(te_port_stack_used()); put("\r\n");
@@ -203,11 +317,14 @@ static void run_command(void) {
   } else {
     put("e-[Unknown command: "); put(tok); put("]\r\n");
   }
+  if (tok && strncmp(tok, "te-", 3) == 0) crc_line();
   ready();
 }
 
 void te_protocol_byte(char c) {
-  if (c == '%') {
+  if (bin_left) {
+    te_put_byte((uint8_t)c);
+  } else if (c == '%') {
     if (cmd_overflow) {
       put("e-[Command longer than "); put_u64(TE_CMD_MAX); put(" bytes]\r\n");
       ready();
@@ -226,8 +343,23 @@ void te_protocol_byte(char c) {
   }
 }
 
+void te_protocol_idle(void) {
+  /* dropped bytes would leave te-put waiting forever: give up after 100 ms of silence */
+  if (bin_left && te_port_ticks() - bin_last_tick > te_port_ticks_hz() / 10u) {
+    line_crc = 0;
+    put("e-[te-put timed out with "); put_u64(bin_left); put(" of "); put_u64(bin_len); put(" bytes missing]\r\n");
+    bin_left = 0;
+    crc_line();
+    ready();
+  }
+}
+
 void te_protocol_main(void) {
   put("m-init-done\r\n");
   ready();
-  for (;;) te_protocol_byte((char)te_port_getc());
+  for (;;) {
+    int c = te_port_poll();
+    if (c >= 0) te_protocol_byte((char)c);
+    else te_protocol_idle();
+  }
 }

@@ -2,7 +2,19 @@
  *
  * Commands end with '%'; every reply ends with "m-ready"; errors are "e-[...]". The line
  * buffer is bounded: bytes past its end are counted and the command is refused as too long,
- * so no input can overflow it.
+ * so no input can overflow it. After a reset the device sends "m-init-done" again.
+ *
+ * tinyeff's commands next to the MLPerf Tiny ones:
+ *   te-sig              m-te-sig-[model sha256]-[runtime]-[board]
+ *   te-out              m-te-out-[output bytes, hex] of the last inference
+ *   te-mem              m-te-mem-arena-N-stack-M (stack: painted high-water mark)
+ *   te-layers           m-te-timer-[name]-hz-N, then m-te-layer-I-TICKS per layer
+ *   te-put OFF LEN CRC  then LEN raw bytes into the input at OFF; CRC-32 (zlib) in 8 hex digits;
+ *                       m-te-put-ok, or an error on a CRC mismatch or 100 ms without a byte
+ *   te-run CRC          one inference if the whole input has CRC-32 CRC:
+ *                       m-te-run-[output bytes, hex]-[timer ticks it took]
+ * Every te- reply ends with m-te-crc-[CRC-32 of the reply's bytes before that line], then
+ * m-ready, so the host can tell a reply damaged on the link from a good one and ask again.
  */
 #ifndef TE_PROTOCOL_H
 #define TE_PROTOCOL_H
@@ -18,6 +30,8 @@ extern "C" {
 
 /* Feed one received byte; runs the command when it is the terminator. */
 void te_protocol_byte(char c);
+/* Call when no byte is waiting: ends a te-put whose bytes stopped coming. */
+void te_protocol_idle(void);
 /* Print the banner and serve commands forever. */
 void te_protocol_main(void);
 /* Called by the model after each layer (TINYEFF_LAYER_HOOK). */

@@ -38,8 +38,8 @@ void te_port_putc(char c) {
   UART_DATA = (uint8_t)c;
 }
 
-int te_port_getc(void) {
-  while (!(UART_STATE & 2u)) { /* RX empty */ }
+int te_port_poll(void) {
+  if (!(UART_STATE & 2u)) return -1; /* RX empty */
   return (int)(UART_DATA & 0xFFu);
 }
 

@@ -1,0 +1,146 @@
+"""tinyeff bench on emulated boards, and the faults a bench must survive or name.
+
+The kit's own digits model runs in QEMU through the serial protocol; its outputs must be the
+host TFLM interpreter's, byte for byte. The faults are real: QEMU's board is reset through its
+monitor mid-bench, a relay damages 1 % of the bytes on the link, firmware built from another
+model is refused, and a firmware that faults reports its PC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import threading
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from link_faults import CorruptingRelay
+from tinyeff.boards import get_board
+from tinyeff.cli import main
+from tinyeff.errors import TinyeffError
+from tinyeff.generate import generate
+from tinyeff.harness.bench import Project, bench_inputs, run_bench
+from tinyeff.harness.device import QemuDevice
+from tinyeff.harness.dut import DeviceFault, Dut
+from tinyeff.harness.flash import build
+
+
+def _project(tiny_run, tmp_path, board_id, extra_cflags: str = "") -> Project:
+    out = generate(tiny_run / "model.int8.tflite", board_id, "compiled", tmp_path / board_id)
+    if extra_cflags:
+        r = subprocess.run(["make", "-s", "-C", str(out), f"EXTRA_CFLAGS={extra_cflags}"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    project = Project.load(out)
+    build(project)
+    return project
+
+
+def _inputs(project, tiny_run, n):
+    x, y = bench_inputs(str(tiny_run), project.model)
+    return x[:n], y[:n]
+
+
+def _check_complete_and_exact(result, n):
+    assert [r.index for r in result.results] == list(range(n))  # none lost, none twice
+    assert result.errors == 0
+    assert result.exact_agreement == 1.0 and result.accuracy == result.host_accuracy
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
+def test_bench_in_qemu_is_bit_exact_with_host_tflm(tiny_run, tmp_path, board_id):
+    project = _project(tiny_run, tmp_path, board_id)
+    x, y = _inputs(project, tiny_run, 120)
+    with QemuDevice(project.elf, get_board(board_id)) as device:
+        dut = Dut(device, timeout=10)
+        dut.wait_ready()
+        result = run_bench(project, dut, device, x, y)
+    _check_complete_and_exact(result, 120)
+    assert result.accuracy > 0.8 and result.resets == 0 and result.retries == 0
+    assert result.latency_unit == "emulated instructions" and result.latency_min > 0
+    assert len(result.layers) == len(project.manifest["layers"]) and sum(l.latency for l in result.layers) > 0
+    assert result.arena_bytes == project.manifest["arena_bytes"] and 0 < result.stack_bytes < 1024
+
+
+@pytest.mark.emulator
+def test_bench_command_writes_json_junit_and_plot(tiny_run, tmp_path, capsys):
+    project = _project(tiny_run, tmp_path, "qemu-mps2-an386")
+    rc = main(["bench", str(project.path), "--data", str(tiny_run), "--limit", "40", "--min-accuracy", "0.5",
+               "--json", str(tmp_path / "b.json"), "--junit", str(tmp_path / "b.xml"), "--plot", str(tmp_path / "b.png"),
+               "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "100.0 % of outputs bit-exact" in out and "emulated instructions per inference" in out
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["samples"] == 40 and report["exact_agreement"] == 1.0
+    suite = ET.parse(tmp_path / "b.xml").getroot()
+    assert suite.get("tests") == "41" and suite.get("failures") == "0" and suite.get("errors") == "0"
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
+def test_reset_in_the_middle_of_a_bench_loses_and_duplicates_nothing(tiny_run, tmp_path, board_id):
+    project = _project(tiny_run, tmp_path, board_id)
+    x, y = _inputs(project, tiny_run, 200)
+    with QemuDevice(project.elf, get_board(board_id)) as device:
+        dut = Dut(device, timeout=10)
+        dut.wait_ready()
+        resets_sent = []
+
+        def progress(i, n):  # press reset from another thread while samples are in flight
+            if i in (50, 120):
+                t = threading.Timer(0.002, lambda: (device.reset(), resets_sent.append(i)))
+                t.start()
+
+        result = run_bench(project, dut, device, x, y, progress)
+    assert len(resets_sent) == 2
+    assert result.resets >= 1  # a reset between two exchanges is seen as the next one's banner
+    _check_complete_and_exact(result, 200)
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
+def test_one_percent_of_bytes_corrupted_still_gives_the_exact_result(tiny_run, tmp_path, board_id):
+    project = _project(tiny_run, tmp_path, board_id)
+    x, y = _inputs(project, tiny_run, 30)
+    relay = CorruptingRelay(rate=0.01, seed=7)
+    try:
+        with QemuDevice(project.elf, get_board(board_id), relay=relay) as device:
+            dut = Dut(device, timeout=0.5, retries=20, quiet=0.05)
+            dut.wait_ready()
+            result = run_bench(project, dut, device, x, y)
+    finally:
+        relay.close()
+    assert relay.corrupted > 0.005 * relay.relayed
+    assert result.retries > 0
+    print(f"{relay.corrupted} of {relay.relayed} bytes damaged, {result.retries} exchanges retried")
+    _check_complete_and_exact(result, 30)
+
+
+@pytest.mark.emulator
+def test_bench_refuses_firmware_built_from_another_model(tiny_run, tmp_path):
+    project = _project(tiny_run, tmp_path, "qemu-mps2-an386")
+    other = dataclasses.replace(project, manifest={**project.manifest, "model_sha256": "0" * 64})
+    x, y = _inputs(project, tiny_run, 3)
+    with QemuDevice(project.elf, get_board("qemu-mps2-an386")) as device:
+        dut = Dut(device, timeout=10)
+        dut.wait_ready()
+        with pytest.raises(TinyeffError, match="flash this project first"):
+            run_bench(other, dut, device, x, y)
+
+
+@pytest.mark.emulator
+def test_hardfault_is_reported_with_its_pc(tiny_run, tmp_path):
+    project = _project(tiny_run, tmp_path, "qemu-mps2-an386", extra_cflags="-DTE_FAULT_COMMAND")
+    with QemuDevice(project.elf, get_board("qemu-mps2-an386")) as device:
+        dut = Dut(device, timeout=10)
+        dut.wait_ready()
+        with pytest.raises(DeviceFault, match=r"pc=0x[0-9a-f]{8}") as err:
+            dut.command("te-fault")
+    pc = str(err.value).split("pc=")[1][:10]
+    where = subprocess.run(["arm-none-eabi-addr2line", "-f", "-i", "-e", str(project.elf), pc], capture_output=True, text=True).stdout
+    assert "run_command" in where  # the PC is the udf in the command dispatcher, wherever it was inlined

@@ -1,0 +1,233 @@
+"""tinyeff bench: a test set through a generated firmware on a device, judged against host TFLM.
+
+Every sample ends as a result or as a named error. A device reset in the middle of a sample
+sends that sample again (the result is only recorded once the CRC-checked reply is in, so
+nothing is counted twice); a corrupted exchange is retried by the Dut; a HardFault or a
+firmware built from another model stops the bench with that reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tinyeff.errors import TinyeffError
+from tinyeff.footprint import read_model
+from tinyeff.harness.dut import DeviceError, DeviceFault, DeviceReset, Dut
+from tinyeff.reference import tflm_outputs
+
+MANIFEST = "tinyeff.json"
+RESETS_PER_SAMPLE = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Project:
+    """What a bench needs from a generated project directory."""
+
+    path: Path
+    manifest: dict
+    model: bytes
+
+    @classmethod
+    def load(cls, path: Path) -> "Project":
+        path = Path(path)
+        if not (path / MANIFEST).is_file():
+            raise TinyeffError(f"'{path}' is not a tinyeff project (no {MANIFEST}); create one with 'tinyeff generate'")
+        manifest = json.loads((path / MANIFEST).read_text())
+        return cls(path, manifest, (path / manifest["model_file"]).read_bytes())
+
+    @property
+    def elf(self) -> Path:
+        return self.path / "build" / "firmware.elf"
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleResult:
+    index: int
+    label: int
+    output: list[int] | None  # int8 output bytes from the device
+    reference: list[int]  # host TFLM's output bytes for the same input
+    ticks: int | None
+    error: str | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.output == self.reference
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerTime:
+    index: int
+    op: str
+    latency: float  # in BenchResult.latency_unit
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchResult:
+    board: str
+    runtime: str
+    model_sha256: str
+    device: str
+    samples: int
+    accuracy: float  # device top-1 against the labels
+    host_accuracy: float  # host TFLM top-1 against the labels
+    exact_agreement: float  # share of samples whose output bytes equal host TFLM's
+    top1_agreement: float
+    latency_unit: str  # "emulated instructions" for emulators, "cycles" for boards
+    latency_median: float
+    latency_min: float
+    latency_max: float
+    latency_us_median: float | None  # boards only: emulated time is not a board's time
+    timer: str
+    layers: list[LayerTime]
+    arena_bytes: int
+    stack_bytes: int
+    resets: int
+    retries: int
+    errors: int
+    results: list[SampleResult]
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _top1(outputs: list[list[int]]) -> np.ndarray:
+    return np.array([int(np.argmax(o)) for o in outputs])
+
+
+def run_bench(project: Project, dut: Dut, device, x: np.ndarray, y: np.ndarray,
+              progress: Callable[[int, int], None] | None = None) -> BenchResult:
+    """Run every sample of X (int8, first axis = samples) on DUT; Y holds the labels."""
+    man = project.manifest
+    sig = dut.signature()
+    if sig.sha256 != man["model_sha256"]:
+        raise TinyeffError(f"the device runs firmware for model {sig.sha256[:16]} ({sig.runtime}, {sig.board}) but "
+                           f"{project.path} is for {man['model_sha256'][:16]}; flash this project first (tinyeff flash)")
+    reference = tflm_outputs(project.model, x).reshape(len(x), -1)
+    results: list[SampleResult] = []
+    resets = 0
+    for i, sample in enumerate(x):
+        ref = reference[i].tolist()
+        for attempt in range(RESETS_PER_SAMPLE + 1):
+            try:
+                inference = dut.run(sample.tobytes())
+                results.append(SampleResult(i, int(y[i]), inference.output.tolist(), ref, inference.ticks))
+                break
+            except DeviceReset:
+                resets += 1
+                dut.resync()
+            except DeviceFault:
+                raise
+            except DeviceError as e:
+                results.append(SampleResult(i, int(y[i]), None, ref, None, str(e)))
+                break
+        else:
+            results.append(SampleResult(i, int(y[i]), None, ref, None, f"the device reset {RESETS_PER_SAMPLE + 1} times on this sample"))
+        if progress:
+            progress(i + 1, len(x))
+    timer, hz, layer_ticks = dut.timer()  # per-layer ticks of the last inference
+    arena, stack = dut.memory()
+    done = [r for r in results if r.output is not None]
+    lat = np.array([device.ticks_to_latency(r.ticks, hz) for r in done]) if done else np.zeros(1)
+    ops = [l["op"] for l in man["layers"]]
+    n = max(len(done), 1)
+    return BenchResult(
+        board=man["board"], runtime=man["runtime"], model_sha256=man["model_sha256"], device=device.url,
+        samples=len(results),
+        accuracy=float(sum(int(np.argmax(r.output)) == r.label for r in done) / len(results)),
+        host_accuracy=float((reference.argmax(axis=1) == y).mean()),
+        exact_agreement=float(sum(r.exact for r in done) / len(results)),
+        top1_agreement=float(sum(int(np.argmax(r.output)) == int(np.argmax(r.reference)) for r in done) / n),
+        latency_unit=device.latency_unit,
+        latency_median=float(np.median(lat)), latency_min=float(lat.min()), latency_max=float(lat.max()),
+        latency_us_median=None if device.latency_unit != "cycles" else float(np.median([r.ticks for r in done]) * 1e6 / hz),
+        timer=timer,
+        layers=[LayerTime(k, ops[k] if k < len(ops) else "?", device.ticks_to_latency(t, hz)) for k, t in enumerate(layer_ticks)],
+        arena_bytes=arena, stack_bytes=stack, resets=resets, retries=dut.retried,
+        errors=len(results) - len(done), results=results,
+    )
+
+
+def bench_inputs(data: str, model: bytes, lang: str = "en") -> tuple[np.ndarray, np.ndarray]:
+    """The int8 test inputs and labels for MODEL from DATA: a run directory (its test split,
+    projected for text models) or any dataset tinyeff train accepts (not text: that needs the
+    run's projection)."""
+    from tinyeff.compress.quantize import quantize_input
+    from tinyeff.data import load_dataset
+    from tinyeff.train.run import CONFIG, Run, features_of
+
+    t = read_model(model).input()
+    if (Path(data) / CONFIG).is_file():
+        run = Run.load(Path(data))
+        x = features_of(run.spec, run.data.x_test)
+        y = run.data.y_test
+    else:
+        dataset = load_dataset(data, lang=lang)
+        if dataset.kind == "text":
+            raise TinyeffError(f"'{data}' is text, which must be projected as the model was trained; pass the run directory "
+                               "(--data RUN) instead")
+        x, y = dataset.x_test, dataset.y_test
+    if tuple(x.shape[1:]) != tuple(t.shape[1:]):
+        raise TinyeffError(f"the samples of '{data}' have shape {list(x.shape[1:])} but the model takes {list(t.shape[1:])}; "
+                           "bench with the data the model was trained on")
+    return quantize_input(x, t.scales[0], t.zero_points[0]), np.asarray(y)
+
+
+# ------------------------------------------------------------ reports
+
+
+def write_json(result: BenchResult, path: Path) -> None:
+    Path(path).write_text(json.dumps(result.to_json(), indent=1) + "\n")
+
+
+def write_junit(result: BenchResult, path: Path, min_accuracy: float | None = None) -> None:
+    """JUnit XML for CI: one test case per sample (bit-exact with host TFLM, or its error) and one
+    for the accuracy bar when one is given."""
+    from xml.sax.saxutils import quoteattr
+
+    cases = []
+    for r in result.results:
+        name = quoteattr(f"sample-{r.index}")
+        if r.error:
+            cases.append(f'  <testcase classname="tinyeff.bench" name={name}><error message={quoteattr(r.error)}/></testcase>')
+        elif not r.exact:
+            msg = quoteattr(f"device output {r.output} differs from host TFLM {r.reference}")
+            cases.append(f'  <testcase classname="tinyeff.bench" name={name}><failure message={msg}/></testcase>')
+        else:
+            cases.append(f'  <testcase classname="tinyeff.bench" name={name}/>')
+    if min_accuracy is not None:
+        body = "" if result.accuracy >= min_accuracy else \
+            f"<failure message={quoteattr(f'accuracy {result.accuracy:.4f} is below {min_accuracy:.4f}')}/>"
+        cases.append(f'  <testcase classname="tinyeff.bench" name="accuracy">{body}</testcase>')
+    failures = sum("<failure" in c for c in cases)
+    errors = sum("<error" in c for c in cases)
+    suite = quoteattr(f"tinyeff bench {result.board} {result.runtime}")
+    Path(path).write_text(f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name={suite} tests="{len(cases)}" '
+                          f'failures="{failures}" errors="{errors}">\n' + "\n".join(cases) + "\n</testsuite>\n")
+
+
+def write_plot(result: BenchResult, path: Path) -> None:
+    """Latency distribution and per-layer latency, side by side, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    hz_free = [r.ticks for r in result.results if r.ticks is not None]
+    scale = result.latency_median / np.median(hz_free) if hz_free else 1.0
+    a.hist(np.array(hz_free) * scale, bins=30, color="#3b6ea5")
+    a.set_xlabel(f"{result.latency_unit} per inference")
+    a.set_ylabel("samples")
+    a.set_title(f"{result.board}: {result.samples} samples")
+    b.barh([f"{l.index} {l.op}" for l in result.layers], [l.latency for l in result.layers], color="#c0504d")
+    b.invert_yaxis()
+    b.set_xlabel(f"{result.latency_unit} (last inference)")
+    b.set_title("per layer")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
