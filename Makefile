@@ -8,12 +8,10 @@ DEMO := demo-out
 setup:
 	./scripts/setup.sh
 
-# The end-to-end demo. Until the firmware side lands it is the model half: train on digits,
-# shrink to 12 KiB flash / 6 KiB RAM, and inspect the chosen int8 model.
+# The end-to-end demo: train on digits, shrink to 12 KiB flash / 6 KiB RAM, full-int8, generate
+# the compiled-runtime firmware for the emulated Cortex-M4F board, build it, bench it in QEMU.
 demo: setup
-	$(BIN)/tinyeff train dscnn --data digits --out $(DEMO)/run --force
-	$(BIN)/tinyeff shrink $(DEMO)/run --flash-kib 12 --ram-kib 6 --out $(DEMO)/small --force
-	$(BIN)/tinyeff inspect $(DEMO)/small/model.int8.tflite
+	$(BIN)/tinyeff demo --out $(DEMO)
 
 # Everything that needs no real board (hardware tests skip without --tinyeff-port).
 test: setup

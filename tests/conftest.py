@@ -30,3 +30,6 @@ def tiny_run(tmp_path_factory) -> Path:
                "--epochs", "60", "--quiet"])
     assert rc == 0
     return out
+
+
+pytest_plugins = ["pytester"]  # test_pytest_plugin runs user test files through pytest itself

@@ -71,3 +71,35 @@ def test_protocol_refuses_bad_commands_and_survives_long_input(kws_model, tmp_pa
         device.send(b"db load 99999%")
         assert any("exceeds maximum" in l for l in Dut._lines(device.read_until(b"m-ready\r\n", 30)))
         assert dut.command("name") == ["m-name-dut-[tinyeff]"]  # still serving
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
+def test_a_plain_mlperf_tiny_client_gets_the_host_reference(kws_model, board_id, tmp_path):
+    """Only the MLPerf Tiny DUT commands, as raw bytes over the UART: no tinyeff client code."""
+    elf = _build(kws_model, board_id, tmp_path)
+    data, info = load_model_file(kws_model)
+    out_t = info.output()
+    rng = np.random.default_rng(5)
+    x = np.clip(np.round(rng.normal(info.input().zero_points[0], 10, (3, *info.input().shape))), -128, 127).astype(np.int8)
+    want = tflm_outputs(data, x).reshape(3, -1)
+    with QemuDevice(elf, get_board(board_id)) as device:
+        def send(cmd: str) -> str:
+            device.send(cmd.encode() + b"%")
+            return device.read_until(b"m-ready\r\n", 30).decode()
+
+        device.read_until(b"m-ready\r\n", 30)
+        assert "m-name-dut-[tinyeff]" in send("name")
+        for i in range(3):
+            raw = x[i].tobytes()
+            assert f"m-[Expecting {len(raw)} bytes]" in send(f"db load {len(raw)}")
+            for k in range(0, len(raw), 32):
+                send("db " + raw[k : k + 32].hex())
+            reply = send("infer 1 0")
+            assert "m-infer-done" in reply and "m-lap-us-" in reply
+            results = send("results").split("m-results-[")[1].split("]")[0]
+            got = [round(float(v) * 1000) for v in results.split(",")]
+            # the firmware prints (q - zero_point) * scale in float32, truncated to 3 decimals
+            q = want[i].astype(np.float32) - np.float32(out_t.zero_points[0])
+            expected = np.trunc(q * np.float32(out_t.scales[0]) * np.float32(1000)).astype(int).tolist()
+            assert got == expected

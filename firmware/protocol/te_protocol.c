@@ -54,6 +54,12 @@ static void out(char c) {
 
 static void put(const char *s) { while (*s) out(*s++); }
 
+/* Echo of what the host sent: anything but printable ASCII goes back as '?', so a line of
+ * binary garbage cannot make the device send bytes a terminal or a log would choke on. */
+static void put_echo(const char *s) {
+  for (; *s; ++s) out(*s >= 0x20 && *s < 0x7f ? *s : '?');
+}
+
 static void put_u64(uint64_t v) {
   char buf[21];
   int i = 20;
@@ -315,7 +321,7 @@ static void run_command(void) {
     put("m-te-timer-["); put(te_port_timer_name()); put("]-hz-"); put_u64(te_port_ticks_hz()); put("\r\n");
     for (int i = 0; i < TINYEFF_LAYERS; ++i) { put("m-te-layer-"); put_u64((uint64_t)i); put("-"); put_u64(layer_ticks[i]); put("\r\n"); }
   } else {
-    put("e-[Unknown command: "); put(tok); put("]\r\n");
+    put("e-[Unknown command: "); put_echo(tok); put("]\r\n");
   }
   if (tok && strncmp(tok, "te-", 3) == 0) crc_line();
   ready();

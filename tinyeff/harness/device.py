@@ -74,11 +74,13 @@ class SerialDevice:
         self.transcript = self.transcript[-20:] + [out.decode("ascii", "replace")]
         return out
 
-    def drain(self, quiet: float) -> bytes:
-        """Everything the device sends until it has been silent for QUIET seconds."""
+    def drain(self, quiet: float, limit: float) -> bytes:
+        """Everything the device sends until it has been silent for QUIET seconds, or LIMIT seconds
+        have passed (a device that never stops talking must not hang the harness)."""
         out, since = self._pending, time.monotonic()
+        end = since + limit
         self._pending = b""
-        while time.monotonic() - since < quiet:
+        while time.monotonic() - since < quiet and time.monotonic() < end:
             chunk = self._read_some()
             if chunk:
                 out, since = out + chunk, time.monotonic()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 import zlib
 
 import numpy as np
@@ -117,8 +118,9 @@ class Dut:
 
     def _read_reply(self, timeout: float) -> list[str]:
         lines: list[str] = []
+        deadline = time.monotonic() + timeout
         while True:
-            line = self._read(b"\n", timeout).decode("ascii", "replace").replace("\r", "").rstrip("\n")
+            line = self._read(b"\n", max(deadline - time.monotonic(), 0.0)).decode("ascii", "replace").replace("\r", "").rstrip("\n")
             if line:
                 lines.append(line)
             self._check_faults(lines)
@@ -130,7 +132,7 @@ class Dut:
         command (or is a byte of an unfinished te-put, which then fails its CRC or times out),
         and whatever it replies is read and dropped."""
         self.device.send(b"%")
-        self._check_faults(self._lines(self.device.drain(self.quiet)))
+        self._check_faults(self._lines(self.device.drain(self.quiet, limit=self.timeout)))
 
     def _exchange(self, request: bytes, parse, what: str, timeout: float | None = None):
         """Send the te- REQUEST until its reply passes its CRC and PARSE accepts the lines

@@ -1,0 +1,85 @@
+"""The harness against devices that misbehave, over a real TCP serial link (pyserial socket://)."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+
+import pytest
+
+from tinyeff.errors import TinyeffError
+from tinyeff.harness.device import DeviceTimeout, SerialDevice
+from tinyeff.harness.dut import DeviceError, Dut, _verified
+
+
+class FakeBoardEnd:
+    """The far end of a socket serial link that sends SEND (bytes, or a callable per 10 ms)."""
+
+    def __init__(self, send):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.stop = False
+        threading.Thread(target=self._serve, args=(send,), daemon=True).start()
+
+    def _serve(self, send):
+        conn, _ = self.server.accept()
+        with conn:
+            conn.settimeout(0.01)
+            while not self.stop:
+                try:
+                    conn.recv(4096)
+                except (TimeoutError, OSError):
+                    pass
+                data = send() if callable(send) else send
+                if data:
+                    try:
+                        conn.sendall(data)
+                    except OSError:
+                        return
+                send = send if callable(send) else b""
+
+    def close(self):
+        self.stop = True
+        self.server.close()
+
+
+def test_a_silent_device_times_out_with_a_clear_message():
+    end = FakeBoardEnd(b"m-init-done\r\n")
+    try:
+        with SerialDevice(end.url) as device:
+            t = time.monotonic()
+            with pytest.raises(DeviceTimeout, match=r"sent no 'm-ready' within .*last lines were \['m-init-done'\]"):
+                Dut(device, timeout=0.5).wait_ready()
+            assert time.monotonic() - t < 3
+    finally:
+        end.close()
+
+
+def test_a_device_sending_garbage_fails_after_bounded_retries():
+    rng = random.Random(0)
+    end = FakeBoardEnd(lambda: bytes(rng.randrange(256) for _ in range(32)))
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.2, retries=2, quiet=0.05)
+            with pytest.raises(DeviceError, match="failed 3 times"):
+                dut.signature()
+            assert dut.retried == 2
+    finally:
+        end.close()
+
+
+def test_unopenable_port_is_one_sentence():
+    with pytest.raises(TinyeffError, match="cannot open serial port 'socket://127.0.0.1:1'.*check the --port URL"):
+        SerialDevice("socket://127.0.0.1:1")
+
+
+def test_reply_crc_accepts_only_the_bytes_that_were_sent():
+    import zlib
+
+    body = ["m-te-mem-arena-2352-stack-244"]
+    crc = zlib.crc32(b"m-te-mem-arena-2352-stack-244\r\n")
+    assert _verified(body + [f"m-te-crc-[{crc:08x}]", "m-ready"]) == body
+    assert _verified(["m-te-mem-arena-2353-stack-244", f"m-te-crc-[{crc:08x}]"]) is None
+    assert _verified(body) is None  # no CRC line: not verified
