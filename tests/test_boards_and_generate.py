@@ -1,5 +1,7 @@
 import dataclasses
 import json
+import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from tinyeff.codegen import compile_model
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import load_model_file
 from tinyeff.generate import _check_fits, generate
+from tinyeff.resources import resource_dir
 
 REQUIRED = {"qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505", "qemu-mps3-an547", "nucleo-l4r5zi",
             "nucleo-h7a3zi-q", "disco-f746ng", "nano33ble", "rpi-pico", "esp32-s3-devkitc-1"}
@@ -66,7 +69,7 @@ def test_model_too_large_for_the_board_writes_nothing(kws_model, tmp_path):
     compiled = compile_model(data, info, "kws")
     tiny = dataclasses.replace(get_board("qemu-mps2-an386"), ram_kib=8, app_ram_kib=4)
     with pytest.raises(TinyeffError, match="8,960-byte arena but qemu-mps2-an386 leaves 4,096 bytes"):
-        _check_fits(compiled, tiny, "kws")
+        _check_fits(compiled.plan.arena_bytes, info.weight_bytes, tiny, "kws")
 
 
 def test_unsupported_op_leaves_no_project(tmp_path):
@@ -83,6 +86,83 @@ def test_unsupported_op_leaves_no_project(tmp_path):
     assert not (tmp_path / "fw").exists() and not list(tmp_path.glob(".fw.*"))
 
 
-def test_real_boards_say_what_to_do_until_platformio_projects_exist(kws_model, tmp_path):
-    with pytest.raises(TinyeffError, match="nucleo-l4r5zi is built with PlatformIO"):
-        generate(kws_model, "nucleo-l4r5zi", "compiled", tmp_path / "fw")
+ARDUINO_BOARDS = [b.id for b in all_boards().values() if b.platformio and b.platformio.framework == "arduino"]
+
+
+def _platformio_config(project):
+    from platformio.project.config import ProjectConfig
+
+    config = ProjectConfig(str(project / "platformio.ini"))
+    assert config.validate() and config.warnings == []
+    return config
+
+
+def test_platformio_validation_catches_a_misspelled_option(tmp_path):
+    from platformio.project.config import ProjectConfig
+
+    (tmp_path / "platformio.ini").write_text("[env:x]\nplatfrom = ststm32\nboard = nucleo_l4r5zi\n")
+    config = ProjectConfig(str(tmp_path / "platformio.ini"))
+    config.validate()
+    assert config.warnings  # the check the generated projects pass is not vacuous
+
+
+@pytest.mark.parametrize("board_id", ARDUINO_BOARDS)
+def test_tflm_project_for_every_real_board(kws_model, board_id, tmp_path):
+    from tinyeff import tflm
+    from tinyeff.footprint import host_tflm_arena
+
+    board = get_board(board_id)
+    project = generate(kws_model, board_id, "tflm", tmp_path / board_id)
+    config = _platformio_config(project)
+    env = f"env:{board_id}"
+    assert [config.get(env, k) for k in ("platform", "board", "framework")] == \
+        [board.platformio.platform, board.platformio.board, [board.platformio.framework]]
+    assert config.get(env, "lib_deps") == ["tflm=symlink://tflm"]
+    json.loads((project / "tflm" / "library.json").read_text())
+    # the resolver registers exactly the model's ops, and N is their count
+    data, info = load_model_file(kws_model)
+    source = (project / "src" / "tinyeff_model_tflm.cpp").read_text()
+    calls = re.findall(r"resolver\.(Add\w+)\(\);", source)
+    assert sorted(calls) == sorted({"Add" + op.title().replace("_", "") for op in info.op_names}) == \
+        sorted({"AddConv2D", "AddDepthwiseConv2D", "AddAveragePool2D", "AddReshape", "AddFullyConnected", "AddSoftmax"})
+    assert re.search(r"MicroMutableOpResolver<(\d+)>", source).group(1) == str(len(calls)) == "6"
+    # the arena is the host TFLM measurement plus the documented margin
+    measured = host_tflm_arena(data, "kws").total
+    assert measured == 24_272
+    header = (project / "src" / "tinyeff_model.h").read_text()
+    arena = int(re.search(r"#define TINYEFF_ARENA_BYTES (\d+)", header).group(1))
+    assert arena == json.loads((project / "tinyeff.json").read_text())["arena_bytes"] == 24_272 + tflm.ARENA_MARGIN_BYTES
+    # the model array holds the .tflite byte for byte
+    array = (project / "src" / "model_data.c").read_text().split("{", 1)[1]
+    assert bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", array)) == data
+
+
+@pytest.mark.parametrize("board_id", ARDUINO_BOARDS)
+def test_compiled_runtime_platformio_project_for_every_real_board(kws_model, board_id, tmp_path):
+    project = generate(kws_model, board_id, "compiled", tmp_path / board_id)
+    _platformio_config(project)
+    for rel in ("src/main.cpp", "src/tinyeff_model.c", "src/tinyeff/kernels/tinyeff_kernels.c",
+                "src/tinyeff/ports/arduino/te_port_arduino.cpp", "README.md", "tinyeff.json"):
+        assert (project / rel).is_file(), rel
+
+
+@pytest.mark.parametrize("board_id", [b.id for b in all_boards().values() if b.core.startswith("cortex-m")])
+def test_compiled_runtime_c_builds_with_werror_for_every_cortex_m_board(kws_model, board_id, tmp_path):
+    """The C the compiled runtime puts on a board (model, kernels, protocol) with the board's own flags."""
+    board = get_board(board_id)
+    data, info = load_model_file(kws_model)
+    compile_model(data, info, "kws", board_id).write(tmp_path)
+    fw = resource_dir("firmware")
+    for source in (tmp_path / "tinyeff_model.c", fw / "kernels" / "tinyeff_kernels.c", fw / "protocol" / "te_protocol.c"):
+        cmd = ["arm-none-eabi-gcc", *board.cflags, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-c",
+               f"-I{tmp_path}", f"-I{fw / 'kernels'}", f"-I{fw / 'protocol'}", str(source), "-o", str(tmp_path / "x.o")]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+
+def test_boards_without_an_arduino_port_or_tflm_on_make_are_refused(kws_model, tmp_path):
+    with pytest.raises(TinyeffError, match="nucleo-h7a3zi-q builds with PlatformIO's stm32cube framework"):
+        generate(kws_model, "nucleo-h7a3zi-q", "tflm", tmp_path / "fw")
+    with pytest.raises(TinyeffError, match="runs the compiled runtime only"):
+        generate(kws_model, "qemu-mps2-an386", "tflm", tmp_path / "fw")
+    assert not (tmp_path / "fw").exists()

@@ -250,8 +250,10 @@ def cmd_generate(args) -> int:
 
     out = generate(Path(args.model), args.board, args.runtime, Path(args.out), force=args.force)
     man = json.loads((out / "tinyeff.json").read_text())
+    how = (f"build and flash it with 'pio run -d {out} -t upload' (steps in {out / 'README.md'})"
+           if (out / "platformio.ini").is_file() else f"build it with 'make -C {out}'")
     print(f"generated {out} for {man['board']} ({man['runtime']} runtime): arena {man['arena_bytes']:,} B, "
-          f"ops {', '.join(man['ops'])}; build it with 'make -C {out}'")
+          f"ops {', '.join(man['ops'])}; {how}")
     return 0
 
 
@@ -327,7 +329,31 @@ def cmd_demo(args) -> int:
         rc = main(step)
         if rc:
             return rc
+    print("\n" + "\n".join(demo_table(small / "model.int8.tflite", project, json.loads((out / "bench.json").read_text()))))
     return 0
+
+
+def demo_table(model: Path, project: Path, bench: dict) -> list[str]:
+    """The footprint of the chosen model, measured both ways, and what the device did with it."""
+    from tinyeff.footprint import host_tflm_arena
+    from tinyeff.harness.bench import Project
+    from tinyeff.harness.sizes import model_cost
+
+    data = model.read_bytes()
+    arena = host_tflm_arena(data, model.name)
+    cost = model_cost(Project.load(project))
+    return [
+        f"| {model.name} on {bench['board']} | flash | RAM |",
+        "|---|---:|---:|",
+        f"| int8 .tflite for TFLM (file; host TFLM arena) | {len(data):,} B | {arena.total:,} B |",
+        f"| tinyeff compiled runtime (firmware {cost.firmware.flash_bytes:,} B minus empty-model firmware "
+        f"{cost.empty.flash_bytes:,} B; arena + measured stack) | {cost.flash_bytes:,} B | "
+        f"{bench['arena_bytes'] + bench['stack_bytes']:,} B |",
+        "",
+        f"on the emulated board: accuracy {_pct(bench['accuracy'])} (host TFLM int8 {_pct(bench['host_accuracy'])}), "
+        f"{_pct(bench['exact_agreement'])} of outputs bit-exact with host TFLM, "
+        f"{bench['latency_median']:,.0f} {bench['latency_unit']} per inference (QEMU -icount; not a board's latency)",
+    ]
 
 
 # ---------------------------------------------------------------- parser
@@ -387,8 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="a firmware project for an int8 .tflite on a board")
     g.add_argument("model", help="an int8 .tflite (one the kit made, or a third party's)")
-    g.add_argument("--board", required=True, help="a board id from 'tinyeff boards' (the compiled runtime builds for qemu-* boards)")
-    g.add_argument("--runtime", default="compiled", help="compiled (the model as C99; default)")
+    g.add_argument("--board", required=True, help="a board id from 'tinyeff boards': qemu-* boards build offline with make, "
+                   "real boards as PlatformIO projects")
+    g.add_argument("--runtime", default="compiled", choices=("compiled", "tflm"),
+                   help="compiled (the model as C99, no interpreter; default) or tflm (TensorFlow Lite Micro; real boards)")
     g.add_argument("--out", required=True, help="project directory to create")
     g.add_argument("--force", action="store_true", help="replace --out if it exists")
     g.set_defaults(func=cmd_generate)

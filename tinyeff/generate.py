@@ -1,10 +1,15 @@
 """tinyeff generate: an int8 .tflite and a board become a complete firmware project.
 
-The compiled runtime's project for a board the kit can build offline (the QEMU boards, which
-have a [baremetal] section) holds the generated model C, a copy of the kernels, protocol and
-board port from firmware/, a linker script and a Makefile for the Debian arm-none-eabi-gcc, a
-README, and the tinyeff.json manifest. The project is rendered into a temporary directory and
-renamed into place, so a failure leaves nothing behind.
+Two runtimes behind one interface (tinyeff_model.h), so the protocol, the ports and the harness
+do not care which runs: ``compiled`` (the model lowered to C99 with the kernels in firmware/)
+and ``tflm`` (TensorFlow Lite Micro's interpreter, an op resolver with exactly the model's ops,
+the arena measured by host TFLM plus a stated margin).
+
+Two build systems: boards the kit builds offline (the QEMU boards, which have a [baremetal]
+section) get a Makefile for the Debian arm-none-eabi-gcc and a linker script; real boards get a
+PlatformIO project with the Arduino port. Every project carries its model, a README and the
+tinyeff.json manifest. It is rendered into a temporary directory and renamed into place, so a
+failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -16,18 +21,32 @@ from pathlib import Path
 from tinyeff import __version__
 from tinyeff.atomic import write_run
 from tinyeff.boards import Board, all_boards, get_board
-from tinyeff.codegen import CompiledModel, compile_model
+from tinyeff import tflm
+from tinyeff.codegen import compile_model
+from tinyeff.codegen.emit import interface_values
 from tinyeff.errors import TinyeffError
-from tinyeff.footprint import load_model_file, require_int8
+from tinyeff.footprint import host_tflm_arena, load_model_file, require_int8
 from tinyeff.render import header, render
 from tinyeff.resources import resource_dir
 
 MANIFEST = "tinyeff.json"
-RUNTIMES = ("compiled",)
-STACK_BYTES = 4096  # the firmware's stack; kernels use a few hundred bytes, measured by te-mem
-# firmware/ files each compiled-runtime bare-metal project carries, under src/tinyeff/
-FIRMWARE_FILES = ("kernels/tinyeff_kernels.c", "kernels/tinyeff_kernels.h", "protocol/te_protocol.c",
-                  "protocol/te_protocol.h", "protocol/te_port.h", "ports/cmsdk/te_port_cmsdk.c")
+RUNTIMES = ("compiled", "tflm")
+STACK_BYTES = 4096  # the bare-metal firmware's stack; kernels use a few hundred bytes, measured by te-mem
+# The TFLM tree create_tflm_tree.py makes for a generated project is pinned to this commit of
+# tensorflow/tflite-micro: the op resolver API and the arena figures were checked against it.
+TFLM_COMMIT = "90b983c2b3f1480642e040bbd2ddb37b998f3424"
+# TFLM's Makefile options per core, for create_tflm_tree.py (CMSIS-NN kernels on Cortex-M)
+TFLM_MAKE_OPTIONS = {
+    "cortex-m0plus": "TARGET=cortex_m_generic TARGET_ARCH=cortex-m0plus OPTIMIZED_KERNEL_DIR=cmsis_nn",
+    "cortex-m4f": "TARGET=cortex_m_generic TARGET_ARCH=cortex-m4+fp OPTIMIZED_KERNEL_DIR=cmsis_nn",
+    "cortex-m7": "TARGET=cortex_m_generic TARGET_ARCH=cortex-m7+fp OPTIMIZED_KERNEL_DIR=cmsis_nn",
+    "cortex-m33": "TARGET=cortex_m_generic TARGET_ARCH=cortex-m33 OPTIMIZED_KERNEL_DIR=cmsis_nn",
+    "cortex-m55": "TARGET=cortex_m_generic TARGET_ARCH=cortex-m55 OPTIMIZED_KERNEL_DIR=cmsis_nn",
+}
+# firmware/ files a project carries under src/tinyeff/, by what it is built with and its runtime
+PROTOCOL_FILES = ("protocol/te_protocol.c", "protocol/te_protocol.h", "protocol/te_port.h")
+KERNEL_FILES = ("kernels/tinyeff_kernels.c", "kernels/tinyeff_kernels.h")
+PORT_FILES = {"make": ("ports/cmsdk/te_port_cmsdk.c",), "platformio": ("ports/arduino/te_port_arduino.cpp",)}
 
 
 def _tensor(t) -> dict:
@@ -35,8 +54,7 @@ def _tensor(t) -> dict:
             "zero_point": t.zero_points[0] if t.zero_points else 0}
 
 
-def manifest(model_name: str, board: Board, runtime: str, compiled: CompiledModel) -> dict:
-    info = compiled.model.info
+def manifest(model_name: str, info, board: Board, runtime: str, arena_bytes: int, layers: list[dict], extra: dict) -> dict:
     return {
         "tinyeff_version": __version__,
         "model": model_name,
@@ -48,22 +66,66 @@ def manifest(model_name: str, board: Board, runtime: str, compiled: CompiledMode
         "input": _tensor(info.input()),
         "output": _tensor(info.output()),
         "ops": list(info.op_names),
-        "layers": [{"index": l.index, "op": l.op, "in_place": l.index in compiled.plan.inplace} for l in compiled.model.layers],
-        "arena_bytes": compiled.plan.arena_bytes,
-        "memory_plan": compiled.plan.to_json(compiled.model),
+        "layers": layers,
+        "arena_bytes": arena_bytes,
+        **extra,
     }
 
 
-def _check_fits(compiled: CompiledModel, board: Board, model_name: str) -> None:
-    if compiled.plan.arena_bytes > board.model_ram_bytes:
+def _check_fits(arena: int, flash: int, board: Board, model_name: str) -> None:
+    if arena > board.model_ram_bytes:
         raise TinyeffError(
-            f"'{model_name}' needs a {compiled.plan.arena_bytes:,}-byte arena but {board.id} leaves {board.model_ram_bytes:,} bytes "
+            f"'{model_name}' needs a {arena:,}-byte arena but {board.id} leaves {board.model_ram_bytes:,} bytes "
             f"of RAM for a model; shrink the model (tinyeff shrink --ram-kib) or choose a larger board")
-    weights = compiled.model.info.weight_bytes
-    if weights > board.model_flash_bytes:
+    if flash > board.model_flash_bytes:
         raise TinyeffError(
-            f"'{model_name}' has {weights:,} bytes of weights but {board.id} leaves {board.model_flash_bytes:,} bytes of flash "
+            f"'{model_name}' needs {flash:,} bytes of flash but {board.id} leaves {board.model_flash_bytes:,} bytes of flash "
             f"for a model; shrink the model (tinyeff shrink --flash-kib) or choose a larger board")
+
+
+def _build_system(board: Board, runtime: str) -> str:
+    if board.baremetal is not None:
+        if runtime == "tflm":
+            raise TinyeffError(f"{board.id} is built offline with make, which runs the compiled runtime only; use --runtime "
+                               "compiled, or generate the tflm runtime for a real board (a PlatformIO project)")
+        return "make"
+    if board.platformio.framework != "arduino":
+        raise TinyeffError(f"{board.id} builds with PlatformIO's {board.platformio.framework} framework, and tinyeff's firmware "
+                           f"has an Arduino port only; choose a board whose PlatformIO manifest supports Arduino "
+                           f"({', '.join(_arduino_ids())})")
+    return "platformio"
+
+
+def _compiled_sources(data: bytes, info, name: str, board: Board, runtime: str):
+    compiled = compile_model(data, info, name, board.id)
+    _check_fits(compiled.plan.arena_bytes, info.weight_bytes, board, name)
+    layers = [{"index": l.index, "op": l.op, "in_place": l.index in compiled.plan.inplace} for l in compiled.model.layers]
+    man = manifest(name, info, board, runtime, compiled.plan.arena_bytes, layers,
+                   {"memory_plan": compiled.plan.to_json(compiled.model)})
+    return compiled.sources, man
+
+
+def _tflm_sources(data: bytes, info, name: str, board: Board, runtime: str):
+    measured = host_tflm_arena(data, name).total
+    arena = tflm.arena_bytes(measured)
+    _check_fits(arena, info.size_bytes, board, name)
+    methods = tflm.resolver_methods(info.op_names)
+    layers = [{"index": o.index, "op": o.op, "in_place": False} for o in info.ops]
+    man = manifest(name, info, board, runtime, arena, layers, {
+        "tflm_arena_measured_bytes": measured, "tflm_arena_margin_bytes": tflm.ARENA_MARGIN_BYTES,
+        "tflm_resolver": methods, "tflm_commit": TFLM_COMMIT})
+    values = dict(interface_values(info, name, board.id), arena_bytes=arena, layers=info.ops, board=board,
+                  methods=methods, ops=list(info.op_names), measured_arena=measured, margin=tflm.ARENA_MARGIN_BYTES)
+    values["size"], values["bytes"] = len(data), _c_bytes(data)
+    return {
+        "tinyeff_model.h": render("compiled/tinyeff_model.h.j2", **values),
+        "tinyeff_model_tflm.cpp": render("tflm/tinyeff_model_tflm.cpp.j2", **values),
+        "model_data.c": render("tflm/model_data.c.j2", **values),
+    }, man
+
+
+def _c_bytes(data: bytes) -> str:
+    return "\n".join("  " + ", ".join(f"0x{b:02x}" for b in data[i : i + 16]) + "," for i in range(0, len(data), 16))
 
 
 def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bool = False) -> Path:
@@ -71,10 +133,7 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
     board = get_board(board_id)
     if runtime not in RUNTIMES:
         raise TinyeffError(f"unknown runtime '{runtime}'; choose one of {', '.join(RUNTIMES)}")
-    if board.baremetal is None:
-        raise TinyeffError(
-            f"{board.id} is built with PlatformIO ({board.platformio.platform}/{board.platformio.board}), which this version "
-            f"does not generate yet; generate for a QEMU board ({', '.join(_baremetal_ids())}) instead")
+    build = _build_system(board, runtime)
     out = Path(out)
     if out.exists() and not force:
         what = "a project tinyeff generated" if (out / MANIFEST).is_file() else "a directory tinyeff did not create"
@@ -82,27 +141,35 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
     data, info = load_model_file(Path(model_path))
     require_int8(info)
     name = Path(model_path).name
-    compiled = compile_model(data, info, name, board.id)
-    _check_fits(compiled, board, name)
-    man = manifest(name, board, runtime, compiled)
+    sources, man = (_compiled_sources if runtime == "compiled" else _tflm_sources)(data, info, name, board, runtime)
     values = dict(header=header(name, info.sha256, board.id), board=board, manifest=man, stack_bytes=STACK_BYTES,
-                  input_bytes=compiled.model.tensor_bytes[compiled.model.input])
+                  input_bytes=info.input().elements, runtime=runtime, tflm_commit=TFLM_COMMIT,
+                  tflm_make_options=TFLM_MAKE_OPTIONS.get(board.core, ""))
+    firmware = resource_dir("firmware")
     with write_run(out, force=force) as tmp:
         (tmp / "src").mkdir()
-        compiled.write(tmp / "src")
-        firmware = resource_dir("firmware")
-        for rel in FIRMWARE_FILES:
+        for file_name, text in sources.items():
+            (tmp / "src" / file_name).write_text(text)
+        for rel in PROTOCOL_FILES + PORT_FILES[build] + (KERNEL_FILES if runtime == "compiled" else ()):
             dst = tmp / "src" / "tinyeff" / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(firmware / rel, dst)
-        (tmp / "Makefile").write_text(render("baremetal/Makefile.j2", **values))
-        (tmp / "link.ld").write_text(render("baremetal/link.ld.j2", **values))
-        (tmp / "README.md").write_text(render("baremetal/README.md.j2", **values))
+        if build == "make":
+            (tmp / "Makefile").write_text(render("baremetal/Makefile.j2", **values))
+            (tmp / "link.ld").write_text(render("baremetal/link.ld.j2", **values))
+            (tmp / "README.md").write_text(render("baremetal/README.md.j2", **values))
+        else:
+            (tmp / "platformio.ini").write_text(render("platformio/platformio.ini.j2", **values))
+            (tmp / "src" / "main.cpp").write_text(render("platformio/main.cpp.j2", **values))
+            (tmp / "README.md").write_text(render("platformio/README.md.j2", **values))
+            if runtime == "tflm":
+                (tmp / "tflm").mkdir()
+                (tmp / "tflm" / "library.json").write_text(render("tflm/library.json.j2", **values))
         (tmp / "model").mkdir()
         (tmp / man["model_file"]).write_bytes(data)  # the host reference for benches of this firmware
         (tmp / MANIFEST).write_text(json.dumps(man, indent=2) + "\n")
     return out
 
 
-def _baremetal_ids() -> list[str]:
-    return [b.id for b in all_boards().values() if b.baremetal is not None]
+def _arduino_ids() -> list[str]:
+    return [b.id for b in all_boards().values() if b.platformio and b.platformio.framework == "arduino"]

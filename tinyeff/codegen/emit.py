@@ -64,24 +64,38 @@ def _layer(model: LoweredModel, plan: MemoryPlan, i: int) -> EmittedLayer:
     return EmittedLayer(layer.index, layer.op, arrays, layer.struct, name, fields, (call,))
 
 
-def emit_c(model: LoweredModel, plan: MemoryPlan, model_name: str, board: str) -> dict[str, str]:
-    """{'tinyeff_model.h': ..., 'tinyeff_model.c': ...} for MODEL with memory PLAN."""
-    info = model.info
-    x, y = info.tensors[model.input], info.tensors[model.output]
-    values = dict(
+def interface_values(info, model_name: str, board: str) -> dict:
+    """What tinyeff_model.h says about a model whatever runs it: signature, I/O sizes and quantization."""
+    x, y = info.input(), info.output()
+    return dict(
         header=header(model_name, info.sha256, board),
         sha256=info.sha256,
-        arena_bytes=plan.arena_bytes,
-        input_offset=plan.offsets[model.input],
-        output_offset=plan.offsets[model.output],
-        input_bytes=model.tensor_bytes[model.input],
-        output_bytes=model.tensor_bytes[model.output],
+        input_bytes=x.elements,
+        output_bytes=y.elements,
         input_shape=x.shape,
         output_shape=y.shape,
         input_scale=repr(float(x.scales[0])) if x.scales else "0.0",
         input_zero_point=x.zero_points[0] if x.zero_points else 0,
         output_scale=repr(float(y.scales[0])) if y.scales else "0.0",
         output_zero_point=y.zero_points[0] if y.zero_points else 0,
+    )
+
+
+def emit_c(model: LoweredModel, plan: MemoryPlan, model_name: str, board: str, empty: bool = False) -> dict[str, str]:
+    """{'tinyeff_model.h': ..., 'tinyeff_model.c': ...} for MODEL with memory PLAN.
+
+    EMPTY keeps the model's interface (sizes, quantization, signature) but no layers, constants or
+    arena beyond the input and output: the firmware built with it, subtracted from the real one,
+    is what the model costs in flash and RAM."""
+    info = model.info
+    values = dict(
+        interface_values(info, model_name, board),
+        arena_bytes=plan.arena_bytes,
+        input_offset=plan.offsets[model.input],
+        output_offset=plan.offsets[model.output],
         layers=[_layer(model, plan, i) for i in range(len(model.layers))],
     )
+    if empty:
+        io = max(values["input_bytes"], values["output_bytes"])
+        values.update(layers=[], arena_bytes=-(-io // 16) * 16, input_offset=0, output_offset=0)
     return {name: render(f"compiled/{name}.j2", **values) for name in ("tinyeff_model.h", "tinyeff_model.c")}

@@ -1,0 +1,27 @@
+"""The README's main job, `tinyeff demo`, end to end: train, shrink to 12 KiB / 6 KiB, generate,
+build, bench in QEMU. This is also issue 2's acceptance run on digits (about three minutes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tinyeff.cli import main
+from tinyeff.footprint import host_tflm_arena
+
+KIB = 1024
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+def test_demo_runs_end_to_end_and_the_device_matches_the_host(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    model = (tmp_path / "small" / "model.int8.tflite").read_bytes()
+    # the chosen model fits the budget, measured here independently of the kit's report
+    assert len(model) <= 12 * KIB and host_tflm_arena(model, "chosen").total <= 6 * KIB
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    assert bench["samples"] == 450 and bench["errors"] == 0
+    assert bench["exact_agreement"] == 1.0 and bench["accuracy"] == bench["host_accuracy"] >= 0.975
+    assert "emulated instructions per inference" in out and "minus empty-model firmware" in out
