@@ -23,6 +23,7 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python benchmarks/pipeline_digits.py
+	$(BIN)/python benchmarks/runtimes.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
