@@ -35,6 +35,15 @@ def _cases():
         P = L.AveragePooling2D if kind == "avg" else L.MaxPooling2D
         for pool, s, pad in [(2, 2, "valid"), (3, 1, "same"), (3, 2, "same"), ((9, 8), 1, "valid")]:
             cases[f"{kind}pool_{pool}_s{s}_{pad}"] = ((9, 8, 3), lambda x, P=P, pool=pool, s=s, pad=pad: P(pool, s, pad)(x))
+    # Keras global average pooling becomes MEAN over height and width; 72 and 125 pixels are not
+    # powers of two, so the 1/n folded into the multiplier is exercised
+    cases["mean_gap"] = ((9, 8, 5), lambda x: L.GlobalAveragePooling2D()(x))
+    cases["mean_gap_keepdims"] = ((6, 5, 4), lambda x: L.Conv2D(3, 1, **rnd)(L.GlobalAveragePooling2D(keepdims=True)(x)))
+    cases["mean_after_conv"] = ((25, 5, 8), lambda x: L.GlobalAveragePooling2D()(L.Conv2D(16, 3, padding="same", activation="relu", **rnd)(x)))
+    # sigmoid over a wide input range (inputs past the radius saturate) and a narrow one
+    cases["logistic_wide"] = ((6, 5, 4), lambda x: L.Activation("sigmoid")(L.Conv2D(6, 3, padding="same",
+                              kernel_initializer=keras.initializers.RandomNormal(0, 3))(x)))
+    cases["logistic_dense"] = ((12,), lambda x: L.Dense(8, activation="sigmoid", **rnd)(x))
     cases["softmax_wide"] = ((24,), lambda x: L.Softmax()(L.Dense(40, kernel_initializer=keras.initializers.RandomNormal(0, 2))(x)))
     cases["add_relu"] = ((6, 5, 4), lambda x: L.ReLU()(L.Add()([L.Conv2D(4, 1, **rnd)(x), x])))
     cases["add_broadcast"] = ((6, 5, 4), lambda x: L.Add()([x, L.Dense(4, **rnd)(L.AveragePooling2D((6, 5))(x))]))

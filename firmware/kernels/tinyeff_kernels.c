@@ -150,9 +150,20 @@ static void te_pool(const te_pool_t *p, const int8_t *in, int8_t *out, int max) 
 }
 
 void te_average_pool(const te_pool_t *p, const int8_t *in, int8_t *out) { te_pool(p, in, out, 0); }
+
 void te_max_pool(const te_pool_t *p, const int8_t *in, int8_t *out) { te_pool(p, in, out, 1); }
 
-/* ---- gemmlowp-style fixed point for softmax. A Qk value is a raw int32 with k integer bits. */
+void te_mean_hw(const te_mean_t *p, const int8_t *in, int8_t *out) {
+  const int32_t n = p->h * p->w;
+  for (int32_t ch = 0; ch < p->c; ++ch) {
+    int32_t sum = 0;
+    for (int32_t i = 0; i < n; ++i) sum += in[i * p->c + ch];
+    out[ch] = te_clamp8(te_requant(sum - p->in_zp * n, p->mult, p->shift) + p->out_zp, -128, 127);
+  }
+}
+
+/* ---- gemmlowp-style fixed point for softmax and logistic. A Qk value is a raw int32 with k
+ * integer bits. */
 
 /* x * 2^e with saturation (e > 0) or rounding (e < 0). */
 static int32_t te_mul_pot(int32_t x, int e) {
@@ -177,17 +188,17 @@ static int32_t te_exp_quarter(int32_t a) {
   return exp_minus_one_eighth + te_high_mul(exp_minus_one_eighth, x + poly);
 }
 
-/* exp(a) for a <= 0 given in Q5 (5 integer bits); result in Q0. */
-static int32_t te_exp_negative_q5(int32_t a) {
-  enum { kFrac = 26 };
-  const int32_t one_quarter = 1 << (kFrac - 2);
+/* exp(a) for a <= 0 given with INT_BITS (4 or 5) integer bits; result in Q0. */
+static int32_t te_exp_negative(int32_t a, int int_bits) {
+  const int frac = 31 - int_bits;
+  const int32_t one_quarter = 1 << (frac - 2);
   const int32_t mod_minus_quarter = (a & (one_quarter - 1)) - one_quarter;
-  int32_t result = te_exp_quarter(te_mul_pot(mod_minus_quarter, 5));
+  int32_t result = te_exp_quarter(te_mul_pot(mod_minus_quarter, int_bits));
   const int32_t remainder = mod_minus_quarter - a;
-  /* exp(-2^k) for k = -2 .. 4 in Q0, applied for each bit set in the remainder */
+  /* exp(-2^k) for k = -2 .. 4 in Q0, applied for each bit of the remainder the format has */
   static const int32_t exp_of_minus_pot[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
-  for (int k = -2; k <= 4; ++k) {
-    if (remainder & (1 << (kFrac + k))) result = te_high_mul(result, exp_of_minus_pot[k + 2]);
+  for (int k = -2; k <= 4 && k < int_bits; ++k) {
+    if (remainder & (1 << (frac + k))) result = te_high_mul(result, exp_of_minus_pot[k + 2]);
   }
   return a == 0 ? INT32_MAX : result;
 }
@@ -225,7 +236,7 @@ void te_softmax(const te_softmax_t *p, const int8_t *in, int8_t *out) {
       const int32_t diff = (int32_t)x[c] - max_in_row;
       if (diff >= p->diff_min) {
         const int32_t scaled = te_high_mul(te_shl(diff, p->in_left_shift), p->in_mult);
-        sum_of_exps += te_mul_pot(te_exp_negative_q5(scaled), -kAccumBits);
+        sum_of_exps += te_mul_pot(te_exp_negative(scaled, 5), -kAccumBits);
       }
     }
     const int headroom_plus_one = te_clz32((uint32_t)sum_of_exps);
@@ -237,12 +248,33 @@ void te_softmax(const te_softmax_t *p, const int8_t *in, int8_t *out) {
       const int32_t diff = (int32_t)x[c] - max_in_row;
       if (diff >= p->diff_min) {
         const int32_t scaled = te_high_mul(te_shl(diff, p->in_left_shift), p->in_mult);
-        const int32_t e = te_exp_negative_q5(scaled);
+        const int32_t e = te_exp_negative(scaled, 5);
         const int32_t v = te_round_shift(te_high_mul(shifted_scale, e), exponent) - 128;
         y[c] = te_clamp8(v, -128, 127);
       } else {
         y[c] = -128;
       }
+    }
+  }
+}
+
+/* 1 / (1 + exp(-a)) for a in Q4; result in Q0 (1 saturates to INT32_MAX). */
+static int32_t te_logistic_q4(int32_t a) {
+  if (a == 0) return 1 << 30;
+  const int32_t positive = te_one_over_one_plus_x(te_exp_negative(a > 0 ? -a : a, 4));
+  return a > 0 ? positive : (int32_t)((uint32_t)INT32_MAX - (uint32_t)positive);
+}
+
+void te_logistic(const te_logistic_t *p, const int8_t *in, int8_t *out) {
+  for (int32_t i = 0; i < p->size; ++i) {
+    const int32_t x = (int32_t)in[i] - p->in_zp;
+    if (x <= -p->radius) {
+      out[i] = -128;
+    } else if (x >= p->radius) {
+      out[i] = 127;
+    } else {
+      const int32_t q0 = te_logistic_q4(te_requant(x, p->mult, p->left_shift));
+      out[i] = te_clamp8(te_round_shift(q0, 23) - 128, -128, 127);
     }
   }
 }

@@ -54,6 +54,23 @@ typedef struct {
 void te_average_pool(const te_pool_t *p, const int8_t *in, int8_t *out);
 void te_max_pool(const te_pool_t *p, const int8_t *in, int8_t *out);
 
+/* MEAN over the height and width of an NHWC tensor (Keras GlobalAveragePooling2D). mult and
+ * shift already hold in_scale / out_scale / (h * w), folded as TFLM folds them. */
+typedef struct {
+  int32_t h, w, c;
+  int32_t in_zp, out_zp;
+  int32_t mult, shift;
+} te_mean_t;
+
+void te_mean_hw(const te_mean_t *p, const int8_t *in, int8_t *out);
+
+/* int8 sigmoid; the output's zero point is -128 and its scale 1/256, as TFLM requires. */
+typedef struct {
+  int32_t size, in_zp, radius, mult, left_shift;
+} te_logistic_t;
+
+void te_logistic(const te_logistic_t *p, const int8_t *in, int8_t *out);
+
 typedef struct {
   int32_t rows, depth;
   int32_t in_mult, in_left_shift, diff_min;

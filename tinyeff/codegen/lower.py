@@ -24,6 +24,8 @@ KERNELS = {
     "FULLY_CONNECTED": "te_fully_connected",
     "AVERAGE_POOL_2D": "te_average_pool",
     "MAX_POOL_2D": "te_max_pool",
+    "MEAN": "te_mean_hw",
+    "LOGISTIC": "te_logistic",
     "SOFTMAX": "te_softmax",
     "ADD": "te_add",
     "MUL": "te_mul",
@@ -41,8 +43,8 @@ SUPPORTED_OPS = tuple(KERNELS)
 #   "rows": a depthwise conv that first saves the input rows it needs in a ring of rows.
 INPLACE_KINDS = ("elementwise", "pixel", "rows")
 
-# TFLM runs these models, but tinyeff does not generate TFLM projects yet (issue 3 in progress)
-TFLM_HINT = "TFLM may run it, but tinyeff does not generate TFLM projects yet, so change that part of the model"
+# Where a model the compiled runtime cannot run may still go
+TFLM_HINT = "generate it with --runtime tflm for a real board (TensorFlow Lite Micro), or change that part of the model"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +194,28 @@ class _Lowering:
                       pad_left=quant.padding_before(o["padding"], iw, kw, sw, 1), act_min=lo, act_max=hi)
         return Layer(op.index, op.op, KERNELS[op.op], "te_pool_t", fields, (), (op.inputs[0],), op.outputs[0])
 
+    def mean(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        axes = sorted(int(a) % 4 for a in self.const(op.inputs[1]).reshape(-1)) if len(x.shape) == 4 else []
+        if axes != [1, 2]:
+            raise _fail(self.info, op, "averages over axes other than height and width of an NHWC tensor, which the compiled "
+                        f"runtime does not run; {TFLM_HINT}")
+        h, w, c = _nhwc(x)
+        mult, shift = quant.mean_multiplier(_scale(x), _scale(out), h * w)
+        fields = dict(h=h, w=w, c=c, in_zp=_zp(x), out_zp=_zp(out), mult=mult, shift=shift)
+        return Layer(op.index, op.op, KERNELS[op.op], "te_mean_t", fields, (), (op.inputs[0],), op.outputs[0])
+
+    def logistic(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        if _zp(out) != -128:
+            raise _fail(self.info, op, "has an output zero point other than -128, which TFLM's int8 logistic requires")
+        try:
+            mult, left_shift, radius = quant.logistic_params(_scale(x))
+        except ValueError as e:
+            raise _fail(self.info, op, f"cannot run: {e}") from None
+        fields = dict(size=x.elements, in_zp=_zp(x), radius=radius, mult=mult, left_shift=left_shift)
+        return Layer(op.index, op.op, KERNELS[op.op], "te_logistic_t", fields, (), (op.inputs[0],), op.outputs[0], "elementwise")
+
     def softmax(self, op: OpInfo, name: str) -> Layer:
         x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
         if _zp(out) != -128 or np.float32(_scale(out)) != np.float32(1 / 256):
@@ -272,7 +296,7 @@ class _Lowering:
 
 _LOWER = {
     "CONV_2D": _Lowering.conv, "DEPTHWISE_CONV_2D": _Lowering.conv, "FULLY_CONNECTED": _Lowering.fully_connected,
-    "AVERAGE_POOL_2D": _Lowering.pool, "MAX_POOL_2D": _Lowering.pool, "SOFTMAX": _Lowering.softmax,
+    "AVERAGE_POOL_2D": _Lowering.pool, "MAX_POOL_2D": _Lowering.pool, "SOFTMAX": _Lowering.softmax, "MEAN": _Lowering.mean, "LOGISTIC": _Lowering.logistic,
     "ADD": _Lowering.binary, "MUL": _Lowering.binary, "QUANTIZE": _Lowering.requantize, "PAD": _Lowering.pad,
     "PADV2": _Lowering.pad, "CONCATENATION": _Lowering.concat, "RESHAPE": _Lowering.reshape,
 }

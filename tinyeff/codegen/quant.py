@@ -99,3 +99,25 @@ def add_multipliers(a_scale: float, b_scale: float, out_scale: float) -> tuple[t
         quantize_multiplier(float(b_scale) / twice_max),
         quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * float(out_scale))),
     )
+
+
+def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tuple[int, int]:
+    """TFLM's int8 MEAN rescaling: in_scale / out_scale as a Q31 multiplier, then 1 / COUNT folded
+    into it (multiplier shifted left by floor(log2 COUNT), at most 32 and at most 31 + shift,
+    divided by COUNT with truncation), so that the sum of COUNT inputs requantizes in one step."""
+    mult, shift = quantize_multiplier(float(input_scale) / float(output_scale))
+    s = min(count.bit_length() - 1, 32, 31 + shift)
+    return (mult << s) // count, shift - s
+
+
+def logistic_params(input_scale: float) -> tuple[int, int, int]:
+    """TFLM's int8 LOGISTIC preparation: (multiplier, left shift, input radius) that map
+    (x - zero_point) to Q4 and saturate inputs at or beyond the radius."""
+    import math
+
+    m, left_shift = math.frexp(float(input_scale) * (1 << 27))  # 4 integer bits: scale * 2^(31 - 4)
+    mult = math.floor(m * (1 << 31) + 0.5)  # std::round, m > 0
+    if mult >= 1 << 31 or left_shift < 0:
+        raise ValueError(f"input scale {input_scale} is outside what TFLM's int8 logistic handles")
+    radius = math.floor(15.0 * (1 << 27) / (1 << left_shift))
+    return mult, left_shift, radius

@@ -22,6 +22,7 @@ from tinyeff.reference import tflm_outputs
 
 MANIFEST = "tinyeff.json"
 RESETS_PER_SAMPLE = 3
+ERRORS_IN_A_ROW = 3  # then the device is gone, not noisy: stop instead of timing out on every sample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +128,9 @@ def run_bench(project: Project, dut: Dut, device, x: np.ndarray, y: np.ndarray,
                 break
         else:
             results.append(SampleResult(i, int(y[i]), None, ref, None, f"the device reset {RESETS_PER_SAMPLE + 1} times on this sample"))
+        if len(results) >= ERRORS_IN_A_ROW and all(r.error for r in results[-ERRORS_IN_A_ROW:]):
+            raise TinyeffError(f"the device failed {ERRORS_IN_A_ROW} samples in a row (samples {i - ERRORS_IN_A_ROW + 1}..{i}), "
+                               f"last: {results[-1].error}")
         if progress:
             progress(i + 1, len(x))
     timer, hz, layer_ticks = dut.timer()  # per-layer ticks of the last inference
