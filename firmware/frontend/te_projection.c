@@ -1,0 +1,115 @@
+/* See te_projection.h. Hashes are computed as the bytes stream by: a token's FNV-1a state grows
+ * byte by byte, and each n-gram is hashed from a window of the last n bytes of "^token$". */
+#include "te_projection.h"
+
+#include <string.h>
+
+#define FNV_OFFSET 0x811C9DC5u
+#define FNV_PRIME 0x01000193u
+#define GOLDEN 0x9E3779B9u
+
+static uint32_t fnv_byte(uint32_t h, uint8_t b) { return (h ^ b) * FNV_PRIME; }
+
+static uint32_t fnv(uint32_t h, const uint8_t *p, size_t n) {
+  while (n--) h = fnv_byte(h, *p++);
+  return h;
+}
+
+static uint32_t fmix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  h ^= h >> 16;
+  return h;
+}
+
+/* row += P(data) for the data whose FNV-1a state is FNV_STATE: bits 2k and 2k+1 of word d/16 */
+static void add_ternary(int16_t *row, int32_t features, uint32_t fnv_state) {
+  for (int32_t word = 0; word * 16 < features; ++word) {
+    const uint32_t h = fmix32(fnv_state ^ ((uint32_t)(word + 1) * GOLDEN));
+    for (int32_t k = 0; k < 16 && word * 16 + k < features; ++k) {
+      row[word * 16 + k] += (int16_t)((int32_t)((h >> (2 * k)) & 1u) - (int32_t)((h >> (2 * k + 1)) & 1u));
+    }
+  }
+}
+
+static int is_token_byte(uint8_t b) {
+  return b >= 0x80 || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || b == '\'';
+}
+
+typedef struct {
+  int16_t *row;
+  uint32_t token_fnv;                      /* FNV-1a of 0x01 + token so far */
+  uint8_t window[TE_PROJECTION_MAX_NGRAM]; /* the last n bytes of ^token$ */
+  int32_t framed;                          /* bytes of ^token$ seen so far */
+} token_state;
+
+static void add_gram(const te_projection_t *cfg, token_state *t, int32_t n) {
+  const uint8_t prefix = 0x02;
+  add_ternary(t->row, cfg->features, fnv(fnv(FNV_OFFSET, &prefix, 1), t->window, (size_t)n));
+}
+
+/* one more byte of ^token$: slide the window, and hash it once it holds n bytes */
+static void push_framed(const te_projection_t *cfg, token_state *t, uint8_t b) {
+  const int32_t n = cfg->ngram;
+  if (t->framed < n) {
+    t->window[t->framed] = b;
+  } else {
+    memmove(t->window, t->window + 1, (size_t)(n - 1));
+    t->window[n - 1] = b;
+  }
+  if (++t->framed >= n) add_gram(cfg, t, n);
+}
+
+static void finish_token(const te_projection_t *cfg, token_state *t) {
+  push_framed(cfg, t, '$');
+  if (t->framed < cfg->ngram) add_gram(cfg, t, t->framed); /* shorter than n: the whole ^token$ */
+  add_ternary(t->row, cfg->features, t->token_fnv);
+  for (int32_t d = 0; d < cfg->features; ++d) {
+    if (t->row[d] > 127) t->row[d] = 127;
+    if (t->row[d] < -127) t->row[d] = -127;
+  }
+}
+
+void te_project(const te_projection_t *cfg, const uint8_t *text, size_t len, int16_t *out) {
+  memset(out, 0, sizeof(int16_t) * (size_t)cfg->max_tokens * (size_t)cfg->features);
+  if (cfg->ngram < 1 || cfg->ngram > TE_PROJECTION_MAX_NGRAM) return; /* no projection for a config it cannot hold */
+  int32_t tokens = 0, in_token = 0;
+  token_state t;
+  for (size_t i = 0; i <= len && tokens < cfg->max_tokens; ++i) {
+    const int byte_in_token = i < len && is_token_byte(text[i]);
+    if (byte_in_token) {
+      uint8_t b = text[i];
+      if (b >= 'A' && b <= 'Z') b = (uint8_t)(b + 32);
+      if (!in_token) {
+        const uint8_t prefix = 0x01;
+        t.row = out + (size_t)tokens * (size_t)cfg->features;
+        t.token_fnv = fnv(FNV_OFFSET, &prefix, 1);
+        t.framed = 0;
+        push_framed(cfg, &t, '^');
+        in_token = 1;
+      }
+      t.token_fnv = fnv_byte(t.token_fnv, b);
+      push_framed(cfg, &t, b);
+    } else if (in_token) {
+      finish_token(cfg, &t);
+      in_token = 0;
+      ++tokens;
+    }
+  }
+}
+
+void te_project_quantize(const int16_t *values, size_t n, float scale, int32_t zero_point, int8_t *out) {
+  for (size_t i = 0; i < n; ++i) {
+    const float r = (float)values[i] / scale;
+    /* round half to even without libm: r - floor(r) is exact for |r| < 2^23 */
+    float f = (float)(int32_t)r;
+    if (f > r) f -= 1.0f;
+    const float frac = r - f;
+    int32_t q = (int32_t)f;
+    if (frac > 0.5f || (frac == 0.5f && (q & 1))) ++q;
+    q += zero_point;
+    out[i] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
+  }
+}

@@ -1,0 +1,34 @@
+/* The PRADO-style text projection of tinyeff/models/projection_features.py, in C99, bit-exact:
+ * text (UTF-8 bytes) -> max_tokens x features matrix of clipped sums of ternary hashed features,
+ * then the int8 the model's input expects. The rules (tokens, hash, n-grams) are documented in
+ * that Python module; this file follows them step by step. No heap, no libm. */
+#ifndef TE_PROJECTION_H
+#define TE_PROJECTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  int32_t features;   /* hashed features per token */
+  int32_t max_tokens; /* rows; tokens past this are dropped, missing rows are 0 */
+  int32_t ngram;      /* byte n-grams of ^token$ */
+} te_projection_t;
+
+#define TE_PROJECTION_MAX_NGRAM 8 /* hashes stream over the text: only the last n bytes are kept */
+
+/* OUT gets max_tokens * features values in [-127, 127], row by row (texts up to 32 KiB). */
+void te_project(const te_projection_t *cfg, const uint8_t *text, size_t len, int16_t *out);
+
+/* The model's int8 input from a projection: round_half_even(v / scale) + zero_point, saturated,
+ * computed in float32 as the host does. */
+void te_project_quantize(const int16_t *values, size_t n, float scale, int32_t zero_point, int8_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
