@@ -25,3 +25,4 @@ def test_demo_runs_end_to_end_and_the_device_matches_the_host(tmp_path, capsys):
     assert bench["samples"] == 450 and bench["errors"] == 0
     assert bench["exact_agreement"] == 1.0 and bench["accuracy"] == bench["host_accuracy"] >= 0.975
     assert "emulated instructions per inference" in out and "minus empty-model firmware" in out
+    assert (tmp_path / "tflm-nucleo-l4r5zi" / "platformio.ini").is_file() and "tinyeff flash" in out

@@ -330,7 +330,15 @@ def cmd_demo(args) -> int:
         if rc:
             return rc
     print("\n" + "\n".join(demo_table(small / "model.int8.tflite", project, json.loads((out / "bench.json").read_text()))))
-    return 0
+    # the same model for a real board, on TensorFlow Lite Micro: generated and validated here, flashed where the board is
+    real = out / "tflm-nucleo-l4r5zi"
+    step = ["generate", str(small / "model.int8.tflite"), "--board", "nucleo-l4r5zi", "--runtime", "tflm", "--out", str(real), "--force"]
+    print(f"\n$ tinyeff {' '.join(step)}", flush=True)
+    rc = main(step)
+    if rc == 0:
+        print(f"to run it on a NUCLEO-L4R5ZI: put TFLM in {real / 'tflm'} (commands in {real / 'README.md'}), then "
+              f"'tinyeff flash {real}' and 'tinyeff bench {real} --data {small} --port /dev/ttyACM0'")
+    return rc
 
 
 def demo_table(model: Path, project: Path, bench: dict) -> list[str]:
