@@ -160,7 +160,15 @@ class QemuDevice(SerialDevice):
         """Reset the emulated board as its reset button would (through QEMU's monitor)."""
         with socket.create_connection(("127.0.0.1", self._monitor_port), timeout=5) as m:
             m.sendall(b"system_reset\n")
-            m.recv(4096)
+            # the monitor runs a command only if the connection stays open until it has: wait for
+            # the prompt that follows the command's echo
+            seen = b""
+            deadline = time.monotonic() + 5
+            while seen.count(b"(qemu)") < 2 and time.monotonic() < deadline:
+                chunk = m.recv(4096)
+                if not chunk:
+                    break
+                seen += chunk
 
     def close(self) -> None:
         try:
