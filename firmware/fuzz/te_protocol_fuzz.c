@@ -4,7 +4,7 @@
  * input, the clock advances 1 ms per byte (and 200 ms at every 0xff byte, so te-put's timeout
  * fires too), and every byte the device sends is checked to be printable ASCII or a line end.
  * Build and run (tests/test_fuzz.py does, for a fixed budget):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I<model dir> -Ifirmware/protocol \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DTE_INFER_MAX=3 -I<model dir> -Ifirmware/protocol \
  *     -Ifirmware/kernels firmware/fuzz/te_protocol_fuzz.c firmware/protocol/te_protocol.c \
  *     <model dir>/tinyeff_model.c firmware/kernels/tinyeff_kernels.c -o te_protocol_fuzz
  *   ./te_protocol_fuzz -max_total_time=60 firmware/fuzz/corpus

@@ -13,6 +13,9 @@
 #ifndef TE_RUNTIME
 #define TE_RUNTIME "compiled"
 #endif
+#ifndef TE_INFER_MAX
+#define TE_INFER_MAX 100000L /* iterations per infer command; the fuzz build sets it low */
+#endif
 #ifndef TE_DB_BYTES
 #define TE_DB_BYTES TINYEFF_INPUT_BYTES
 #endif
@@ -157,6 +160,7 @@ static void infer(const char *n_arg, const char *w_arg) {
   long n = n_arg ? parse_count(n_arg) : 1, w = w_arg ? parse_count(w_arg) : 10;
   if (n <= 0) { put("e-[Inference iterations must be >0]\r\n"); return; }
   if (w < 0) { put("e-[Inference warmup must be >=0]\r\n"); return; }
+  if (n > TE_INFER_MAX || w > TE_INFER_MAX) { put("e-[Inference iterations and warmup must be <= "); put_u64((uint64_t)TE_INFER_MAX); put("]\r\n"); return; }
   if (db_pos != TINYEFF_INPUT_BYTES) {
     put("e-[Input db has ");
     put_u64(db_pos);
