@@ -52,7 +52,8 @@ class SampleResult:
     label: int
     output: list[int] | None  # int8 output bytes from the device
     reference: list[int]  # host TFLM's output bytes for the same input
-    ticks: int | None
+    ticks: int | None  # device timer ticks for the inference
+    latency: float | None = None  # the same in BenchResult.latency_unit
     error: str | None = None
 
     @property
@@ -109,6 +110,7 @@ def run_bench(project: Project, dut: Dut, device, x: np.ndarray, y: np.ndarray,
         raise TinyeffError(f"the device runs firmware for model {sig.sha256[:16]} ({sig.runtime}, {sig.board}) but "
                            f"{project.path} is for {man['model_sha256'][:16]}; flash this project first (tinyeff flash)")
     reference = tflm_outputs(project.model, x).reshape(len(x), -1)
+    timer, hz, _ = dut.timer()  # the timer's rate converts each sample's ticks as it comes in
     results: list[SampleResult] = []
     resets = 0
     for i, sample in enumerate(x):
@@ -116,7 +118,8 @@ def run_bench(project: Project, dut: Dut, device, x: np.ndarray, y: np.ndarray,
         for attempt in range(RESETS_PER_SAMPLE + 1):
             try:
                 inference = dut.run(sample.tobytes())
-                results.append(SampleResult(i, int(y[i]), inference.output.tolist(), ref, inference.ticks))
+                results.append(SampleResult(i, int(y[i]), inference.output.tolist(), ref, inference.ticks,
+                                            device.ticks_to_latency(inference.ticks, hz)))
                 break
             except DeviceReset:
                 resets += 1
@@ -124,19 +127,20 @@ def run_bench(project: Project, dut: Dut, device, x: np.ndarray, y: np.ndarray,
             except DeviceFault:
                 raise
             except DeviceError as e:
-                results.append(SampleResult(i, int(y[i]), None, ref, None, str(e)))
+                results.append(SampleResult(i, int(y[i]), None, ref, None, error=str(e)))
                 break
         else:
-            results.append(SampleResult(i, int(y[i]), None, ref, None, f"the device reset {RESETS_PER_SAMPLE + 1} times on this sample"))
+            results.append(SampleResult(i, int(y[i]), None, ref, None,
+                                        error=f"the device reset {RESETS_PER_SAMPLE + 1} times on this sample"))
         if len(results) >= ERRORS_IN_A_ROW and all(r.error for r in results[-ERRORS_IN_A_ROW:]):
             raise TinyeffError(f"the device failed {ERRORS_IN_A_ROW} samples in a row (samples {i - ERRORS_IN_A_ROW + 1}..{i}), "
                                f"last: {results[-1].error}")
         if progress:
             progress(i + 1, len(x))
-    timer, hz, layer_ticks = dut.timer()  # per-layer ticks of the last inference
+    _, _, layer_ticks = dut.timer()  # per-layer ticks of the last inference
     arena, stack = dut.memory()
     done = [r for r in results if r.output is not None]
-    lat = np.array([device.ticks_to_latency(r.ticks, hz) for r in done]) if done else np.zeros(1)
+    lat = np.array([r.latency for r in done]) if done else np.zeros(1)
     ops = [l["op"] for l in man["layers"]]
     n = max(len(done), 1)
     return BenchResult(
@@ -222,9 +226,7 @@ def write_plot(result: BenchResult, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    hz_free = [r.ticks for r in result.results if r.ticks is not None]
-    scale = result.latency_median / np.median(hz_free) if hz_free else 1.0
-    a.hist(np.array(hz_free) * scale, bins=30, color="#3b6ea5")
+    a.hist([r.latency for r in result.results if r.latency is not None], bins=30, color="#3b6ea5")
     a.set_xlabel(f"{result.latency_unit} per inference")
     a.set_ylabel("samples")
     a.set_title(f"{result.board}: {result.samples} samples")
