@@ -51,7 +51,13 @@ def _cases():
     cases["mul"] = ((6, 5, 4), lambda x: L.Multiply()([L.Conv2D(4, 1, **rnd)(x), x]))
     cases["pad"] = ((5, 4, 3), lambda x: L.ZeroPadding2D(((1, 2), (2, 0)))(x))
     cases["concat"] = ((6, 5, 3), lambda x: L.Concatenate()([L.Conv2D(2, 1, **rnd)(x), L.Conv2D(3, 3, padding="same", **rnd)(x)]))
+    # float32 in and out: QUANTIZE float -> int8 first, DEQUANTIZE int8 -> float last
+    cases[FLOAT_IO + "conv"] = ((6, 5, 3), lambda x: L.Conv2D(4, 3, padding="same", activation="relu", **rnd)(x))
+    cases[FLOAT_IO + "dense_softmax"] = ((16,), lambda x: L.Softmax()(L.Dense(10, **rnd)(x)))
     return cases
+
+
+FLOAT_IO = "float_io_"  # cases converted with float32 input and output
 
 
 def make_case(name: str, seed: int = 0) -> bytes:
@@ -65,7 +71,7 @@ def make_case(name: str, seed: int = 0) -> bytes:
     x = keras.Input(shape, batch_size=1)
     model = keras.Model(x, body(x))
     rep = np.random.default_rng(seed).normal(0, 1, (64, *shape)).astype(np.float32)
-    return keras_to_int8(model, rep)
+    return keras_to_int8(model, rep, float_io=name.startswith(FLOAT_IO))
 
 
 def case_names() -> list[str]:

@@ -71,6 +71,29 @@ def test_bench_in_qemu_is_bit_exact_with_host_tflm(tiny_run, tmp_path, board_id)
 
 
 @pytest.mark.emulator
+def test_a_float_io_model_benches_bit_exact_in_qemu(tiny_run, tmp_path):
+    """The same model converted with float32 input and output (QUANTIZE ... DEQUANTIZE): the
+    harness sends float bytes and compares the device's float outputs with host TFLM's."""
+    from tinyeff.compress.quantize import representative_set, to_int8_tflite
+    from tinyeff.train import Run, features_of
+
+    run = Run.load(tiny_run)
+    x_train = features_of(run.spec, run.data.x_train)
+    model = tmp_path / "float_io.tflite"
+    model.write_bytes(to_int8_tflite(run.keras_model(), run.spec, representative_set(x_train), float_io=True))
+    out = generate(model, "qemu-mps2-an386", "compiled", tmp_path / "project")
+    project = Project.load(out)
+    assert project.manifest["input"]["dtype"] == "float32" and project.manifest["output"]["dtype"] == "float32"
+    assert project.manifest["ops"][0] == "QUANTIZE" and project.manifest["ops"][-1] == "DEQUANTIZE"
+    build(project)
+    x, y = bench_inputs(str(tiny_run), project.model)
+    assert x.dtype == np.float32
+    result = _bench(project, "qemu-mps2-an386", x[:40], y[:40])
+    _check_complete_and_exact(result, 40)
+    assert isinstance(result.results[0].output[0], float)
+
+
+@pytest.mark.emulator
 def test_bench_command_writes_json_junit_and_plot(tiny_run, tmp_path, capsys):
     project = _project(tiny_run, tmp_path, "qemu-mps2-an386")
     rc = main(["bench", str(project.path), "--data", str(tiny_run), "--limit", "40", "--min-accuracy", "0.5",

@@ -15,7 +15,16 @@ N_INPUTS = 1000
 
 
 def _random_inputs(info, n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(-128, 128, (n, *info.input().shape), dtype=np.int8)
+    rng, t = np.random.default_rng(seed), info.input()
+    if t.dtype == "FLOAT32":
+        # spread past the int8 range (clamping), and some elements at exact half steps of the
+        # quantization scale (QUANTIZE rounds half away from zero)
+        scale = next(info.tensors[o.outputs[0]].scales[0] for o in info.ops if o.op == "QUANTIZE")
+        x = rng.normal(0, 2, (n, *t.shape)).astype(np.float32)
+        halves = (rng.integers(-130, 130, (n, 4)) + 0.5) * np.float32(scale)
+        x.reshape(n, -1)[:, :4] = halves.astype(np.float32)
+        return x
+    return rng.integers(-128, 128, (n, *t.shape), dtype=np.int8)
 
 
 @pytest.mark.parametrize("case", case_names())

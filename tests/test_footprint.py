@@ -67,3 +67,27 @@ def test_arena_of_a_kit_model_matches_the_interpreter_running_it(tiny_run):
     interp.set_input(np.zeros(info.input().shape, np.int8), 0)
     interp.invoke()
     assert interp.get_output(0).shape == info.output().shape
+
+
+def test_inspect_with_a_board_gives_each_runtimes_needs_and_verdict(kws_model, capsys):
+    import json
+
+    assert main(["inspect", str(kws_model), "--board", "nucleo-l4r5zi", "--json"]) == 0
+    runtimes = json.loads(capsys.readouterr().out)["runtimes"]
+    assert runtimes["tflm"] == {"supported": True, "flash_bytes": 53936, "ram_bytes": 24272 + 1024, "fits": True}
+    # the compiled runtime's plan for KWS (see test_compiled_runtime) and its constants in flash
+    assert runtimes["compiled"]["ram_bytes"] == 8960 and runtimes["compiled"]["fits"]
+    assert 24376 < runtimes["compiled"]["flash_bytes"] < 53936  # weights plus biases and requantization
+
+
+def test_a_runtime_that_does_not_fit_says_by_how_much():
+    import dataclasses
+
+    from tinyeff.boards import get_board
+    from tinyeff.generate import RuntimeFootprint
+
+    small = dataclasses.replace(get_board("nucleo-l4r5zi"), ram_kib=40, app_ram_kib=16)  # 24 KiB left for a model
+    tflm = RuntimeFootprint("tflm", 53936, 25296)
+    assert tflm.problem_on(small) == "RAM 25,296 B > 24,576 B left for a model"
+    assert RuntimeFootprint("compiled", 27253, 8960).problem_on(small) == ""
+    assert RuntimeFootprint("compiled", 0, 0, unsupported="uses GATHER").problem_on(small) == "uses GATHER"

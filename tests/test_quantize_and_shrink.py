@@ -75,7 +75,7 @@ def test_impossible_budget_says_what_was_reached_and_writes_nothing(tiny_run, tm
 def _cand(name, acc, flash, ram):
     fp = Footprint(flash, ArenaUse(ram, ram, 0), 0)
     return Candidate(step=int(name[-1]), method="distilled", widths=(1,), float_accuracy=acc, int8_accuracy=acc,
-                     int8_val_accuracy=acc, footprint=fp, fits=True)
+                     int8_val_accuracy=acc, int8_val_loss=0.1, footprint=fp, fits=True)
 
 
 def test_pareto_front():
@@ -92,3 +92,28 @@ def test_budget_rules():
         Budget(-1, None)
     b = Budget(1000, None)
     assert b.fits(Footprint(1000, ArenaUse(10**6, 0, 0), 0)) and not b.fits(Footprint(1001, ArenaUse(1, 0, 0), 0))
+
+
+def test_training_twice_with_one_seed_gives_the_same_model(tmp_path):
+    """Seeds cover the initial weights and op determinism covers the threaded reductions: the
+    demo's choice of model must not change between runs on one machine."""
+    args = ["train", "dscnn", "--data", "digits", "--width", "8", "--depth", "1", "--epochs", "3", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "a" / "model.int8.tflite").read_bytes() == (tmp_path / "b" / "model.int8.tflite").read_bytes()
+
+
+def test_a_board_preset_is_the_budget_and_an_explicit_one_tightens_it():
+    import argparse
+
+    from tinyeff import tflm
+    from tinyeff.boards import get_board
+    from tinyeff.cli import _budget
+
+    pico = get_board("rpi-pico")
+    b = _budget(argparse.Namespace(flash_kib=None, ram_kib=None, board="rpi-pico"))
+    assert (b.flash_bytes, b.ram_bytes) == (pico.model_flash_bytes, pico.model_ram_bytes - tflm.ARENA_MARGIN_BYTES)
+    b = _budget(argparse.Namespace(flash_kib=12, ram_kib=None, board="rpi-pico"))
+    assert (b.flash_bytes, b.ram_bytes) == (12 * 1024, pico.model_ram_bytes - tflm.ARENA_MARGIN_BYTES)
+    with pytest.raises(TinyeffError, match="unknown board"):
+        _budget(argparse.Namespace(flash_kib=None, ram_kib=None, board="rpi-pica"))

@@ -57,3 +57,7 @@ def seed_everything(seed: int) -> None:
     import keras
 
     keras.utils.set_random_seed(seed)
+    # Seeds alone do not make two runs equal: multi-threaded reductions (bias gradients,
+    # batch-norm statistics) sum in whatever order the threads finish.
+    tf = tensorflow()
+    tf.config.experimental.enable_op_determinism()

@@ -47,6 +47,7 @@ def footprint_line(fp) -> str:
 
 
 def cmd_train(args) -> int:
+    from tinyeff._native import seed_everything
     from tinyeff.compress.quantize import int8_accuracy, representative_set, to_int8_tflite
     from tinyeff.data import load_dataset
     from tinyeff.footprint import measure
@@ -76,6 +77,7 @@ def cmd_train(args) -> int:
 
     with write_run(Path(args.out), force=args.force) as tmp:
         x_train, x_test = features_of(spec, data.x_train), features_of(spec, data.x_test)
+        seed_everything(tcfg.seed)  # the initial weights too, not only the training loop
         model = build(spec)
         progress(f"training {spec.describe()} on {data.name}: {len(x_train)} train / {len(x_test)} test samples, {data.n_classes} classes"
                  + (f", distilling from {args.teacher}" if teacher is not None else ""))
@@ -127,10 +129,21 @@ def cmd_quantize(args) -> int:
 
 
 def _budget(args):
+    """The budget from --flash-kib/--ram-kib and a --board preset; given both, the tighter one holds."""
     from tinyeff.compress.shrink import Budget
 
     flash = round(args.flash_kib * KIB) if args.flash_kib is not None else None
     ram = round(args.ram_kib * KIB) if args.ram_kib is not None else None
+    if args.board:
+        from tinyeff import tflm
+        from tinyeff.boards import get_board
+
+        board = get_board(args.board)
+        # The board preset is what a TFLM deployment on it leaves for the model: the shrink step
+        # measures the host TFLM arena, and the firmware adds its documented margin to that.
+        preset_flash, preset_ram = board.model_flash_bytes, board.model_ram_bytes - tflm.ARENA_MARGIN_BYTES
+        flash = preset_flash if flash is None else min(flash, preset_flash)
+        ram = preset_ram if ram is None else min(ram, preset_ram)
     return Budget(flash, ram)
 
 
@@ -183,11 +196,15 @@ def cmd_shrink(args) -> int:
 
 
 def cmd_inspect(args) -> int:
+    from tinyeff.boards import get_board
     from tinyeff.footprint import host_tflm_arena, load_model_file, require_int8
+    from tinyeff.generate import runtime_footprints
 
+    board = get_board(args.board) if args.board else None
     data, info = load_model_file(Path(args.model))
     require_int8(info)
     arena = host_tflm_arena(data, args.model)
+    runtimes = runtime_footprints(data, info, Path(args.model).name)
     report = {
         "model": args.model,
         "sha256": info.sha256,
@@ -200,7 +217,8 @@ def cmd_inspect(args) -> int:
         "ops": [{"index": o.index, "op": o.op, "macs": o.macs,
                  "output_shape": list(info.tensors[o.outputs[0]].shape)} for o in info.ops],
         "op_counts": {n: sum(o.op == n for o in info.ops) for n in info.op_names},
-        "runtimes": {"tflm": {"supported": True, "checked_by": "host TFLM interpreter loaded and planned the model"}},
+        "runtimes": {r.runtime: r.to_json(board) for r in runtimes},
+        "board": board.id if board else None,
         "inputs": [_tensor_json(info.tensors[i]) for i in info.inputs],
         "outputs": [_tensor_json(info.tensors[i]) for i in info.outputs],
     }
@@ -214,9 +232,24 @@ def cmd_inspect(args) -> int:
     print(f"  {'#':>3s} {'op':22s} {'output shape':18s} {'MACs':>10s}")
     for o in report["ops"]:
         print(f"  {o['index']:3d} {o['op']:22s} {str(o['output_shape']):18s} {o['macs']:>10,}")
-    print(f"  ops: " + ", ".join(f"{n} x{k}" for n, k in report["op_counts"].items()) + "  (TFLM: all supported)")
+    print(f"  ops: " + ", ".join(f"{n} x{k}" for n, k in report["op_counts"].items()))
     print(f"  flash {info.size_bytes:,} B (weights {info.weight_bytes:,} B)   host TFLM arena {arena.total:,} B "
           f"(head {arena.head:,} activations, tail {arena.tail:,} persistent)   MACs {info.macs:,}")
+    fits_any = False
+    for r in runtimes:
+        line = f"  runtime {r.runtime:9s}"
+        if r.unsupported:
+            print(f"{line}cannot run it: {r.unsupported}")
+            continue
+        line += f"flash {r.flash_bytes:,} B, RAM {r.ram_bytes:,} B" + (" (arena + margin)" if r.runtime == "tflm" else " (planned arena)")
+        if board is not None:
+            problem = r.problem_on(board)
+            fits_any |= not problem
+            line += f"  -> {'fits' if not problem else 'does not fit'} {board.id}" + (f": {problem}" if problem else "")
+        print(line)
+    if board is not None and not fits_any:
+        print(f"  verdict: does not fit {board.id} ({board.model_flash_bytes:,} B flash, {board.model_ram_bytes:,} B RAM left "
+              f"for a model); shrink it (tinyeff shrink --board {board.id}) or choose a larger board")
     return 0
 
 
@@ -404,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--flash-kib", type=float)
     s.add_argument("--ram-kib", type=float)
+    s.add_argument("--board", help="a board id: its flash and RAM left for a model (TFLM arena + margin) are the budget")
     s.add_argument("--step-fraction", type=float, default=0.15, help="share of channels removed per step")
     s.add_argument("--no-compare-plain", action="store_true", help="skip the plain fine-tuning baseline (faster)")
     s.add_argument("--force", action="store_true")
@@ -412,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="ops, shapes, quantization, MACs, flash and TFLM arena of an int8 .tflite")
     i.add_argument("model")
+    i.add_argument("--board", help="a board id: say whether the model fits it under each runtime")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_inspect)
 

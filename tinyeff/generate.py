@@ -14,6 +14,7 @@ failure leaves nothing behind.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -72,6 +73,45 @@ def manifest(model_name: str, info, board: Board, runtime: str, arena_bytes: int
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class RuntimeFootprint:
+    """What one runtime needs for a model, as generate would size it; or why it cannot run it."""
+
+    runtime: str
+    flash_bytes: int  # tflm: the .tflite; compiled: its constant arrays (kernel code is counted as the firmware's)
+    ram_bytes: int  # tflm: host TFLM arena + margin; compiled: its planned arena (stack comes on top)
+    unsupported: str = ""  # the reason, when the runtime cannot run the model
+
+    def problem_on(self, board: Board) -> str:
+        """Why the model does not fit BOARD under this runtime, or '' when it does."""
+        if self.unsupported:
+            return self.unsupported
+        over = [f"{what} {need:,} B > {have:,} B left for a model"
+                for what, need, have in (("flash", self.flash_bytes, board.model_flash_bytes),
+                                         ("RAM", self.ram_bytes, board.model_ram_bytes)) if need > have]
+        return "; ".join(over)
+
+    def to_json(self, board: Board | None) -> dict:
+        out = {"supported": not self.unsupported, "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes}
+        if self.unsupported:
+            out["why"] = self.unsupported
+        if board is not None:
+            out["fits"] = not self.problem_on(board)
+        return out
+
+
+def runtime_footprints(data: bytes, info, name: str) -> tuple[RuntimeFootprint, RuntimeFootprint]:
+    """The TFLM and compiled runtimes' needs for MODEL, measured the way generate sizes them."""
+    measured = host_tflm_arena(data, name).total
+    tflm_fp = RuntimeFootprint("tflm", info.size_bytes, tflm.arena_bytes(measured))
+    try:
+        compiled = compile_model(data, info, name)
+        compiled_fp = RuntimeFootprint("compiled", compiled.model.const_bytes, compiled.plan.arena_bytes)
+    except TinyeffError as e:
+        compiled_fp = RuntimeFootprint("compiled", 0, 0, unsupported=str(e))
+    return tflm_fp, compiled_fp
+
+
 def _check_fits(arena: int, flash: int, board: Board, model_name: str) -> None:
     if arena > board.model_ram_bytes:
         raise TinyeffError(
@@ -98,7 +138,7 @@ def _build_system(board: Board, runtime: str) -> str:
 
 def _compiled_sources(data: bytes, info, name: str, board: Board, runtime: str):
     compiled = compile_model(data, info, name, board.id)
-    _check_fits(compiled.plan.arena_bytes, info.weight_bytes, board, name)
+    _check_fits(compiled.plan.arena_bytes, compiled.model.const_bytes, board, name)
     layers = [{"index": l.index, "op": l.op, "in_place": l.index in compiled.plan.inplace} for l in compiled.model.layers]
     man = manifest(name, info, board, runtime, compiled.plan.arena_bytes, layers,
                    {"memory_plan": compiled.plan.to_json(compiled.model)})

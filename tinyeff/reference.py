@@ -12,12 +12,13 @@ from tinyeff.footprint.arena import tflm_interpreter
 
 
 def tflm_outputs(model: bytes, inputs: np.ndarray, name: str = "model") -> np.ndarray:
-    """Output 0 of the host TFLM interpreter for each int8 input in INPUTS (first axis = samples)."""
+    """Output 0 of the host TFLM interpreter for each input in INPUTS (first axis = samples; int8, or float32 for a float-input model)."""
     interp = tflm_interpreter(model, name)
-    shape = tuple(int(d) for d in interp.get_input_details(0)["shape"])
+    details = interp.get_input_details(0)
+    shape, dtype = tuple(int(d) for d in details["shape"]), details["dtype"]
     outs = []
     for x in inputs:
-        interp.set_input(np.ascontiguousarray(x, dtype=np.int8).reshape(shape), 0)
+        interp.set_input(np.ascontiguousarray(x, dtype=dtype).reshape(shape), 0)
         interp.invoke()
         outs.append(np.array(interp.get_output(0), copy=True))
     return np.stack(outs) if outs else np.zeros((0,), np.int8)

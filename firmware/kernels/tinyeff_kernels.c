@@ -302,8 +302,30 @@ void te_requantize(const te_requantize_t *p, const int8_t *in, int8_t *out) {
   }
 }
 
-void te_dequantize(int32_t size, int32_t zero_point, float scale, const int8_t *in, float *out) {
-  for (int32_t i = 0; i < size; ++i) out[i] = (float)((double)scale * (double)((int32_t)in[i] - zero_point));
+/* round() of a float, half away from zero, without libm; |x| < 2^30 (callers clamp first). */
+static int32_t te_round_half_away(float x) {
+  const int32_t t = (int32_t)x; /* truncates toward zero */
+  const float frac = x - (float)t; /* exact: t and x share their leading bits */
+  if (frac >= 0.5f) return t + 1;
+  if (frac <= -0.5f) return t - 1;
+  return t;
+}
+
+void te_quantize_float(const te_float_quant_t *p, const float *in, int8_t *out) {
+  for (int32_t i = 0; i < p->size; ++i) {
+    /* TFLM divides in float, rounds half away from zero, then adds the zero point and clamps.
+     * Clamping the quotient first keeps the integer conversion defined; NaN becomes 0. */
+    float q = in[i] / p->scale;
+    if (!(q > -1024.0f)) q = (q != q) ? 0.0f : -1024.0f;
+    if (q > 1024.0f) q = 1024.0f;
+    out[i] = te_clamp8(te_round_half_away(q) + p->zero_point, -128, 127);
+  }
+}
+
+void te_dequantize(const te_float_quant_t *p, const int8_t *in, float *out) {
+  /* TFLM multiplies in double and rounds once to float; (q - zero_point) * scale is exact in a
+   * double (9 + 24 bits), so the single rounding matches on any FPU or soft-float. */
+  for (int32_t i = 0; i < p->size; ++i) out[i] = (float)((double)p->scale * (double)((int32_t)in[i] - p->zero_point));
 }
 
 void te_pad(const te_pad_t *p, const int8_t *in, int8_t *out) {

@@ -99,8 +99,15 @@ typedef struct {
 
 void te_requantize(const te_requantize_t *p, const int8_t *in, int8_t *out);
 
-/* DEQUANTIZE int8 -> float32. */
-void te_dequantize(int32_t size, int32_t zero_point, float scale, const int8_t *in, float *out);
+/* QUANTIZE float32 -> int8 (a model with float input) and DEQUANTIZE int8 -> float32 (float
+ * output). SCALE is the tensor's float scale as the .tflite stores it. */
+typedef struct {
+  int32_t size, zero_point;
+  float scale;
+} te_float_quant_t;
+
+void te_quantize_float(const te_float_quant_t *p, const float *in, int8_t *out);
+void te_dequantize(const te_float_quant_t *p, const int8_t *in, float *out);
 
 /* PAD: a 4-D NHWC tensor copied into a larger one filled with PAD_VALUE. */
 typedef struct {

@@ -139,19 +139,31 @@ static void invoke(void) {
   tinyeff_invoke();
 }
 
+/* Output element I as a real number: dequantized int8, or the float a DEQUANTIZE wrote. */
+static float output_value(int i) {
+#if TINYEFF_OUTPUT_FLOAT
+  float v;
+  memcpy(&v, (const uint8_t *)tinyeff_output() + 4 * i, sizeof v);
+  return v;
+#else
+  return (float)(((const int8_t *)tinyeff_output())[i] - TINYEFF_OUTPUT_ZERO_POINT) * TINYEFF_OUTPUT_SCALE;
+#endif
+}
+
 static void results(void) {
-  const int8_t *y = tinyeff_output();
   put("m-results-[");
-  for (int i = 0; i < TINYEFF_OUTPUT_BYTES; ++i) {
-    /* dequantized with 3 decimals, as the MLPerf Tiny reference prints its results */
-    int32_t milli = (int32_t)((float)(y[i] - TINYEFF_OUTPUT_ZERO_POINT) * TINYEFF_OUTPUT_SCALE * 1000.0f);
+  for (int i = 0; i < TINYEFF_OUTPUT_ELEMENTS; ++i) {
+    /* with 3 decimals, as the MLPerf Tiny reference prints its results */
+    float real = output_value(i) * 1000.0f;
+    if (!(real > -2e9f && real < 2e9f)) real = 0.0f; /* keeps the conversion defined for inf and NaN */
+    int32_t milli = (int32_t)real;
     if (milli < 0) { out('-'); milli = -milli; }
     put_u64((uint64_t)(milli / 1000));
     out('.');
     out((char)('0' + milli / 100 % 10));
     out((char)('0' + milli / 10 % 10));
     out((char)('0' + milli % 10));
-    if (i + 1 < TINYEFF_OUTPUT_BYTES) out(',');
+    if (i + 1 < TINYEFF_OUTPUT_ELEMENTS) out(',');
   }
   put("]\r\n");
 }
@@ -227,9 +239,9 @@ static void te_run(const char *crc_arg) {
   uint64_t start = te_port_ticks();
   invoke();
   uint64_t ticks = te_port_ticks() - start;
-  const int8_t *y = tinyeff_output();
+  const uint8_t *y = (const uint8_t *)tinyeff_output();
   put("m-te-run-[");
-  for (int i = 0; i < TINYEFF_OUTPUT_BYTES; ++i) put_hex8((uint8_t)y[i]);
+  for (int i = 0; i < TINYEFF_OUTPUT_BYTES; ++i) put_hex8(y[i]);
   put("]-[");
   put_u64(ticks);
   put("]\r\n");
@@ -315,9 +327,9 @@ static void run_command(void) {
   } else if (strcmp(tok, "te-sig") == 0) {
     put("m-te-sig-["); put(TINYEFF_MODEL_SHA256); put("]-["); put(TE_RUNTIME); put("]-["); put(TE_BOARD_ID); put("]\r\n");
   } else if (strcmp(tok, "te-out") == 0) {
-    const int8_t *y = tinyeff_output();
+    const uint8_t *y = (const uint8_t *)tinyeff_output();
     put("m-te-out-[");
-    for (int i = 0; i < TINYEFF_OUTPUT_BYTES; ++i) put_hex8((uint8_t)y[i]);
+    for (int i = 0; i < TINYEFF_OUTPUT_BYTES; ++i) put_hex8(y[i]);
     put("]\r\n");
   } else if (strcmp(tok, "te-mem") == 0) {
     put("m-te-mem-arena-"); put_u64(TINYEFF_ARENA_BYTES); put("-stack-"); put_u64(te_port_stack_used()); put("\r\n");

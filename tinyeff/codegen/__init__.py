@@ -36,7 +36,8 @@ def build_for_host(data: bytes, info: ModelInfo, workdir: Path, model_name: str 
     workdir.mkdir(parents=True, exist_ok=True)
     compiled = compile_model(data, info, model_name)
     compiled.write(workdir)
-    return build_host(workdir, workdir / "libtinyeff_model.so", info.input().shape, info.output().shape)
+    x, y = info.input(), info.output()
+    return build_host(workdir, workdir / "libtinyeff_model.so", x.shape, y.shape, x.dtype.lower(), y.dtype.lower())
 
 
 __all__ = ["SUPPORTED_OPS", "CompiledModel", "HostModel", "LoweredModel", "MemoryPlan", "build_for_host",

@@ -35,16 +35,18 @@ class EmittedLayer:
     statements: tuple[str, ...]  # C statements that run it
 
 
-def _ptr(offset: int) -> str:
-    return f"te_arena + {offset}"
+def _ptr(offset: int, dtype: str = "INT8") -> str:
+    # float32 tensors (a float model's input or output) sit at 4-aligned offsets of the 16-aligned arena
+    return f"(float *)(te_arena + {offset})" if dtype == "FLOAT32" else f"te_arena + {offset}"
 
 
 def _layer(model: LoweredModel, plan: MemoryPlan, i: int) -> EmittedLayer:
     layer = model.layers[i]
     name = f"l{layer.index}"
     arrays = tuple((a.ctype, a.name, len(a.values), _c_values(a.values)) for a in layer.arrays)
-    ins = [layer.constants[t] if t in layer.constants else _ptr(plan.offsets[t]) for t in layer.inputs]
-    out = _ptr(plan.offsets[layer.output])
+    dtype = {t: model.info.tensors[t].dtype for t in (*layer.inputs, layer.output)}
+    ins = [layer.constants[t] if t in layer.constants else _ptr(plan.offsets[t], dtype[t]) for t in layer.inputs]
+    out = _ptr(plan.offsets[layer.output], dtype[layer.output])
     scratch = _ptr(plan.scratch[i]) if i in plan.scratch else "NULL"
     if not layer.kernel:
         statements = (f"/* {layer.op}: tensor {layer.output} shares the bytes of tensor {layer.inputs[0]} */",)
@@ -67,13 +69,23 @@ def _layer(model: LoweredModel, plan: MemoryPlan, i: int) -> EmittedLayer:
 def interface_values(info, model_name: str, board: str) -> dict:
     """What tinyeff_model.h says about a model whatever runs it: signature, I/O sizes and quantization."""
     x, y = info.input(), info.output()
+    # A float model's scale and zero point are those of the int8 tensor QUANTIZE makes from its input
+    # (DEQUANTIZE reads for its output): the float tensors themselves carry none.
+    if x.dtype == "FLOAT32":
+        x = next((info.tensors[o.outputs[0]] for o in info.ops if x.index in o.inputs and o.op == "QUANTIZE"), x)
+    if y.dtype == "FLOAT32":
+        y = next((info.tensors[o.inputs[0]] for o in info.ops if y.index in o.outputs and o.op == "DEQUANTIZE"), y)
+    x_io, y_io = info.input(), info.output()
     return dict(
         header=header(model_name, info.sha256, board),
         sha256=info.sha256,
-        input_bytes=x.elements,
-        output_bytes=y.elements,
-        input_shape=x.shape,
-        output_shape=y.shape,
+        input_bytes=x_io.elements * (4 if x_io.dtype == "FLOAT32" else 1),
+        output_bytes=y_io.elements * (4 if y_io.dtype == "FLOAT32" else 1),
+        output_elements=y_io.elements,
+        input_float=int(x_io.dtype == "FLOAT32"),
+        output_float=int(y_io.dtype == "FLOAT32"),
+        input_shape=x_io.shape,
+        output_shape=y_io.shape,
         input_scale=repr(float(x.scales[0])) if x.scales else "0.0",
         input_zero_point=x.zero_points[0] if x.zero_points else 0,
         output_scale=repr(float(y.scales[0])) if y.scales else "0.0",

@@ -22,23 +22,23 @@ C_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
 class HostModel:
     """A compiled model loaded as a shared library."""
 
-    def __init__(self, library: Path, input_bytes: int, output_bytes: int, input_shape, output_shape):
+    def __init__(self, library: Path, input_shape, output_shape, input_dtype=np.int8, output_dtype=np.int8):
         self._lib = ctypes.CDLL(str(library))
         self._lib.tinyeff_host_run.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
         self._lib.tinyeff_host_run.restype = None
         self.arena_bytes = int(self._lib.tinyeff_host_arena_bytes())
-        self.input_bytes, self.output_bytes = input_bytes, output_bytes
         self.input_shape, self.output_shape = tuple(input_shape), tuple(output_shape)
+        self.input_dtype, self.output_dtype = np.dtype(input_dtype), np.dtype(output_dtype)
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
-        """Outputs for int8 INPUTS (first axis = samples), shaped like the model's output."""
-        x = np.ascontiguousarray(inputs, dtype=np.int8).reshape(len(inputs), self.input_bytes)
-        y = np.zeros((len(x), self.output_bytes), np.int8)
+        """Outputs for INPUTS (first axis = samples; int8, or float32 for a float-input model), shaped like the model's output."""
+        x = np.ascontiguousarray(inputs, dtype=self.input_dtype).reshape(len(inputs), -1)
+        y = np.zeros((len(x), int(np.prod(self.output_shape))), self.output_dtype)
         self._lib.tinyeff_host_run(x.ctypes.data, y.ctypes.data, len(x))
         return y.reshape((len(x), *self.output_shape[1:]) if len(self.output_shape) > 1 else (len(x), -1))
 
 
-def build_host(model_dir: Path, out: Path, input_shape, output_shape) -> HostModel:
+def build_host(model_dir: Path, out: Path, input_shape, output_shape, input_dtype=np.int8, output_dtype=np.int8) -> HostModel:
     """Compile MODEL_DIR's tinyeff_model.c with the kernels into the shared library OUT and load it."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
@@ -50,5 +50,4 @@ def build_host(model_dir: Path, out: Path, input_shape, output_shape) -> HostMod
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{r.stderr}")
-    sizes = [int(np.prod(s)) for s in (input_shape, output_shape)]
-    return HostModel(out, sizes[0], sizes[1], input_shape, output_shape)
+    return HostModel(out, input_shape, output_shape, input_dtype, output_dtype)

@@ -15,7 +15,7 @@ import numpy as np
 
 from tinyeff.codegen import quant
 from tinyeff.errors import TinyeffError
-from tinyeff.footprint.tflite_file import ModelInfo, OpInfo, TensorInfo, constant_array
+from tinyeff.footprint.tflite_file import ModelInfo, OpInfo, TensorInfo, constant_array, float_boundary
 
 # op -> C kernel; RESHAPE is no kernel at all: its output shares the input's bytes.
 KERNELS = {
@@ -29,7 +29,8 @@ KERNELS = {
     "SOFTMAX": "te_softmax",
     "ADD": "te_add",
     "MUL": "te_mul",
-    "QUANTIZE": "te_requantize",
+    "QUANTIZE": "te_requantize",  # te_quantize_float when its input is float32
+    "DEQUANTIZE": "te_dequantize",
     "PAD": "te_pad",
     "PADV2": "te_pad",
     "CONCATENATION": "te_concat",
@@ -76,6 +77,11 @@ class LoweredModel:
     tensor_bytes: dict  # activation tensor -> bytes
     input: int
     output: int
+
+    @property
+    def const_bytes(self) -> int:
+        """Bytes of the constant arrays (weights, biases, requantization) the model puts in flash."""
+        return sum(a.values.nbytes for layer in self.layers for a in layer.arrays)
 
 
 def _fail(info: ModelInfo, op: OpInfo, why: str) -> TinyeffError:
@@ -258,11 +264,26 @@ class _Lowering:
 
     def requantize(self, op: OpInfo, name: str) -> Layer:
         x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        if x.dtype == "FLOAT32" and out.dtype == "INT8":
+            return self._float_quant(op, out, "te_quantize_float")
         if x.dtype != "INT8" or out.dtype != "INT8":
             raise _fail(self.info, op, f"converts {x.dtype.lower()} to {out.dtype.lower()}; the compiled runtime only requantizes int8 to int8")
         m, s = quant.quantize_multiplier(float(_scale(x)) / float(_scale(out)))
         fields = dict(size=out.elements, in_zero_point=_zp(x), out_zero_point=_zp(out), mult=m, shift=s)
         return Layer(op.index, op.op, KERNELS[op.op], "te_requantize_t", fields, (), (op.inputs[0],), op.outputs[0], "elementwise")
+
+    def dequantize(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        if x.dtype != "INT8" or out.dtype != "FLOAT32" or len(x.scales) != 1:
+            raise _fail(self.info, op, f"converts {x.dtype.lower()} to {out.dtype.lower()}; the compiled runtime "
+                        f"dequantizes per-tensor int8 to float32 only; {TFLM_HINT}")
+        return self._float_quant(op, x, "te_dequantize")
+
+    def _float_quant(self, op: OpInfo, q: TensorInfo, kernel: str) -> Layer:
+        """QUANTIZE float32 -> int8 or DEQUANTIZE int8 -> float32, with Q the int8 side's quantization."""
+        # A C99 hex float literal carries the .tflite's float32 scale without any decimal rounding.
+        fields = dict(size=q.elements, zero_point=_zp(q), scale=float(np.float32(_scale(q))).hex() + "f")
+        return Layer(op.index, op.op, kernel, "te_float_quant_t", fields, (), (op.inputs[0],), op.outputs[0])
 
     def pad(self, op: OpInfo, name: str) -> Layer:
         x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
@@ -297,7 +318,7 @@ class _Lowering:
 _LOWER = {
     "CONV_2D": _Lowering.conv, "DEPTHWISE_CONV_2D": _Lowering.conv, "FULLY_CONNECTED": _Lowering.fully_connected,
     "AVERAGE_POOL_2D": _Lowering.pool, "MAX_POOL_2D": _Lowering.pool, "SOFTMAX": _Lowering.softmax, "MEAN": _Lowering.mean, "LOGISTIC": _Lowering.logistic,
-    "ADD": _Lowering.binary, "MUL": _Lowering.binary, "QUANTIZE": _Lowering.requantize, "PAD": _Lowering.pad,
+    "ADD": _Lowering.binary, "MUL": _Lowering.binary, "QUANTIZE": _Lowering.requantize, "DEQUANTIZE": _Lowering.dequantize, "PAD": _Lowering.pad,
     "PADV2": _Lowering.pad, "CONCATENATION": _Lowering.concat, "RESHAPE": _Lowering.reshape,
 }
 
@@ -322,8 +343,11 @@ def check_compilable(info: ModelInfo) -> None:
             raise TinyeffError(f"'{info.name}' tensor {t.index} has a dynamic shape {t.shape}; export the model with a fixed batch of 1")
         if t.shape and len(t.shape) >= 2 and t.shape[0] != 1:
             raise TinyeffError(f"'{info.name}' tensor {t.index} has batch {t.shape[0]}; export the model with a batch of 1")
+        if t.dtype == "FLOAT32" and float_boundary(info, t.index):
+            continue
         if t.dtype != "INT8":
-            raise TinyeffError(f"'{info.name}' activation tensor {t.index} is {t.dtype.lower()}; the compiled runtime runs full-int8 models")
+            raise TinyeffError(f"'{info.name}' activation tensor {t.index} is {t.dtype.lower()}; the compiled runtime runs int8 "
+                               "models (float32 only as the model's input into QUANTIZE or its output from DEQUANTIZE)")
 
 
 def lower(data: bytes, info: ModelInfo) -> LoweredModel:

@@ -24,15 +24,18 @@ def representative_set(x: np.ndarray, seed: int = 0, n: int = REPRESENTATIVE_SAM
     return x[np.sort(rng.choice(len(x), size=min(n, len(x)), replace=False))]
 
 
-def to_int8_tflite(logits_model, spec: ModelSpec, x_rep: np.ndarray) -> bytes:
+def to_int8_tflite(logits_model, spec: ModelSpec, x_rep: np.ndarray, float_io: bool = False) -> bytes:
     """Full-int8 .tflite bytes of LOGITS_MODEL (built from SPEC) with a softmax, calibrated on X_REP."""
     probs = build(spec, batch_size=1, softmax=True)  # static shapes: see build()
     probs.set_weights(logits_model.get_weights())
-    return keras_to_int8(probs, x_rep)
+    return keras_to_int8(probs, x_rep, float_io=float_io)
 
 
-def keras_to_int8(model, x_rep: np.ndarray, strip: bool = True) -> bytes:
-    """Full-int8 .tflite bytes of the Keras MODEL (int8 weights per channel, int8 in and out), calibrated on X_REP."""
+def keras_to_int8(model, x_rep: np.ndarray, strip: bool = True, float_io: bool = False) -> bytes:
+    """Full-int8 .tflite bytes of the Keras MODEL (int8 weights per channel, int8 in and out), calibrated on X_REP.
+
+    FLOAT_IO keeps a float32 input and output around the int8 graph (QUANTIZE first, DEQUANTIZE
+    last), the form some third-party models come in."""
     tf = tensorflow()
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -44,8 +47,8 @@ def keras_to_int8(model, x_rep: np.ndarray, strip: bool = True) -> bytes:
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = samples
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    conv.inference_input_type = tf.float32 if float_io else tf.int8
+    conv.inference_output_type = tf.float32 if float_io else tf.int8
     with captured_fds(1, 2):  # the converter prints its MLIR passes and saved-model paths
         import warnings
 
@@ -82,6 +85,18 @@ def run_int8(model: bytes, x_int8: np.ndarray) -> np.ndarray:
 
 def int8_accuracy(model: bytes, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy of the int8 MODEL on float samples X (quantized with its input parameters)."""
-    t = read_model(model).input()
-    q = quantize_input(x, t.scales[0], t.zero_points[0])
-    return float((run_int8(model, q).argmax(axis=1) == y).mean())
+    return int8_scores(model, x, y)[0]
+
+
+def int8_scores(model: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Top-1 accuracy and mean cross-entropy of the int8 MODEL (probabilities out) on float samples X.
+
+    The loss reads the int8 softmax dequantized, with probabilities floored at half its step
+    (1/512), so one confidently wrong sample does not dominate the mean.
+    """
+    info = read_model(model)
+    t, o = info.input(), info.output()
+    out = run_int8(model, quantize_input(x, t.scales[0], t.zero_points[0]))
+    p = (out.astype(np.float64) - o.zero_points[0]) * o.scales[0]
+    loss = -np.log(np.maximum(p[np.arange(len(y)), y], o.scales[0] / 2)).mean() if len(y) else 0.0
+    return float((out.argmax(axis=1) == y).mean()), float(loss)

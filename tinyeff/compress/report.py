@@ -10,7 +10,7 @@ from tinyeff.compress.shrink import Budget, Candidate, distillation_summary
 
 COLUMNS = (
     "name", "step", "method", "widths", "flash_bytes", "ram_bytes", "arena_head_bytes", "arena_tail_bytes",
-    "macs", "float_accuracy", "int8_accuracy", "int8_val_accuracy", "fits", "pareto", "chosen",
+    "macs", "float_accuracy", "int8_accuracy", "int8_val_accuracy", "int8_val_loss", "fits", "pareto", "chosen",
 )
 
 

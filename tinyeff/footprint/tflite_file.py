@@ -230,17 +230,31 @@ def load_model_file(path: Path) -> tuple[bytes, ModelInfo]:
     return data, read_model(data, str(path))
 
 
+def float_boundary(info: ModelInfo, tensor: int) -> bool:
+    """Is TENSOR a float model input that only QUANTIZE reads, or a float model output that only
+    DEQUANTIZE writes? Such an int8 model with float32 edges still computes in int8 throughout."""
+    readers = [o for o in info.ops if tensor in o.inputs]
+    writers = [o for o in info.ops if tensor in o.outputs]
+    if tensor in info.inputs:
+        return bool(readers) and all(o.op == "QUANTIZE" for o in readers) and not writers
+    if tensor in info.outputs:
+        return len(writers) == 1 and writers[0].op == "DEQUANTIZE" and not readers
+    return False
+
+
 def require_int8(info: ModelInfo) -> None:
-    """Refuse models whose inputs, outputs or activations are not int8 (full-int8 is what the kit deploys)."""
+    """Refuse models that compute in float anywhere: full-int8 is what the kit deploys, with float32
+    allowed only as the input into QUANTIZE and the output of DEQUANTIZE."""
     for role, idx in (("input", info.inputs), ("output", info.outputs)):
         for i in idx:
             t = info.tensors[i]
-            if t.dtype != "INT8":
+            if t.dtype != "INT8" and not (t.dtype == "FLOAT32" and float_boundary(info, i)):
                 raise TinyeffError(
                     f"'{info.name}' is not a full-int8 model: its {role} '{t.name or i}' is {t.dtype.lower()}; "
                     "quantize it with 'tinyeff quantize' or convert it with int8 input and output"
                 )
-    floats = [t for t in info.tensors if not t.constant and t.dtype in ("FLOAT32", "FLOAT16", "FLOAT64")]
+    floats = [t for t in info.tensors if not t.constant and t.dtype in ("FLOAT32", "FLOAT16", "FLOAT64")
+              and not float_boundary(info, t.index)]
     if floats:
         raise TinyeffError(
             f"'{info.name}' is not a full-int8 model: {len(floats)} activation tensors are float "

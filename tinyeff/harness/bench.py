@@ -50,15 +50,16 @@ class Project:
 class SampleResult:
     index: int
     label: int
-    output: list[int] | None  # int8 output bytes from the device
-    reference: list[int]  # host TFLM's output bytes for the same input
+    output: list | None  # the device's output values (int8, or float32 for a float-output model)
+    reference: list  # host TFLM's output values for the same input
     ticks: int | None  # device timer ticks for the inference
     latency: float | None = None  # the same in BenchResult.latency_unit
     error: str | None = None
 
     @property
     def exact(self) -> bool:
-        return self.output == self.reference
+        # float outputs compare by their bytes, so a NaN on both sides still counts as equal
+        return self.output is not None and np.array_equal(np.asarray(self.output), np.asarray(self.reference), equal_nan=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,13 +104,14 @@ def _top1(outputs: list[list[int]]) -> np.ndarray:
 
 def run_bench(project: Project, dut: Dut, device, x: np.ndarray, y: np.ndarray,
               progress: Callable[[int, int], None] | None = None) -> BenchResult:
-    """Run every sample of X (int8, first axis = samples) on DUT; Y holds the labels."""
+    """Run every sample of X (first axis = samples, in the model's input type) on DUT; Y holds the labels."""
     man = project.manifest
     sig = dut.signature()
     if sig.sha256 != man["model_sha256"]:
         raise TinyeffError(f"the device runs firmware for model {sig.sha256[:16]} ({sig.runtime}, {sig.board}) but "
                            f"{project.path} is for {man['model_sha256'][:16]}; flash this project first (tinyeff flash)")
     reference = tflm_outputs(project.model, x).reshape(len(x), -1)
+    out_dtype = reference.dtype  # the device sends bytes; a float-output model's are float32
     timer, hz, _ = dut.timer()  # the timer's rate converts each sample's ticks as it comes in
     results: list[SampleResult] = []
     resets = 0
@@ -118,7 +120,8 @@ def run_bench(project: Project, dut: Dut, device, x: np.ndarray, y: np.ndarray,
         for attempt in range(RESETS_PER_SAMPLE + 1):
             try:
                 inference = dut.run(sample.tobytes())
-                results.append(SampleResult(i, int(y[i]), inference.output.tolist(), ref, inference.ticks,
+                output = inference.output.view(out_dtype).tolist()
+                results.append(SampleResult(i, int(y[i]), output, ref, inference.ticks,
                                             device.ticks_to_latency(inference.ticks, hz)))
                 break
             except DeviceReset:
@@ -161,7 +164,7 @@ def run_bench(project: Project, dut: Dut, device, x: np.ndarray, y: np.ndarray,
 
 
 def bench_inputs(data: str, model: bytes, lang: str = "en") -> tuple[np.ndarray, np.ndarray]:
-    """The int8 test inputs and labels for MODEL from DATA: a run directory (its test split,
+    """The test inputs (int8, or float32 for a float-input model) and labels for MODEL from DATA: a run directory (its test split,
     projected for text models) or any dataset tinyeff train accepts (not text: that needs the
     run's projection)."""
     from tinyeff.compress.quantize import quantize_input
@@ -182,6 +185,8 @@ def bench_inputs(data: str, model: bytes, lang: str = "en") -> tuple[np.ndarray,
     if tuple(x.shape[1:]) != tuple(t.shape[1:]):
         raise TinyeffError(f"the samples of '{data}' have shape {list(x.shape[1:])} but the model takes {list(t.shape[1:])}; "
                            "bench with the data the model was trained on")
+    if t.dtype == "FLOAT32":  # the model quantizes its own input
+        return np.asarray(x, np.float32), np.asarray(y)
     return quantize_input(x, t.scales[0], t.zero_points[0]), np.asarray(y)
 
 

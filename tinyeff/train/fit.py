@@ -81,16 +81,24 @@ def fit(
     *,
     kind: str,
     teacher=None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> FitResult:
-    """Train MODEL in place on (X, Y); distil from TEACHER when one is given."""
+    """Train MODEL in place on (X, Y); distil from TEACHER when one is given.
+
+    Early stopping watches VALIDATION when given (all of X is then trained on), otherwise a
+    stratified slice of X held out here.
+    """
     tf = tensorflow()
     import keras
 
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    tr, va = _validation_split(y, cfg)
-    x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
+    if validation is None:
+        tr, va = _validation_split(y, cfg)
+        x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
+    else:
+        (x_tr, y_tr), (x_va, y_va) = (x, y), validation
     n_classes = model.output_shape[-1]
     steps = -(-len(x_tr) // cfg.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps))
