@@ -26,6 +26,17 @@ def test_intents_split_by_template_has_unseen_sentences():
     assert load_dataset("intents", seed=0).x_test.tolist() == d.x_test.tolist()
 
 
+def test_a_template_that_requires_a_domain_names_a_device_of_that_domain():
+    from tinyeff.data.intents import DOMAIN_NAMES, FILLERS
+
+    d = load_dataset("intents", seed=0)
+    vacuum = d.labels.index("HassVacuumCleanArea")
+    texts = [t for t, y in zip([*d.x_train, *d.x_test], [*d.y_train, *d.y_test]) if y == vacuum]
+    others = set(FILLERS["en"]["name"]) - {"robot vacuum"}
+    assert not [t for t in texts if any(f" {n} " in f" {t} " for n in others)]
+    assert any(any(n in t for n in DOMAIN_NAMES["en"]["vacuum"]) for t in texts)
+
+
 def test_intents_other_language_and_unknown_language():
     de = load_dataset("intents", lang="de")
     assert de.n_classes >= 10 and de.name == "intents-de"

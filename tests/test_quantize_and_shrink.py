@@ -117,3 +117,28 @@ def test_a_board_preset_is_the_budget_and_an_explicit_one_tightens_it():
     assert (b.flash_bytes, b.ram_bytes) == (12 * 1024, pico.model_ram_bytes - tflm.ARENA_MARGIN_BYTES)
     with pytest.raises(TinyeffError, match="unknown board"):
         _budget(argparse.Namespace(flash_kib=None, ram_kib=None, board="rpi-pica"))
+
+
+def test_quantization_aware_fine_tuning_keeps_the_architecture_and_says_so(tiny_run, tmp_path, capsys):
+    from tinyeff.compress.qat import qat_model
+    from tinyeff.footprint import read_model
+
+    run = Run.load(tiny_run)
+    fq = qat_model(run.spec, run.keras_model())
+    taps = [l.name for l in fq.layers if l.name.startswith("fq_")]
+    relus = [l.name for l in fq.layers if l.name.endswith("_relu") and not l.name.startswith("fq_")]
+    assert taps == ["fq_input", *(f"fq_{n}" for n in relus), "fq_pool", "fq_logits"]
+    # one training-mode pass sets each range from the batch; the fake-quantized logits then stay
+    # within a quantization step or so of the float model's
+    x = features_of(run.spec, run.data.x_test[:200])
+    fq(x, training=True)
+    want = run.keras_model()(x, training=False).numpy()
+    step = (fq.get_layer("fq_logits").hi.numpy() - fq.get_layer("fq_logits").lo.numpy()) / 255
+    assert 0 < np.abs(fq(x, training=False).numpy() - want).mean() < 2 * step
+
+    out = tmp_path / "qat.tflite"
+    assert main(["quantize", str(tiny_run), "--qat", "always", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "quantization-aware fine-tuning" in text
+    before, after = read_model((tiny_run / "model.int8.tflite").read_bytes()), read_model(out.read_bytes())
+    assert before.op_names == after.op_names and abs(before.size_bytes - after.size_bytes) < 64

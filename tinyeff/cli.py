@@ -48,11 +48,13 @@ def footprint_line(fp) -> str:
 
 def cmd_train(args) -> int:
     from tinyeff._native import seed_everything
-    from tinyeff.compress.quantize import int8_accuracy, representative_set, to_int8_tflite
+    from tinyeff.compress.qat import quantize_with_fallback
+    from tinyeff.compress.quantize import int8_accuracy, representative_set
     from tinyeff.data import load_dataset
     from tinyeff.footprint import measure
     from tinyeff.models import ProjectionConfig, build, dscnn_spec, projection_spec
     from tinyeff.train import Run, TrainConfig, evaluate, features_of, fit, write_run
+    from tinyeff.train.fit import validation_split
     from tinyeff.train.run import INT8, save_run
 
     progress = Progress(args.quiet)
@@ -84,7 +86,11 @@ def cmd_train(args) -> int:
         t0 = time.monotonic()
         result = fit(model, x_train, data.y_train, tcfg, kind=data.kind, teacher=teacher, progress=progress.transient)
         progress(f"trained {result.epochs_run} epochs in {time.monotonic() - t0:.1f} s (best validation {_pct(result.val_accuracy)} at epoch {result.best_epoch})")
-        tfl = to_int8_tflite(model, spec, representative_set(x_train, args.seed))
+        tr, va = validation_split(data.y_train, tcfg)  # the slice early stopping watched
+        q = quantize_with_fallback(model, spec, x_train[tr], data.y_train[tr], x_train[va], data.y_train[va],
+                                   representative_set(x_train, args.seed), kind=data.kind, qat=args.qat, seed=args.seed,
+                                   progress=progress)
+        model, tfl = q.model, q.tflite
         (tmp / INT8).write_bytes(tfl)
         fp = measure(tfl, INT8)
         metrics = {
@@ -93,6 +99,7 @@ def cmd_train(args) -> int:
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "val_accuracy": result.val_accuracy,
+            "quantization": q.method,
             "train_seconds": time.monotonic() - t0,
             "footprint": fp.to_json(),
             "history": list(result.history),
@@ -105,23 +112,34 @@ def cmd_train(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from tinyeff.compress.quantize import int8_accuracy, representative_set, to_int8_tflite
+    from tinyeff.compress.qat import QAT_THRESHOLD_POINTS, quantize_with_fallback
+    from tinyeff.compress.quantize import int8_accuracy, representative_set
     from tinyeff.footprint import measure
     from tinyeff.train import Run, evaluate, features_of
-    from tinyeff.train.run import INT8
+    from tinyeff.train.fit import validation_split
+    from tinyeff.train.run import INT8, MODEL
 
     run = Run.load(Path(args.run))
     model = run.keras_model()
     x_train, x_test = features_of(run.spec, run.data.x_train), features_of(run.spec, run.data.x_test)
-    tfl = to_int8_tflite(model, run.spec, representative_set(x_train, args.seed, args.samples))
+    tr, va = validation_split(run.data.y_train, run.train)
+    q = quantize_with_fallback(model, run.spec, x_train[tr], run.data.y_train[tr], x_train[va], run.data.y_train[va],
+                               representative_set(x_train, args.seed, args.samples), kind=run.data.kind, qat=args.qat,
+                               seed=args.seed, progress=Progress(False))
     out = Path(args.out) if args.out else run.path / INT8
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(tfl)
+    tmp.write_bytes(q.tflite)
     tmp.replace(out)
-    fa, ia = evaluate(model, x_test, run.data.y_test), int8_accuracy(tfl, x_test, run.data.y_test)
+    if q.method == "qat" and not args.out:  # the run's float model is the one its int8 model came from
+        q.model.save(run.path / f".{MODEL}.tmp.keras")
+        (run.path / f".{MODEL}.tmp.keras").replace(run.path / MODEL)
+    fa, ia = evaluate(q.model, x_test, run.data.y_test), int8_accuracy(q.tflite, x_test, run.data.y_test)
     print(f"{'':14s}{'float':>10s}{'int8':>10s}")
     print(f"{'test accuracy':14s}{_pct(fa):>10s}{_pct(ia):>10s}   (drop {100 * (fa - ia):.2f} points)")
-    print(f"{out}: {footprint_line(measure(tfl, str(out)))}")
+    how = {"ptq": f"post-training quantization (validation drop within {QAT_THRESHOLD_POINTS:g} point, or --qat off)",
+           "qat": "quantization-aware fine-tuning, then post-training quantization"}[q.method]
+    print(f"  by {how}")
+    print(f"{out}: {footprint_line(measure(q.tflite, str(out)))}")
     return 0
 
 
@@ -158,7 +176,7 @@ def cmd_shrink(args) -> int:
     budget = _budget(args)
     run = Run.load(Path(args.run))
     progress = Progress(args.quiet)
-    cfg = ShrinkConfig(step_fraction=args.step_fraction, compare_plain=not args.no_compare_plain,
+    cfg = ShrinkConfig(step_fraction=args.step_fraction, compare_plain=not args.no_compare_plain, qat=args.qat,
                        finetune=dataclasses.replace(ShrinkConfig().finetune, seed=run.train.seed))
     progress(f"shrinking {run.path} ({run.spec.describe()}) to {budget.describe()}")
     t0 = time.monotonic()
@@ -421,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--alpha", type=float, default=0.5, help="weight of the teacher's soft targets")
     t.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) parameter; 0 is off")
     t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--qat", choices=("auto", "always", "off"), default="auto", help="quantization-aware fine-tuning: auto (when int8 loses more than 1 point on validation), always, off")
     t.add_argument("--force", action="store_true", help="replace --out if it exists")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
@@ -430,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="where to write the .tflite (default RUN/model.int8.tflite)")
     q.add_argument("--samples", type=int, default=300, help="representative samples from the training data")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--qat", choices=("auto", "always", "off"), default="auto", help="quantization-aware fine-tuning: auto (when int8 loses more than 1 point on validation), always, off")
     q.set_defaults(func=cmd_quantize)
 
     s = sub.add_parser("shrink", help="prune and distil a run's model until its int8 form fits a budget")
@@ -440,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--board", help="a board id: its flash and RAM left for a model (TFLM arena + margin) are the budget")
     s.add_argument("--step-fraction", type=float, default=0.15, help="share of channels removed per step")
     s.add_argument("--no-compare-plain", action="store_true", help="skip the plain fine-tuning baseline (faster)")
+    s.add_argument("--qat", choices=("auto", "always", "off"), default="auto",
+                   help="quantization-aware fine-tuning of the chosen model: auto (when int8 loses more than 1 point on validation), always, off")
     s.add_argument("--force", action="store_true")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_shrink)

@@ -5,7 +5,8 @@ alternatives ``(a|b)``, optional parts ``[x]``, expansion rules ``<rule>`` and s
 parsed by ``hassil``. Full expansion of a template can run to millions of sentences, so each
 template is sampled at random (seeded): every alternative, optional part and list value is
 drawn uniformly. Slots that Home Assistant fills at run time (``{area}``, ``{name}``,
-``{floor}``) and wildcard lists get the small filler lists below.
+``{floor}``) and wildcard lists get the small filler lists below; ``{name}`` in a template that
+requires a domain (``requires_context: domain: vacuum``) gets names of that domain's devices.
 
 The split is by template: per intent, a quarter of its templates (at least one) are held out,
 and test sentences come only from those. A split by sentence would leak, since two samples of
@@ -57,6 +58,34 @@ FILLERS: dict[str, dict[str, list[str]]] = {
         "shopping_list_item": ["milch", "eier", "brot", "äpfel", "kaffee", "batterien", "spülmittel"],
         "search_query": ["jazz", "die beatles", "entspannende musik", "nachrichten", "rockmusik"],
         "timer_command": ["licht ausschalten", "staubsauger starten"],
+    },
+}
+
+# Device names by Home Assistant domain, for templates that require one (a vacuum command names a
+# vacuum, as Home Assistant only matches entities of that domain); "name" above serves the rest.
+DOMAIN_NAMES: dict[str, dict[str, list[str]]] = {
+    "en": {
+        "light": ["ceiling light", "floor lamp", "desk lamp", "porch light", "kitchen lights", "reading lamp"],
+        "switch": ["coffee maker", "dishwasher", "washing machine", "heater", "christmas lights"],
+        "fan": ["ceiling fan", "desk fan", "bathroom fan", "air purifier"],
+        "cover": ["window blinds", "garage door", "curtains", "shades", "awning"],
+        "valve": ["water valve", "sprinkler valve", "gas valve"],
+        "lock": ["front door", "back door", "garage door lock"],
+        "climate": ["thermostat", "air conditioner", "heat pump"],
+        "media_player": ["tv", "speaker", "kitchen speaker", "soundbar", "radio", "stereo"],
+        "vacuum": ["robot vacuum", "vacuum", "roomba", "vacuum cleaner"],
+        "lawn_mower": ["lawn mower", "mower", "robot mower"],
+        "scene": ["movie night", "good morning", "romantic dinner", "party mode"],
+        "script": ["morning routine", "bedtime", "leave home"],
+    },
+    "de": {
+        "light": ["deckenlampe", "stehlampe", "schreibtischlampe", "leselampe"],
+        "cover": ["rollladen", "jalousie", "garagentor", "markise"],
+        "media_player": ["fernseher", "lautsprecher", "radio", "soundbar"],
+        "vacuum": ["staubsauger", "saugroboter"],
+        "lawn_mower": ["rasenmäher", "mähroboter"],
+        "climate": ["thermostat", "klimaanlage", "heizung"],
+        "lock": ["haustür", "hintertür"],
     },
 }
 
@@ -121,14 +150,20 @@ def load_intents(*, lang: str = "en", seed: int = 0, min_templates: int = MIN_TE
     fillers = FILLERS.get(lang, FILLERS["en"])
     rng = np.random.default_rng(seed)
 
-    # (intent, template expression, local lists, local rules) for every template
+    domain_names = DOMAIN_NAMES.get(lang, {})
+
+    # (template expression, local lists, local rules, fillers) for every template of every intent
     per_intent: dict[str, list[tuple]] = {}
     for name in sorted(intents.intents):
         for data in intents.intents[name].data:
             rules = {**intents.expansion_rules, **data.expansion_rules}
             lists = {**intents.slot_lists, **data.slot_lists}
+            domains = (data.requires_context or {}).get("domain") or []
+            domains = [domains] if isinstance(domains, str) else list(domains)
+            names = [n for d in domains for n in domain_names.get(d, [])]
+            template_fillers = {**fillers, "name": names} if names else fillers
             for sentence in data.sentences:
-                per_intent.setdefault(name, []).append((sentence.expression, lists, rules))
+                per_intent.setdefault(name, []).append((sentence.expression, lists, rules, template_fillers))
     chosen = [n for n, t in per_intent.items() if len(t) >= min_templates]
     if len(chosen) < 2:
         raise TinyeffError(
@@ -147,8 +182,8 @@ def load_intents(*, lang: str = "en", seed: int = 0, min_templates: int = MIN_TE
             per_template = max(3, -(-quota // len(idx)))
             seen: set[str] = set()
             for i in idx:
-                expr, lists, rules = templates[i]
-                sampler = _Sampler(rng, lists, rules, fillers)
+                expr, lists, rules, template_fillers = templates[i]
+                sampler = _Sampler(rng, lists, rules, template_fillers)
                 for _ in range(per_template):
                     seen.add(_normalize(sampler.sample(expr)))
             texts = sorted(seen)

@@ -64,7 +64,7 @@ def _accuracy_and_loss(model, x: np.ndarray, y: np.ndarray) -> tuple[float, floa
     return float((z.argmax(axis=1) == y).mean()), float(-log_p[np.arange(len(y)), y].mean())
 
 
-def _validation_split(y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Stratified train/validation indices; on data too small to split, validate on the training data."""
     counts = np.bincount(y)
     if counts[counts > 0].min() >= 2 and len(y) * cfg.val_fraction >= np.count_nonzero(counts):
@@ -95,7 +95,7 @@ def fit(
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if validation is None:
-        tr, va = _validation_split(y, cfg)
+        tr, va = validation_split(y, cfg)
         x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
     else:
         (x_tr, y_tr), (x_va, y_va) = (x, y), validation
