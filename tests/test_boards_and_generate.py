@@ -160,9 +160,29 @@ def test_compiled_runtime_c_builds_with_werror_for_every_cortex_m_board(kws_mode
         assert r.returncode == 0, r.stderr
 
 
-def test_boards_without_an_arduino_port_or_tflm_on_make_are_refused(kws_model, tmp_path):
-    with pytest.raises(TinyeffError, match="nucleo-h7a3zi-q builds with PlatformIO's stm32cube framework"):
-        generate(kws_model, "nucleo-h7a3zi-q", "tflm", tmp_path / "fw")
-    with pytest.raises(TinyeffError, match="runs the compiled runtime only"):
-        generate(kws_model, "qemu-mps2-an386", "tflm", tmp_path / "fw")
-    assert not (tmp_path / "fw").exists()
+def test_a_board_with_the_kits_own_platformio_manifest_carries_it(kws_model, tmp_path):
+    """NUCLEO-H7A3ZI-Q: PlatformIO's manifest lacks Arduino, so the project brings one naming
+    stm32duino's variant; PlatformIO's own board loader must accept it."""
+    from platformio.platform.board import PlatformBoardConfig
+
+    board = get_board("nucleo-h7a3zi-q")
+    project = generate(kws_model, board.id, "tflm", tmp_path / "fw")
+    config = _platformio_config(project)
+    manifest = PlatformBoardConfig(str(project / "boards" / f"{board.platformio.board}.json"))
+    assert manifest.id == config.get(f"env:{board.id}", "board") == board.platformio.board
+    assert "arduino" in manifest.get("frameworks") and manifest.get("build.cpu") == board.core
+    assert manifest.get("upload.maximum_size") == board.flash_kib * 1024
+    assert manifest.get("build.f_cpu") == f"{board.clock_hz}L"
+
+
+def test_tflm_on_a_make_board_needs_a_tflm_tree_and_says_so(kws_model, tmp_path):
+    """The tflm runtime on a QEMU board builds TFLM's sources from TFLM_DIR; without a tree,
+    make stops with one sentence saying what to do (a real make run)."""
+    project = generate(kws_model, "qemu-mps2-an386", "tflm", tmp_path / "fw")
+    man = json.loads((project / "tinyeff.json").read_text())
+    assert man["runtime"] == "tflm" and (project / "src" / "tinyeff_model_tflm.cpp").is_file()
+    assert not (project / "src" / "tinyeff" / "kernels").exists()
+    for extra, says in (([], "TFLM_DIR is not set"), ([f"TFLM_DIR={tmp_path}"], "is not a TFLM tree")):
+        r = subprocess.run(["make", "-C", str(project), *extra], capture_output=True, text=True)
+        assert r.returncode != 0 and says in r.stderr and "create_tflm_tree.py" in r.stderr
+    assert "make TFLM_DIR=" in (project / "README.md").read_text()

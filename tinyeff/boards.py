@@ -24,6 +24,9 @@ class PlatformIO:
     platform: str
     board: str
     framework: str
+    # a board manifest of the kit's own (boards/platformio/), for boards whose PlatformIO manifest
+    # lacks the framework; generated projects carry it in their boards/ folder
+    manifest: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +117,11 @@ def load_board_file(path: Path) -> Board:
         raise TinyeffError(f"board file {path.name} is emulated but lacks its [baremetal] or [emulator] section")
     if not board.emulated and board.platformio is None:
         raise TinyeffError(f"board file {path.name} is a real board but has no [platformio] section")
+    if board.platformio and board.platformio.manifest:
+        manifest = path.parent / "platformio" / board.platformio.manifest
+        if manifest.stem != board.platformio.board or not manifest.is_file():
+            raise TinyeffError(f"board file {path.name}: its PlatformIO manifest must be boards/platformio/"
+                               f"{board.platformio.board}.json, named after the board it defines")
     return board
 
 

@@ -302,7 +302,9 @@ def cmd_generate(args) -> int:
     out = generate(Path(args.model), args.board, args.runtime, Path(args.out), force=args.force)
     man = json.loads((out / "tinyeff.json").read_text())
     how = (f"build and flash it with 'pio run -d {out} -t upload' (steps in {out / 'README.md'})"
-           if (out / "platformio.ini").is_file() else f"build it with 'make -C {out}'")
+           if (out / "platformio.ini").is_file()
+           else f"build it with 'make -C {out} TFLM_DIR=<a TFLM tree>' (its README.md says how to make one)"
+           if args.runtime == "tflm" else f"build it with 'make -C {out}'")
     print(f"generated {out} for {man['board']} ({man['runtime']} runtime): arena {man['arena_bytes']:,} B, "
           f"ops {', '.join(man['ops'])}; {how}")
     return 0

@@ -125,10 +125,7 @@ def _check_fits(arena: int, flash: int, board: Board, model_name: str) -> None:
 
 def _build_system(board: Board, runtime: str) -> str:
     if board.baremetal is not None:
-        if runtime == "tflm":
-            raise TinyeffError(f"{board.id} is built offline with make, which runs the compiled runtime only; use --runtime "
-                               "compiled, or generate the tflm runtime for a real board (a PlatformIO project)")
-        return "make"
+        return "make"  # the tflm runtime then builds against a TFLM tree given as TFLM_DIR
     if board.platformio.framework != "arduino":
         raise TinyeffError(f"{board.id} builds with PlatformIO's {board.platformio.framework} framework, and tinyeff's firmware "
                            f"has an Arduino port only; choose a board whose PlatformIO manifest supports Arduino "
@@ -183,7 +180,7 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
     name = Path(model_path).name
     sources, man = (_compiled_sources if runtime == "compiled" else _tflm_sources)(data, info, name, board, runtime)
     values = dict(header=header(name, info.sha256, board.id), board=board, manifest=man, stack_bytes=STACK_BYTES,
-                  input_bytes=info.input().elements, runtime=runtime, tflm_commit=TFLM_COMMIT,
+                  input_bytes=interface_values(info, name, board.id)["input_bytes"], runtime=runtime, tflm_commit=TFLM_COMMIT,
                   tflm_make_options=TFLM_MAKE_OPTIONS.get(board.core, ""))
     firmware = resource_dir("firmware")
     with write_run(out, force=force) as tmp:
@@ -202,6 +199,10 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
             (tmp / "platformio.ini").write_text(render("platformio/platformio.ini.j2", **values))
             (tmp / "src" / "main.cpp").write_text(render("platformio/main.cpp.j2", **values))
             (tmp / "README.md").write_text(render("platformio/README.md.j2", **values))
+            if board.platformio.manifest:  # PlatformIO looks for custom boards in the project's boards/
+                (tmp / "boards").mkdir()
+                shutil.copyfile(resource_dir("boards") / "platformio" / board.platformio.manifest,
+                                tmp / "boards" / board.platformio.manifest)
             if runtime == "tflm":
                 (tmp / "tflm").mkdir()
                 (tmp / "tflm" / "library.json").write_text(render("tflm/library.json.j2", **values))
