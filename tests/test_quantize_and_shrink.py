@@ -142,3 +142,14 @@ def test_quantization_aware_fine_tuning_keeps_the_architecture_and_says_so(tiny_
     assert "quantization-aware fine-tuning" in text
     before, after = read_model((tiny_run / "model.int8.tflite").read_bytes()), read_model(out.read_bytes())
     assert before.op_names == after.op_names and abs(before.size_bytes - after.size_bytes) < 64
+
+
+@pytest.mark.slow
+def test_shrinking_twice_gives_the_same_model(tiny_run, tmp_path):
+    """Each pruned model is built after seeding (its dropout layer draws a seed when built), so a
+    shrink repeats exactly: the same candidates, the same chosen bytes."""
+    flash = json.loads((tiny_run / "metrics.json").read_text())["footprint"]["flash_bytes"] * 0.8
+    args = ["shrink", str(tiny_run), "--flash-kib", str(flash / 1024), "--no-compare-plain", "--quiet"]
+    for name in ("a", "b"):
+        assert main(args + ["--out", str(tmp_path / name)]) == 0
+    assert (tmp_path / "a" / "model.int8.tflite").read_bytes() == (tmp_path / "b" / "model.int8.tflite").read_bytes()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tinyeff._native import tensorflow
+from tinyeff._native import seed_everything, tensorflow
 from tinyeff.compress.quantize import int8_accuracy, to_int8_tflite
 from tinyeff.models.build import build
 from tinyeff.models.spec import ModelSpec
@@ -128,6 +128,7 @@ def quantize_with_fallback(
         return result
     if progress:
         progress(f"int8 loses {drop:.1f} points on validation; quantization-aware fine-tuning")
+    seed_everything(seed)  # the dropout layer of the model built here takes its seed from the global state
     fq = qat_model(spec, model)
     fit(fq, x_fit, y_fit, dataclasses.replace(QAT_FINETUNE, seed=seed), kind=kind, validation=(x_val, y_val))
     tuned = build(spec)

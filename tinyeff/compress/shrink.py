@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tinyeff._native import seed_everything
 from tinyeff.compress.prune import Pressure, plan, pruned_copy
 from tinyeff.compress.qat import quantize_with_fallback
 from tinyeff.compress.quantize import int8_accuracy, int8_scores, representative_set, to_int8_tflite
@@ -165,10 +166,15 @@ def shrink(run: Run, budget: Budget, cfg: ShrinkConfig = ShrinkConfig(), progres
         if keep is None:
             break
         step += 1
+        tcfg = dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + step)
+        # Building a model draws its dropout layer's seed from the global random state: seeding
+        # first makes a rerun repeat the shrink, and gives both fine-tunes of a step the same
+        # dropout, so that they differ in distillation only.
+        seed_everything(tcfg.seed)
         pruned, pspec = pruned_copy(model, mspec, keep)
         start = pruned.get_weights()
-        tcfg = dataclasses.replace(cfg.finetune, seed=cfg.finetune.seed + step)
         if cfg.compare_plain:
+            seed_everything(tcfg.seed)
             plain, _ = pruned_copy(model, mspec, keep)
             fit(plain, x_fit, y_fit, tcfg, kind=data.kind, validation=(x_val, y_val))
             evaluate_candidate(step, "plain", plain, pspec)
