@@ -12,7 +12,7 @@ from tinyeff.cli import main
 from tinyeff.codegen import compile_model
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import load_model_file
-from tinyeff.generate import _check_fits, generate
+from tinyeff.generate import RuntimeFootprint, _require_fit, generate
 from tinyeff.resources import resource_dir
 
 REQUIRED = {"qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505", "qemu-mps3-an547", "nucleo-l4r5zi",
@@ -68,8 +68,9 @@ def test_model_too_large_for_the_board_writes_nothing(kws_model, tmp_path):
     data, info = load_model_file(kws_model)
     compiled = compile_model(data, info, "kws")
     tiny = dataclasses.replace(get_board("qemu-mps2-an386"), ram_kib=8, app_ram_kib=4)
-    with pytest.raises(TinyeffError, match="8,960-byte arena but qemu-mps2-an386 leaves 4,096 bytes"):
-        _check_fits(compiled.plan.arena_bytes, info.weight_bytes, tiny, "kws")
+    with pytest.raises(TinyeffError, match="does not fit qemu-mps2-an386 under the compiled runtime "
+                                           "\\(RAM 8,960 B > 4,096 B left for a model\\); shrink"):
+        _require_fit(RuntimeFootprint("compiled", compiled.model.const_bytes, compiled.plan.arena_bytes), tiny, "kws")
 
 
 def test_unsupported_op_leaves_no_project(tmp_path):

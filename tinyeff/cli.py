@@ -222,7 +222,7 @@ def cmd_inspect(args) -> int:
     data, info = load_model_file(Path(args.model))
     require_int8(info)
     arena = host_tflm_arena(data, args.model)
-    runtimes = runtime_footprints(data, info, Path(args.model).name)
+    runtimes = runtime_footprints(data, info, Path(args.model).name, arena.total)
     report = {
         "model": args.model,
         "sha256": info.sha256,
@@ -420,6 +420,10 @@ def demo_table(model: Path, project: Path, bench: dict) -> list[str]:
 # ---------------------------------------------------------------- parser
 
 
+QAT_CHOICES = ("auto", "always", "off")
+QAT_HELP = "quantization-aware fine-tuning: auto (when int8 loses more than 1 point on validation), always, off"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinyeff", description="TinyML deployment kit: train, shrink to a KiB budget, full-int8, measure.")
     p.add_argument("--version", action="version", version=f"tinyeff {__version__}")
@@ -441,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--alpha", type=float, default=0.5, help="weight of the teacher's soft targets")
     t.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) parameter; 0 is off")
     t.add_argument("--no-augment", action="store_true")
-    t.add_argument("--qat", choices=("auto", "always", "off"), default="auto", help="quantization-aware fine-tuning: auto (when int8 loses more than 1 point on validation), always, off")
+    t.add_argument("--qat", choices=QAT_CHOICES, default="auto", help=QAT_HELP)
     t.add_argument("--force", action="store_true", help="replace --out if it exists")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
@@ -451,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="where to write the .tflite (default RUN/model.int8.tflite)")
     q.add_argument("--samples", type=int, default=300, help="representative samples from the training data")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--qat", choices=("auto", "always", "off"), default="auto", help="quantization-aware fine-tuning: auto (when int8 loses more than 1 point on validation), always, off")
+    q.add_argument("--qat", choices=QAT_CHOICES, default="auto", help=QAT_HELP)
     q.set_defaults(func=cmd_quantize)
 
     s = sub.add_parser("shrink", help="prune and distil a run's model until its int8 form fits a budget")
@@ -462,8 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--board", help="a board id: its flash and RAM left for a model (TFLM arena + margin) are the budget")
     s.add_argument("--step-fraction", type=float, default=0.15, help="share of channels removed per step")
     s.add_argument("--no-compare-plain", action="store_true", help="skip the plain fine-tuning baseline (faster)")
-    s.add_argument("--qat", choices=("auto", "always", "off"), default="auto",
-                   help="quantization-aware fine-tuning of the chosen model: auto (when int8 loses more than 1 point on validation), always, off")
+    s.add_argument("--qat", choices=QAT_CHOICES, default="auto", help=QAT_HELP + " (applied to the chosen model)")
     s.add_argument("--force", action="store_true")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_shrink)

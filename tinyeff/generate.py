@@ -100,10 +100,10 @@ class RuntimeFootprint:
         return out
 
 
-def runtime_footprints(data: bytes, info, name: str) -> tuple[RuntimeFootprint, RuntimeFootprint]:
-    """The TFLM and compiled runtimes' needs for MODEL, measured the way generate sizes them."""
-    measured = host_tflm_arena(data, name).total
-    tflm_fp = RuntimeFootprint("tflm", info.size_bytes, tflm.arena_bytes(measured))
+def runtime_footprints(data: bytes, info, name: str, tflm_arena: int) -> tuple[RuntimeFootprint, RuntimeFootprint]:
+    """The TFLM and compiled runtimes' needs for MODEL, sized the way generate sizes them
+    (TFLM_ARENA: the host TFLM interpreter's measured arena)."""
+    tflm_fp = RuntimeFootprint("tflm", info.size_bytes, tflm.arena_bytes(tflm_arena))
     try:
         compiled = compile_model(data, info, name)
         compiled_fp = RuntimeFootprint("compiled", compiled.model.const_bytes, compiled.plan.arena_bytes)
@@ -112,15 +112,11 @@ def runtime_footprints(data: bytes, info, name: str) -> tuple[RuntimeFootprint, 
     return tflm_fp, compiled_fp
 
 
-def _check_fits(arena: int, flash: int, board: Board, model_name: str) -> None:
-    if arena > board.model_ram_bytes:
-        raise TinyeffError(
-            f"'{model_name}' needs a {arena:,}-byte arena but {board.id} leaves {board.model_ram_bytes:,} bytes "
-            f"of RAM for a model; shrink the model (tinyeff shrink --ram-kib) or choose a larger board")
-    if flash > board.model_flash_bytes:
-        raise TinyeffError(
-            f"'{model_name}' needs {flash:,} bytes of flash but {board.id} leaves {board.model_flash_bytes:,} bytes of flash "
-            f"for a model; shrink the model (tinyeff shrink --flash-kib) or choose a larger board")
+def _require_fit(fp: RuntimeFootprint, board: Board, model_name: str) -> None:
+    problem = fp.problem_on(board)
+    if problem:
+        raise TinyeffError(f"'{model_name}' does not fit {board.id} under the {fp.runtime} runtime ({problem}); "
+                           f"shrink the model (tinyeff shrink --board {board.id}) or choose a larger board")
 
 
 def _build_system(board: Board, runtime: str) -> str:
@@ -135,7 +131,7 @@ def _build_system(board: Board, runtime: str) -> str:
 
 def _compiled_sources(data: bytes, info, name: str, board: Board, runtime: str):
     compiled = compile_model(data, info, name, board.id)
-    _check_fits(compiled.plan.arena_bytes, compiled.model.const_bytes, board, name)
+    _require_fit(RuntimeFootprint(runtime, compiled.model.const_bytes, compiled.plan.arena_bytes), board, name)
     layers = [{"index": l.index, "op": l.op, "in_place": l.index in compiled.plan.inplace} for l in compiled.model.layers]
     man = manifest(name, info, board, runtime, compiled.plan.arena_bytes, layers,
                    {"memory_plan": compiled.plan.to_json(compiled.model)})
@@ -145,7 +141,7 @@ def _compiled_sources(data: bytes, info, name: str, board: Board, runtime: str):
 def _tflm_sources(data: bytes, info, name: str, board: Board, runtime: str):
     measured = host_tflm_arena(data, name).total
     arena = tflm.arena_bytes(measured)
-    _check_fits(arena, info.size_bytes, board, name)
+    _require_fit(RuntimeFootprint(runtime, info.size_bytes, arena), board, name)
     methods = tflm.resolver_methods(info.op_names)
     layers = [{"index": o.index, "op": o.op, "in_place": False} for o in info.ops]
     man = manifest(name, info, board, runtime, arena, layers, {

@@ -69,27 +69,24 @@ def _layer(model: LoweredModel, plan: MemoryPlan, i: int) -> EmittedLayer:
 def interface_values(info, model_name: str, board: str) -> dict:
     """What tinyeff_model.h says about a model whatever runs it: signature, I/O sizes and quantization."""
     x, y = info.input(), info.output()
-    # A float model's scale and zero point are those of the int8 tensor QUANTIZE makes from its input
-    # (DEQUANTIZE reads for its output): the float tensors themselves carry none.
-    if x.dtype == "FLOAT32":
-        x = next((info.tensors[o.outputs[0]] for o in info.ops if x.index in o.inputs and o.op == "QUANTIZE"), x)
-    if y.dtype == "FLOAT32":
-        y = next((info.tensors[o.inputs[0]] for o in info.ops if y.index in o.outputs and o.op == "DEQUANTIZE"), y)
-    x_io, y_io = info.input(), info.output()
+    # Scale and zero point come from the int8 side: for a float input, the tensor QUANTIZE makes
+    # from it; for a float output, the tensor DEQUANTIZE reads. Float tensors carry none.
+    xq = next((info.tensors[o.outputs[0]] for o in info.ops if x.index in o.inputs and o.op == "QUANTIZE"), x)
+    yq = next((info.tensors[o.inputs[0]] for o in info.ops if y.index in o.outputs and o.op == "DEQUANTIZE"), y)
     return dict(
         header=header(model_name, info.sha256, board),
         sha256=info.sha256,
-        input_bytes=x_io.elements * (4 if x_io.dtype == "FLOAT32" else 1),
-        output_bytes=y_io.elements * (4 if y_io.dtype == "FLOAT32" else 1),
-        output_elements=y_io.elements,
-        input_float=int(x_io.dtype == "FLOAT32"),
-        output_float=int(y_io.dtype == "FLOAT32"),
-        input_shape=x_io.shape,
-        output_shape=y_io.shape,
-        input_scale=repr(float(x.scales[0])) if x.scales else "0.0",
-        input_zero_point=x.zero_points[0] if x.zero_points else 0,
-        output_scale=repr(float(y.scales[0])) if y.scales else "0.0",
-        output_zero_point=y.zero_points[0] if y.zero_points else 0,
+        input_bytes=x.elements * np.dtype(x.dtype.lower()).itemsize,
+        output_bytes=y.elements * np.dtype(y.dtype.lower()).itemsize,
+        output_elements=y.elements,
+        input_float=int(x.dtype == "FLOAT32"),
+        output_float=int(y.dtype == "FLOAT32"),
+        input_shape=x.shape,
+        output_shape=y.shape,
+        input_scale=repr(float(xq.scales[0])) if xq.scales else "0.0",
+        input_zero_point=xq.zero_points[0] if xq.zero_points else 0,
+        output_scale=repr(float(yq.scales[0])) if yq.scales else "0.0",
+        output_zero_point=yq.zero_points[0] if yq.zero_points else 0,
     )
 
 
