@@ -142,19 +142,24 @@ def test_tflm_project_for_every_real_board(kws_model, board_id, tmp_path):
 def test_compiled_runtime_platformio_project_for_every_real_board(kws_model, board_id, tmp_path):
     project = generate(kws_model, board_id, "compiled", tmp_path / board_id)
     _platformio_config(project)
-    for rel in ("src/main.cpp", "src/tinyeff_model.c", "src/tinyeff/kernels/tinyeff_kernels.c",
+    path = json.loads((project / "tinyeff.json").read_text())["kernel_path"]
+    assert path == paths.path_for_core(get_board(board_id).core)
+    kernels = [f"src/tinyeff/kernels/{f}" for f in paths.files(path)]
+    for rel in ("src/main.cpp", "src/tinyeff_model.c", *kernels,
                 "src/tinyeff/ports/arduino/te_port_arduino.cpp", "README.md", "tinyeff.json"):
         assert (project / rel).is_file(), rel
 
 
 @pytest.mark.parametrize("board_id", [b.id for b in all_boards().values() if b.core.startswith("cortex-m")])
 def test_compiled_runtime_c_builds_with_werror_for_every_cortex_m_board(kws_model, board_id, tmp_path):
-    """The C the compiled runtime puts on a board (model, kernels, protocol) with the board's own flags."""
+    """The C the compiled runtime puts on a board (model, its path's kernels, protocol) with the board's own flags."""
     board = get_board(board_id)
     data, info = load_model_file(kws_model)
-    compile_model(data, info, "kws", board_id).write(tmp_path)
+    path = paths.path_for_core(board.core)
+    compile_model(data, info, "kws", board_id, path=path).write(tmp_path)
     fw = resource_dir("firmware")
-    for source in (tmp_path / "tinyeff_model.c", fw / "kernels" / "tinyeff_kernels.c", fw / "protocol" / "te_protocol.c"):
+    kernels = [fw / "kernels" / f for f in paths.sources(path)]
+    for source in (tmp_path / "tinyeff_model.c", *kernels, fw / "protocol" / "te_protocol.c"):
         cmd = ["arm-none-eabi-gcc", *board.cflags, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-c",
                f"-I{tmp_path}", f"-I{fw / 'kernels'}", f"-I{fw / 'protocol'}", str(source), "-o", str(tmp_path / "x.o")]
         r = subprocess.run(cmd, capture_output=True, text=True)

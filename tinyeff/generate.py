@@ -23,7 +23,7 @@ from tinyeff import __version__
 from tinyeff.atomic import write_run
 from tinyeff.boards import Board, all_boards, get_board
 from tinyeff import tflm
-from tinyeff.codegen import compile_model
+from tinyeff.codegen import compile_model, paths
 from tinyeff.codegen.emit import interface_values
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import host_tflm_arena, load_model_file, require_int8
@@ -46,7 +46,6 @@ TFLM_MAKE_OPTIONS = {
 }
 # firmware/ files a project carries under src/tinyeff/, by what it is built with and its runtime
 PROTOCOL_FILES = ("protocol/te_protocol.c", "protocol/te_protocol.h", "protocol/te_port.h")
-KERNEL_FILES = ("kernels/tinyeff_kernels.c", "kernels/tinyeff_kernels.h")
 PORT_FILES = {"make": ("ports/cmsdk/te_port_cmsdk.c",), "platformio": ("ports/arduino/te_port_arduino.cpp",)}
 
 
@@ -130,11 +129,13 @@ def _build_system(board: Board, runtime: str) -> str:
 
 
 def _compiled_sources(data: bytes, info, name: str, board: Board, runtime: str):
-    compiled = compile_model(data, info, name, board.id)
+    path = paths.path_for_core(board.core)
+    compiled = compile_model(data, info, name, board.id, path=path)
     _require_fit(RuntimeFootprint(runtime, compiled.model.const_bytes, compiled.plan.arena_bytes), board, name)
-    layers = [{"index": l.index, "op": l.op, "in_place": l.index in compiled.plan.inplace} for l in compiled.model.layers]
+    layers = [{"index": l.index, "op": l.op, "kernel": l.kernel, "in_place": i in compiled.plan.inplace}
+              for i, l in enumerate(compiled.model.layers)]
     man = manifest(name, info, board, runtime, compiled.plan.arena_bytes, layers,
-                   {"memory_plan": compiled.plan.to_json(compiled.model)})
+                   {"kernel_path": path, "memory_plan": compiled.plan.to_json(compiled.model)})
     return compiled.sources, man
 
 
@@ -175,15 +176,17 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
     require_int8(info)
     name = Path(model_path).name
     sources, man = (_compiled_sources if runtime == "compiled" else _tflm_sources)(data, info, name, board, runtime)
+    kernel_files = tuple(f"kernels/{f}" for f in paths.files(man["kernel_path"])) if runtime == "compiled" else ()
     values = dict(header=header(name, info.sha256, board.id), board=board, manifest=man, stack_bytes=STACK_BYTES,
                   input_bytes=interface_values(info, name, board.id)["input_bytes"], runtime=runtime, tflm_commit=TFLM_COMMIT,
-                  tflm_make_options=TFLM_MAKE_OPTIONS.get(board.core, ""))
+                  tflm_make_options=TFLM_MAKE_OPTIONS.get(board.core, ""),
+                  kernel_sources=[f"src/tinyeff/{f}" for f in kernel_files if f.endswith(".c")])
     firmware = resource_dir("firmware")
     with write_run(out, force=force) as tmp:
         (tmp / "src").mkdir()
         for file_name, text in sources.items():
             (tmp / "src" / file_name).write_text(text)
-        for rel in PROTOCOL_FILES + PORT_FILES[build] + (KERNEL_FILES if runtime == "compiled" else ()):
+        for rel in PROTOCOL_FILES + PORT_FILES[build] + kernel_files:
             dst = tmp / "src" / "tinyeff" / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(firmware / rel, dst)

@@ -15,7 +15,13 @@
 extern "C" {
 #endif
 
-/* CONV_2D and DEPTHWISE_CONV_2D. */
+/* CONV_2D and DEPTHWISE_CONV_2D.
+ *
+ * BIAS is never NULL and already holds the op's bias plus in_offset times the sum of the
+ * channel's weights over all taps (folded by the generator). A kernel therefore accumulates
+ * raw int8 inputs, acc = bias[oc] + sum(w * x), where a tap that falls in the padding reads the
+ * input zero point (-in_offset): that is exactly TFLM's bias + sum over valid taps of
+ * w * (x + in_offset), with no per-MAC offset and no border special case. */
 typedef struct {
   int32_t in_h, in_w, in_c, out_h, out_w, out_c;
   int32_t k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
@@ -23,22 +29,31 @@ typedef struct {
   int32_t in_offset, out_offset;       /* -input zero point, output zero point */
   int32_t act_min, act_max;            /* fused activation as an int8 range */
   const int8_t *filter;                /* conv OHWI, depthwise 1HWO */
-  const int32_t *bias;                 /* NULL when the op has none */
+  const int32_t *bias;                 /* folded, per output channel (see above) */
   const int32_t *mult;                 /* per output channel */
   const int8_t *shift;
+  int8_t *work;                        /* the kernel's work buffer in the arena (e.g. im2col), or NULL */
 } te_conv_t;
 
-/* SCRATCH non-NULL: a 1x1 stride-1 conv whose output may alias its input (out_c bytes). */
+/* In place. SCRATCH non-NULL means the output may overlap the input (the generator's plan
+ * proved the order below safe); every path keeps the same order:
+ *  - a 1x1, stride-1, unpadded conv ("pointwise") reads a group of G whole input pixels,
+ *    computes their outputs into SCRATCH (G * out_c bytes) and only then copies them out;
+ *    G is 1 in the generic kernel, and each path states its own;
+ *  - any other conv, and every depthwise conv, first copies the input rows the next output row
+ *    needs into a ring of ((k_h - 1) * dil_h + 1) rows of in_w * in_c bytes at SCRATCH (input
+ *    row r in ring slot r % span) and reads only from the ring. */
 void te_conv2d(const te_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
-/* RING non-NULL: output may alias input; RING holds ((k_h-1)*dil_h+1) input rows. */
 void te_depthwise_conv2d(const te_conv_t *p, const int8_t *in, int8_t *out, int8_t *ring);
 
+/* FULLY_CONNECTED. BIAS is never NULL and holds the op's bias plus in_offset times the sum of
+ * (w + filter_offset) over the row: acc = bias[o] + sum((w + filter_offset) * x). */
 typedef struct {
   int32_t rows, in_depth, out_depth;
   int32_t in_offset, filter_offset, out_offset, act_min, act_max;
   int32_t per_channel;                 /* mult/shift have out_depth entries, else one */
   const int8_t *filter;                /* [out_depth][in_depth] */
-  const int32_t *bias;
+  const int32_t *bias;                 /* folded, per output (see above) */
   const int32_t *mult;
   const int8_t *shift;
 } te_fc_t;

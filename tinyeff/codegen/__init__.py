@@ -23,21 +23,23 @@ class CompiledModel:
             (Path(directory) / name).write_text(text)
 
 
-def compile_model(data: bytes, info: ModelInfo, model_name: str, board: str = "host", inplace: bool = True) -> CompiledModel:
-    """Lower, plan and emit MODEL as C; any model the compiled runtime cannot run raises TinyeffError."""
-    lowered = lower(data, info)
+def compile_model(data: bytes, info: ModelInfo, model_name: str, board: str = "host", inplace: bool = True,
+                  path: str = "generic") -> CompiledModel:
+    """Lower, plan and emit MODEL as C with kernel PATH; any model the compiled runtime cannot run raises TinyeffError."""
+    lowered = lower(data, info, path)
     plan = plan_memory(lowered, inplace=inplace)
     return CompiledModel(lowered, plan, emit_c(lowered, plan, model_name, board))
 
 
-def build_for_host(data: bytes, info: ModelInfo, workdir: Path, model_name: str = "model") -> HostModel:
-    """Compile MODEL and build it as a shared library in WORKDIR for host-side runs."""
+def build_for_host(data: bytes, info: ModelInfo, workdir: Path, model_name: str = "model", path: str = "generic") -> HostModel:
+    """Compile MODEL with kernel PATH and build it as a shared library in WORKDIR for host-side runs
+    ('dsp' runs on the host through the portable forms of its SIMD primitives)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    compiled = compile_model(data, info, model_name)
+    compiled = compile_model(data, info, model_name, path=path)
     compiled.write(workdir)
     x, y = info.input(), info.output()
-    return build_host(workdir, workdir / "libtinyeff_model.so", x.shape, y.shape, x.dtype.lower(), y.dtype.lower())
+    return build_host(workdir, workdir / "libtinyeff_model.so", x.shape, y.shape, x.dtype.lower(), y.dtype.lower(), path)
 
 
 __all__ = ["SUPPORTED_OPS", "CompiledModel", "HostModel", "LoweredModel", "MemoryPlan", "build_for_host",

@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from tinyeff.codegen import paths
 from tinyeff.codegen.lower import LoweredModel
 from tinyeff.codegen.plan import MemoryPlan
 from tinyeff.render import header, render
@@ -62,7 +63,10 @@ def _layer(model: LoweredModel, plan: MemoryPlan, i: int) -> EmittedLayer:
         call = f"{layer.kernel}(&{name}, {ins[0]}, {out}, {scratch});"
     else:
         call = f"{layer.kernel}(&{name}, {', '.join(ins)}, {out});"
-    fields = tuple((k, str(v)) for k, v in layer.fields.items())
+    fields = dict(layer.fields)
+    if layer.struct == "te_conv_t":
+        fields["work"] = f"te_arena + {plan.work[i]}" if i in plan.work else "NULL"
+    fields = tuple((k, str(v)) for k, v in fields.items())
     return EmittedLayer(layer.index, layer.op, arrays, layer.struct, name, fields, (call,))
 
 
@@ -100,6 +104,7 @@ def emit_c(model: LoweredModel, plan: MemoryPlan, model_name: str, board: str, e
     values = dict(
         interface_values(info, model_name, board),
         arena_bytes=plan.arena_bytes,
+        kernel_headers=paths.PATH_HEADERS[model.path],
         input_offset=plan.offsets[model.input],
         output_offset=plan.offsets[model.output],
         layers=[_layer(model, plan, i) for i in range(len(model.layers))],

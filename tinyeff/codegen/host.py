@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyeff.codegen import paths
 from tinyeff.errors import TinyeffError
 from tinyeff.resources import resource_dir
 
@@ -38,15 +39,16 @@ class HostModel:
         return y.reshape((len(x), *self.output_shape[1:]) if len(self.output_shape) > 1 else (len(x), -1))
 
 
-def build_host(model_dir: Path, out: Path, input_shape, output_shape, input_dtype=np.int8, output_dtype=np.int8) -> HostModel:
-    """Compile MODEL_DIR's tinyeff_model.c with the kernels into the shared library OUT and load it."""
+def build_host(model_dir: Path, out: Path, input_shape, output_shape, input_dtype=np.int8, output_dtype=np.int8,
+               path: str = "generic") -> HostModel:
+    """Compile MODEL_DIR's tinyeff_model.c with the kernels of PATH into the shared library OUT and load it."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         raise TinyeffError("no C compiler found for the host build; install gcc (apt-get install gcc)")
     kernels = resource_dir("firmware") / "kernels"
     host = resource_dir("firmware") / "host"
-    cmd = [cc, *C_FLAGS, "-shared", "-fPIC", f"-I{kernels}", f"-I{model_dir}",
-           str(model_dir / "tinyeff_model.c"), str(kernels / "tinyeff_kernels.c"), str(host / "tinyeff_host.c"), "-o", str(out)]
+    cmd = [cc, *C_FLAGS, "-shared", "-fPIC", f"-I{kernels}", f"-I{model_dir}", str(model_dir / "tinyeff_model.c"),
+           *(str(kernels / f) for f in paths.sources(path)), str(host / "tinyeff_host.c"), "-o", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{r.stderr}")

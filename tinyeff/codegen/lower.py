@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from tinyeff.codegen import quant
+from tinyeff.codegen import paths, quant
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint.tflite_file import ModelInfo, OpInfo, TensorInfo, constant_array, float_boundary
 
@@ -40,8 +40,9 @@ SUPPORTED_OPS = tuple(KERNELS)
 
 # How an op may overwrite its own input (the planner decides whether it does):
 #   "elementwise": out[i] depends on in[i] only, read before it is written;
-#   "pixel": a 1x1 stride-1 conv, one output pixel from one input pixel (needs out_c bytes scratch);
-#   "rows": a depthwise conv that first saves the input rows it needs in a ring of rows.
+#   "pixel": a 1x1 stride-1 conv, a group of output pixels from the same input pixels (scratch:
+#            the group's output bytes);
+#   "rows": any other conv or depthwise conv, which first saves the input rows it needs in a ring.
 INPLACE_KINDS = ("elementwise", "pixel", "rows")
 
 # Where a model the compiled runtime cannot run may still go
@@ -67,6 +68,7 @@ class Layer:
     output: int
     inplace: str = ""  # one of INPLACE_KINDS, or "" when it must not overwrite its input
     scratch_bytes: int = 0  # needed only when it runs in place
+    work_bytes: int = 0  # arena bytes the kernel needs while it runs, in place or not (e.g. im2col)
     constants: dict = dataclasses.field(default_factory=dict)  # constant input tensor -> its ConstArray name
 
 
@@ -77,6 +79,7 @@ class LoweredModel:
     tensor_bytes: dict  # activation tensor -> bytes
     input: int
     output: int
+    path: str = "generic"  # the kernel path (tinyeff.codegen.paths) the layers were chosen for
 
     @property
     def const_bytes(self) -> int:
@@ -112,9 +115,14 @@ def _array(name: str, values, ctype: str) -> ConstArray:
     return ConstArray(name, ctype, np.asarray(values, dtype).reshape(-1))
 
 
+def _wrap_int32(values: np.ndarray) -> np.ndarray:
+    """int64 values reduced modulo 2^32 into int32, as TFLM's int32 accumulator wraps."""
+    return ((np.asarray(values, np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
 class _Lowering:
-    def __init__(self, data: bytes, info: ModelInfo):
-        self.data, self.info = data, info
+    def __init__(self, data: bytes, info: ModelInfo, path: str):
+        self.data, self.info, self.path = data, info, path
 
     def t(self, i: int) -> TensorInfo:
         return self.info.tensors[i]
@@ -126,14 +134,24 @@ class _Lowering:
         out = self.t(op.outputs[0])
         return quant.activation_range(op.options.get("fused_activation_function", "NONE"), _scale(out), _zp(out))
 
-    def weights(self, op: OpInfo, name: str, mult, shift) -> tuple[list[ConstArray], dict]:
-        """Filter, bias and requantization arrays of a conv or dense op, and the struct fields naming them."""
-        arrays = [_array(f"{name}_filter", self.const(op.inputs[1]), "int8_t"),
-                  _array(f"{name}_mult", mult, "int32_t"), _array(f"{name}_shift", shift, "int8_t")]
+    def weights(self, op: OpInfo, name: str, mult, shift, in_offset: int, filter_offset: int = 0) -> tuple[list[ConstArray], dict]:
+        """Filter, folded bias and requantization arrays of a conv or dense op, and the struct fields naming them.
+
+        The bias holds in_offset * sum(w + filter_offset) per output channel on top of the op's own
+        bias, so the kernels multiply raw inputs (tinyeff_kernels.h); the sum runs over every tap,
+        and the kernels read the zero point at padded taps, which makes those taps add nothing."""
+        w = self.const(op.inputs[1]).astype(np.int64)
+        depthwise = op.op == "DEPTHWISE_CONV_2D"
+        channels = w.shape[-1] if depthwise else w.shape[0]
+        sums = (w + filter_offset).reshape(-1, channels).sum(axis=0) if depthwise else (w + filter_offset).reshape(channels, -1).sum(axis=1)
         has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0
-        if has_bias:
-            arrays.append(_array(f"{name}_bias", self.const(op.inputs[2]), "int32_t"))
-        refs = dict(filter=f"{name}_filter", bias=f"{name}_bias" if has_bias else "NULL", mult=f"{name}_mult", shift=f"{name}_shift")
+        bias = self.const(op.inputs[2]).astype(np.int64).reshape(-1) if has_bias else np.zeros(channels, np.int64)
+        if bias.size != channels:
+            raise _fail(self.info, op, f"has {bias.size} biases for {channels} output channels; export the model again")
+        arrays = [_array(f"{name}_filter", self.const(op.inputs[1]), "int8_t"),
+                  _array(f"{name}_bias", _wrap_int32(bias + in_offset * sums), "int32_t"),
+                  _array(f"{name}_mult", mult, "int32_t"), _array(f"{name}_shift", shift, "int8_t")]
+        refs = dict(filter=f"{name}_filter", bias=f"{name}_bias", mult=f"{name}_mult", shift=f"{name}_shift")
         return arrays, refs
 
     def conv(self, op: OpInfo, name: str) -> Layer:
@@ -153,7 +171,7 @@ class _Lowering:
             raise _fail(self.info, op, f"has output {oh}x{ow}, which its padding and strides do not give; export the model again")
         mult, shift = quant.conv_multipliers(_scale(x), w.scales, _scale(out), oc)
         lo, hi = self.act(op)
-        arrays, refs = self.weights(op, name, mult, shift)
+        arrays, refs = self.weights(op, name, mult, shift, -_zp(x))
         fields = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
                       stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,
                       pad_top=quant.padding_before(o["padding"], ih, kh, sh, dh),
@@ -161,13 +179,13 @@ class _Lowering:
                       depth_mult=o.get("depth_multiplier", 1) if depthwise else 1,
                       in_offset=-_zp(x), out_offset=_zp(out), act_min=lo, act_max=hi,
                       **refs)
-        if depthwise:
-            span = (kh - 1) * dh + 1
-            return Layer(op.index, op.op, KERNELS[op.op], "te_conv_t", fields, tuple(arrays), (op.inputs[0],),
-                         op.outputs[0], "rows", span * iw * ic)
-        pointwise = kh == kw == 1 and sh == sw == 1 and fields["pad_top"] == fields["pad_left"] == 0
-        return Layer(op.index, op.op, KERNELS[op.op], "te_conv_t", fields, tuple(arrays), (op.inputs[0],),
-                     op.outputs[0], "pixel" if pointwise else "", oc if pointwise else 0)
+        choice = paths.choose(self.path, op.op, fields)
+        if not depthwise and paths.is_pointwise(fields):
+            inplace, scratch = "pixel", choice.pixel_group * oc
+        else:
+            inplace, scratch = "rows", ((kh - 1) * dh + 1) * iw * ic  # the ring of input rows
+        return Layer(op.index, op.op, choice.name, "te_conv_t", fields, tuple(arrays), (op.inputs[0],),
+                     op.outputs[0], inplace, scratch, choice.work_bytes)
 
     def fully_connected(self, op: OpInfo, name: str) -> Layer:
         x, w, out = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
@@ -180,11 +198,13 @@ class _Lowering:
             m, s = quant.per_tensor_multiplier(_scale(x), _scale(w), _scale(out))
             mult, shift = [m], [s]
         lo, hi = self.act(op)
-        arrays, refs = self.weights(op, name, mult, shift)
+        arrays, refs = self.weights(op, name, mult, shift, -_zp(x), -_zp(w))
         fields = dict(rows=x.elements // in_depth, in_depth=in_depth, out_depth=out_depth, in_offset=-_zp(x),
                       filter_offset=-_zp(w), out_offset=_zp(out), act_min=lo, act_max=hi,
                       per_channel=int(len(w.scales) > 1), **refs)
-        return Layer(op.index, op.op, KERNELS[op.op], "te_fc_t", fields, tuple(arrays), (op.inputs[0],), op.outputs[0])
+        choice = paths.choose(self.path, op.op, fields)
+        return Layer(op.index, op.op, choice.name, "te_fc_t", fields, tuple(arrays), (op.inputs[0],), op.outputs[0],
+                     work_bytes=choice.work_bytes)
 
     def pool(self, op: OpInfo, name: str) -> Layer:
         x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
@@ -350,10 +370,10 @@ def check_compilable(info: ModelInfo) -> None:
                                "models (float32 only as the model's input into QUANTIZE or its output from DEQUANTIZE)")
 
 
-def lower(data: bytes, info: ModelInfo) -> LoweredModel:
-    """Every op of INFO as a Layer, with TFLM's prepared parameters; bad models raise TinyeffError."""
+def lower(data: bytes, info: ModelInfo, path: str = "generic") -> LoweredModel:
+    """Every op of INFO as a Layer for kernel PATH, with TFLM's prepared parameters; bad models raise TinyeffError."""
     check_compilable(info)
-    low = _Lowering(data, info)
+    low = _Lowering(data, info, path)
     layers = []
     for op in info.ops:
         try:
@@ -362,7 +382,7 @@ def lower(data: bytes, info: ModelInfo) -> LoweredModel:
             raise _fail(info, op, f"has parameters the compiled runtime cannot read ({e!r}); export the model again") from None
     used = {i for op in info.ops for i in (*op.inputs, *op.outputs) if i >= 0} | set(info.inputs) | set(info.outputs)
     sizes = {i: info.tensors[i].elements * _ITEMSIZE[info.tensors[i].dtype] for i in sorted(used) if not info.tensors[i].constant}
-    return LoweredModel(info, tuple(layers), sizes, info.inputs[0], info.outputs[0])
+    return LoweredModel(info, tuple(layers), sizes, info.inputs[0], info.outputs[0], path)
 
 
 def c_identifier(name: str) -> str:

@@ -22,14 +22,16 @@ ALIGN = 4
 class MemoryPlan:
     arena_bytes: int
     offsets: dict  # activation tensor -> byte offset in the arena
-    scratch: dict  # layer index -> offset of its scratch (ring rows or one pixel)
+    scratch: dict  # layer index -> offset of its in-place scratch (ring rows or a group of pixels)
     inplace: tuple[int, ...]  # layers that overwrite their input
+    work: dict = dataclasses.field(default_factory=dict)  # layer index -> offset of its work buffer (im2col)
 
     def to_json(self, model: LoweredModel) -> dict:
         return {
             "arena_bytes": self.arena_bytes,
             "tensors": [{"tensor": t, "offset": o, "bytes": model.tensor_bytes[t]} for t, o in sorted(self.offsets.items())],
             "scratch": [{"layer": i, "offset": o} for i, o in sorted(self.scratch.items())],
+            "work": [{"layer": i, "offset": o} for i, o in sorted(self.work.items())],
             "inplace_layers": list(self.inplace),
         }
 
@@ -123,6 +125,9 @@ def plan_memory(model: LoweredModel, inplace: bool = True) -> MemoryPlan:
         blocks.append((hi - lo, min(first[m] for m in ms), max(last[m] for m in ms), ("block", b, lo)))
     for i, size in scratch_need.items():
         blocks.append((size, i, i, ("scratch", i, 0)))
+    for i, layer in enumerate(model.layers):
+        if layer.work_bytes:
+            blocks.append((layer.work_bytes, i, i, ("work", i, 0)))
 
     placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
     at = {}
@@ -136,5 +141,6 @@ def plan_memory(model: LoweredModel, inplace: bool = True) -> MemoryPlan:
         at[key[:2]] = offset - key[2]
     offsets = {t: at[("block", where[t][0])] + where[t][1] for t in model.tensor_bytes}
     scratch = {i: at[("scratch", i)] for i in scratch_need}
+    work = {i: at[("work", i)] for i, layer in enumerate(model.layers) if layer.work_bytes}
     arena = max((o + s for o, s, _, _ in placed), default=0)
-    return MemoryPlan(-(-arena // 16) * 16, offsets, scratch, tuple(running_inplace))
+    return MemoryPlan(-(-arena // 16) * 16, offsets, scratch, tuple(running_inplace), work)
