@@ -9,7 +9,7 @@ import pytest
 from tinyeff import __version__
 from tinyeff.boards import all_boards, get_board, load_board_file
 from tinyeff.cli import main
-from tinyeff.codegen import compile_model
+from tinyeff.codegen import compile_model, paths
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import load_model_file
 from tinyeff.generate import RuntimeFootprint, _require_fit, generate
