@@ -62,6 +62,20 @@ def test_kws_plan_needs_far_less_than_tflm(kws_model):
     assert lifetimes_only.arena_bytes >= tflm.head  # without in-place ops the plan is no better than TFLM's
 
 
+@pytest.mark.parametrize("case", ["conv_k3x3_s2_same_relu_d1", "dw_k3_s1_same_relu_m1", "add_relu", "concat", "mean_after_conv"])
+def test_plan_is_never_below_the_floor_and_reaches_it_on_a_chain(case, tmp_path):
+    """The floor is a lower bound: no plan may beat it (a plan that does overlaps live bytes)."""
+    data = make_case(case)
+    plan = compile_model(data, read_model(data, case), case).plan
+    assert 0 < plan.floor_bytes <= plan.arena_bytes
+
+
+def test_kws_plan_is_within_a_ring_of_its_floor(kws_model):
+    plan = compile_model(*load_model_file(kws_model), "kws").plan
+    assert plan.floor_bytes == 8000  # the 25x5x64 activation: the first conv's output, live while each block runs in place
+    assert plan.arena_bytes - plan.floor_bytes <= 3 * 5 * 64  # a 3-row ring of the depthwise convs
+
+
 def test_plan_keeps_live_tensors_apart(kws_model):
     data, info = load_model_file(kws_model)
     compiled = compile_model(data, info, "kws")

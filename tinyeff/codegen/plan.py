@@ -1,12 +1,19 @@
 """A static memory plan: every activation tensor gets a fixed offset in one arena.
 
-Tensors that are alive at the same time never overlap. On top of lifetime packing (as TFLM's
-greedy planner does), an op whose input dies with it may write its output over that input:
-elementwise ops, pointwise convolutions and depthwise convolutions (which first copy the few
-input rows they still need into a small ring). The input and output of such an op form one
-block at a relative offset chosen so that no byte is overwritten before it is read; that
-condition is checked here by walking the op's order of reads and writes, not assumed.
-A RESHAPE is no copy at all: its output is its input's bytes.
+Tensors that are alive at the same time never overlap, with one exception: an op may write its
+output over an input that dies with it, when the op's order of reads and writes allows it at
+that relative offset. Elementwise ops need the two at the same offset; a pointwise conv reads
+whole pixels before it writes them; any other conv or depthwise conv first copies the input
+rows it still needs into a small ring. Whether an offset is safe is decided here by walking the
+op's order of reads and writes, not assumed. A RESHAPE is no copy at all: its output is its
+input's bytes.
+
+Placement is first fit over tensors from the largest down (as TFLM's greedy planner), where the
+candidate offsets of a tensor include those that put it safely over, or under, its in-place
+partner. Which layers end up in place follows from the offsets (their input and output
+overlap); their rings and the kernels' work buffers are placed afterwards, live for their layer
+only. ``floor_bytes`` is the lower bound any such plan has: at some layer, the tensors that
+stay alive across it plus the larger of its output and its dying inputs.
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ class MemoryPlan:
     scratch: dict  # layer index -> offset of its in-place scratch (ring rows or a group of pixels)
     inplace: tuple[int, ...]  # layers that overwrite their input
     work: dict = dataclasses.field(default_factory=dict)  # layer index -> offset of its work buffer (im2col)
+    floor_bytes: int = 0  # no plan of this model's tensors can need fewer bytes (see floor_bytes())
 
     def to_json(self, model: LoweredModel) -> dict:
         return {
             "arena_bytes": self.arena_bytes,
+            "floor_bytes": self.floor_bytes,
             "tensors": [{"tensor": t, "offset": o, "bytes": model.tensor_bytes[t]} for t, o in sorted(self.offsets.items())],
             "scratch": [{"layer": i, "offset": o} for i, o in sorted(self.scratch.items())],
             "work": [{"layer": i, "offset": o} for i, o in sorted(self.work.items())],
@@ -37,7 +46,7 @@ class MemoryPlan:
 
 
 def _rows_safe(f: dict, delta: int) -> bool:
-    """Can a depthwise conv with output at input + DELTA bytes save each row it needs before it is overwritten?"""
+    """Can a conv with output at input + DELTA bytes save each input row it needs before it is overwritten?"""
     in_row, out_row = f["in_w"] * f["in_c"], f["out_w"] * f["out_c"]
     span = (f["k_h"] - 1) * f["dil_h"] + 1
     copied = -1
@@ -52,26 +61,40 @@ def _rows_safe(f: dict, delta: int) -> bool:
 
 
 def _pixel_safe(f: dict, delta: int) -> bool:
-    """Does output pixel p (at input + DELTA) leave input pixels p+1.. untouched?"""
+    """Does writing output pixels 0..p-1 (at input + DELTA) leave input pixels p.. untouched, for every p?
+
+    A kernel that computes a group of pixels before writing them checks the same condition at
+    group boundaries only, so this holds for any group size."""
     ic, oc, n = f["in_c"], f["out_c"], f["in_h"] * f["in_w"]
     return all(delta + (p + 1) * oc <= (p + 1) * ic for p in range(n - 1))
 
 
-def _inplace_delta(layer: Layer, in_bytes: int, out_bytes: int) -> int | None:
-    """Offset of the output relative to the input at which LAYER may run in place, or None."""
+def _inplace_safe(layer: Layer, delta: int, in_bytes: int, out_bytes: int) -> bool:
+    """May LAYER write its output at DELTA bytes from its input's start, the two overlapping?"""
     if layer.inplace == "elementwise":
-        return 0 if in_bytes == out_bytes else None
+        return delta == 0 and in_bytes == out_bytes
     check = {"pixel": _pixel_safe, "rows": _rows_safe}.get(layer.inplace)
-    if check is None:
-        return None
-    for delta in (0, in_bytes - out_bytes):  # start-aligned, then end-aligned
-        if check(layer.fields, delta):
-            return delta
-    return None
+    return bool(check) and check(layer.fields, delta)
 
 
-def plan_memory(model: LoweredModel, inplace: bool = True) -> MemoryPlan:
-    """Offsets for every activation tensor and scratch buffer; INPLACE=False plans like TFLM (lifetimes only)."""
+@dataclasses.dataclass
+class _Buffer:
+    """Tensors that share bytes (a RESHAPE's output is its input), with their joint lifetime."""
+
+    key: int
+    size: int
+    first: int
+    last: int
+    offset: int | None = None
+
+    def overlaps_in_time(self, other: "_Buffer") -> bool:
+        return not (self.last < other.first or other.last < self.first)
+
+    def overlaps_in_space(self, offset: int, other: "_Buffer") -> bool:
+        return offset < other.offset + other.size and other.offset < offset + self.size
+
+
+def _lifetimes(model: LoweredModel) -> tuple[dict, dict]:
     n = len(model.layers)
     first = {t: (-1 if t == model.input else n) for t in model.tensor_bytes}
     last = {t: (n if t == model.output else -1) for t in model.tensor_bytes}
@@ -80,67 +103,123 @@ def plan_memory(model: LoweredModel, inplace: bool = True) -> MemoryPlan:
         for t in layer.inputs:
             if t in last:  # constants live in flash
                 last[t] = max(last[t], i)
+    return first, last
 
-    # blocks: tensor -> (block id, offset inside the block); members listed per block
-    where = {t: (t, 0) for t in model.tensor_bytes}
-    members = {t: [t] for t in model.tensor_bytes}
 
-    def join(t_new: int, t_old: int, rel: int) -> None:
-        b, base = where[t_old]
-        old = members.pop(where[t_new][0])
-        for m in old:
-            where[m] = (b, base + rel + where[m][1])
-            members[b].append(m)
+def _buffers(model: LoweredModel, first: dict, last: dict) -> tuple[dict, dict]:
+    """tensor -> buffer key, and the buffers (RESHAPE outputs join their input's buffer)."""
+    owner = {t: t for t in model.tensor_bytes}
+    for layer in model.layers:
+        if not layer.kernel and layer.inputs[0] in owner:
+            owner[layer.output] = owner[layer.inputs[0]]
+    buffers = {}
+    for t, b in owner.items():
+        buf = buffers.setdefault(b, _Buffer(b, 0, first[t], last[t]))
+        buf.size = max(buf.size, model.tensor_bytes[t])
+        buf.first, buf.last = min(buf.first, first[t]), max(buf.last, last[t])
+    return owner, buffers
 
-    def block_last_use(b: int) -> int:
-        return max(last[m] for m in members[b])
 
-    running_inplace, scratch_need = [], {}
+def floor_bytes(model: LoweredModel) -> int:
+    """The bytes some layer needs at once however tensors are placed: what stays alive across it,
+    plus the larger of its output and the inputs that die with it (which it may overwrite)."""
+    first, last = _lifetimes(model)
+    owner, buffers = _buffers(model, first, last)
+    floor = 0
     for i, layer in enumerate(model.layers):
-        if not layer.kernel:  # RESHAPE: same bytes
-            join(layer.output, layer.inputs[0], 0)
+        if not layer.kernel:
             continue
-        if not inplace or not layer.inplace:
-            continue
-        for t in layer.inputs:
-            if t not in where:
-                continue
-            b = where[t][0]
-            if block_last_use(b) > i or where[layer.output][0] == b:
-                continue
-            delta = _inplace_delta(layer, model.tensor_bytes[t], model.tensor_bytes[layer.output])
-            if delta is None:
-                continue
-            join(layer.output, t, delta)
-            running_inplace.append(i)
-            if layer.scratch_bytes:
-                scratch_need[i] = layer.scratch_bytes
-            break
+        ins = {owner[t] for t in layer.inputs if t in owner}
+        out = owner[layer.output]
+        dying = sum(buffers[b].size for b in ins if buffers[b].last == i and b != out)
+        staying = sum(b.size for k, b in buffers.items() if b.first < i < b.last or (k in ins and b.last > i))
+        floor = max(floor, staying + max(buffers[out].size, dying))
+    return floor
 
-    # each block: extent and lifetime
-    blocks = []
-    for b, ms in members.items():
-        lo = min(where[m][1] for m in ms)
-        hi = max(where[m][1] + model.tensor_bytes[m] for m in ms)
-        blocks.append((hi - lo, min(first[m] for m in ms), max(last[m] for m in ms), ("block", b, lo)))
-    for i, size in scratch_need.items():
-        blocks.append((size, i, i, ("scratch", i, 0)))
-    for i, layer in enumerate(model.layers):
-        if layer.work_bytes:
-            blocks.append((layer.work_bytes, i, i, ("work", i, 0)))
 
-    placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
-    at = {}
-    for size, t0, t1, key in sorted(blocks, key=lambda x: (-x[0], x[1], x[3][1])):
-        offset = 0
-        for o, s, a, z in sorted(p for p in placed if not (p[3] < t0 or p[2] > t1)):
-            if offset + size <= o:
-                break
-            offset = max(offset, -(-(o + s) // ALIGN) * ALIGN)
-        placed.append((offset, size, t0, t1))
-        at[key[:2]] = offset - key[2]
-    offsets = {t: at[("block", where[t][0])] + where[t][1] for t in model.tensor_bytes}
-    scratch = {i: at[("scratch", i)] for i in scratch_need}
-    work = {i: at[("work", i)] for i, layer in enumerate(model.layers) if layer.work_bytes}
-    arena = max((o + s for o, s, _, _ in placed), default=0)
-    return MemoryPlan(-(-arena // 16) * 16, offsets, scratch, tuple(running_inplace), work)
+def plan_memory(model: LoweredModel, inplace: bool = True) -> MemoryPlan:
+    """Offsets for every activation tensor, ring and work buffer; INPLACE=False plans like TFLM (lifetimes only)."""
+    first, last = _lifetimes(model)
+    owner, buffers = _buffers(model, first, last)
+
+    # in-place partners: (input buffer, output buffer) -> the layer that may write one over the other
+    partners: dict[tuple[int, int], int] = {}
+    if inplace:
+        for i, layer in enumerate(model.layers):
+            if not layer.kernel or not layer.inplace:
+                continue
+            out = owner[layer.output]
+            for t in layer.inputs:
+                if t in owner and owner[t] != out and buffers[owner[t]].last == i:
+                    partners[(owner[t], out)] = i
+
+    def allowed(a: _Buffer, a_offset: int, b: _Buffer) -> bool:
+        """May A at A_OFFSET share bytes with the placed B? Only as a safe in-place pair."""
+        for (src, dst), i in ((k, v) for k, v in partners.items() if {a.key, b.key} == set(k)):
+            src_off, dst_off = (a_offset, b.offset) if a.key == src else (b.offset, a_offset)
+            layer = model.layers[i]
+            if _inplace_safe(layer, dst_off - src_off, buffers[src].size, buffers[dst].size):
+                return True
+        return False
+
+    def fits(buf: _Buffer, offset: int, placed: list[_Buffer]) -> bool:
+        return offset >= 0 and all(not buf.overlaps_in_space(offset, p) or allowed(buf, offset, p)
+                                   for p in placed if buf.overlaps_in_time(p))
+
+    def place(buf: _Buffer, placed: list[_Buffer]) -> None:
+        live = [p for p in placed if buf.overlaps_in_time(p)]
+        candidates = {0} | {-(-(p.offset + p.size) // ALIGN) * ALIGN for p in live}
+        for (src, dst) in partners:  # offsets that put BUF over or under its placed partner
+            other = dst if src == buf.key else src if dst == buf.key else None
+            if other is not None and buffers[other].offset is not None:
+                o = buffers[other].offset
+                for delta in (0, buffers[src].size - buffers[dst].size):
+                    candidates.add(o + delta if buf.key == dst else o - delta)
+        buf.offset = min(c for c in candidates if fits(buf, c, placed))
+        placed.append(buf)
+
+    def follow_partners(order: list[_Buffer]) -> list[_Buffer]:
+        """ORDER, but each buffer's in-place partners right after it (and theirs), so a chain is
+        laid out relative to its first member before unrelated buffers take the space it needs."""
+        linked: dict[int, list[int]] = {}
+        for src, dst in partners:
+            linked.setdefault(src, []).append(dst)
+            linked.setdefault(dst, []).append(src)
+        out, seen = [], set()
+        for buf in order:
+            stack = [buf.key]
+            while stack:
+                k = stack.pop(0)
+                if k not in seen:
+                    seen.add(k)
+                    out.append(buffers[k])
+                    stack.extend(linked.get(k, ()))
+        return out
+
+    # Largest first is TFLM's order; in-place chains often pack tighter when laid out together,
+    # or in the order they run. All are cheap, so plan each and keep the smallest arena.
+    by_size = sorted(buffers.values(), key=lambda b: (-b.size, b.first, b.key))
+    by_time = sorted(buffers.values(), key=lambda b: (b.first, -b.size, b.key))
+    best = None
+    for order in (by_size, follow_partners(by_size), by_time):
+        for buf in buffers.values():
+            buf.offset = None
+        placed: list[_Buffer] = []
+        for buf in order:
+            place(buf, placed)
+        running_inplace, scratch, work = [], {}, {}
+        for (src, dst), i in sorted(partners.items(), key=lambda kv: kv[1]):
+            s, d = buffers[src], buffers[dst]
+            if s.overlaps_in_space(s.offset, d):
+                running_inplace.append(i)
+        for i, layer in enumerate(model.layers):  # rings and work buffers live for their layer only
+            for table, size in ((scratch, layer.scratch_bytes if i in running_inplace else 0), (work, layer.work_bytes)):
+                if size:
+                    buf = _Buffer(-1, size, i, i)
+                    place(buf, placed)
+                    table[i] = buf.offset
+        arena = max((p.offset + p.size for p in placed), default=0)
+        if best is None or arena < best[0]:
+            best = (arena, {t: buffers[owner[t]].offset for t in model.tensor_bytes}, scratch, running_inplace, work)
+    arena, offsets, scratch, running_inplace, work = best
+    return MemoryPlan(-(-arena // 16) * 16, offsets, scratch, tuple(sorted(running_inplace)), work, floor_bytes(model))
