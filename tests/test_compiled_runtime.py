@@ -103,3 +103,20 @@ def test_unsupported_op_is_named_with_the_runtime_that_has_it(tmp_path):
     data = keras_to_int8(model, np.random.default_rng(0).normal(size=(16, 6, 5, 3)).astype(np.float32))
     with pytest.raises(TinyeffError, match=r"TANH.*compiled runtime does not support.*--runtime tflm"):
         compile_model(data, read_model(data, "tanh"), "tanh")
+
+
+def test_mean_with_the_inputs_own_quantization_is_bit_exact(tmp_path):
+    """A review expected TFLM to take a truncating path when MEAN keeps its input's scale and zero
+    point; the pinned TFLM folds 1/n into the multiplier there too, and this holds us to it."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(make_case("mean_gap")))
+    graph = model.subgraphs[0]
+    (mean,) = [op for op in graph.operators if model.operatorCodes[op.opcodeIndex].builtinCode == 40]  # MEAN
+    x, y = graph.tensors[mean.inputs[0]].quantization, graph.tensors[mean.outputs[0]].quantization
+    y.scale, y.zeroPoint = list(x.scale), list(x.zeroPoint)
+    data = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    info = read_model(data, "mean_same_quant")
+    host = build_for_host(data, info, tmp_path, "mean_same_quant")
+    inputs = _random_inputs(info, N_INPUTS, seed=5)
+    assert np.array_equal(tflm_outputs(data, inputs).reshape(N_INPUTS, -1), host.run(inputs).reshape(N_INPUTS, -1))
