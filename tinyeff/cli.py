@@ -222,7 +222,7 @@ def cmd_inspect(args) -> int:
     data, info = load_model_file(Path(args.model))
     require_int8(info)
     arena = host_tflm_arena(data, args.model)
-    runtimes = runtime_footprints(data, info, Path(args.model).name, arena.total)
+    runtimes = runtime_footprints(data, info, Path(args.model).name, arena.total, board)
     report = {
         "model": args.model,
         "sha256": info.sha256,
@@ -259,7 +259,8 @@ def cmd_inspect(args) -> int:
         if r.unsupported:
             print(f"{line}cannot run it: {r.unsupported}")
             continue
-        line += f"flash {r.flash_bytes:,} B, RAM {r.ram_bytes:,} B" + (" (arena + margin)" if r.runtime == "tflm" else " (planned arena)")
+        line += f"flash {r.flash_bytes:,} B, RAM {r.ram_bytes:,} B" + (
+            " (arena + margin)" if r.runtime == "tflm" else f" (planned arena; the model's floor is {r.floor_bytes:,} B)")
         if board is not None:
             problem = r.problem_on(board)
             fits_any |= not problem
@@ -305,7 +306,8 @@ def cmd_generate(args) -> int:
            if (out / "platformio.ini").is_file()
            else f"build it with 'make -C {out} TFLM_DIR=<a TFLM tree>' (its README.md says how to make one)"
            if args.runtime == "tflm" else f"build it with 'make -C {out}'")
-    print(f"generated {out} for {man['board']} ({man['runtime']} runtime): arena {man['arena_bytes']:,} B, "
+    plan = (f" (floor {man['memory_plan']['floor_bytes']:,} B), {man['kernel_path']} kernels" if "memory_plan" in man else "")
+    print(f"generated {out} for {man['board']} ({man['runtime']} runtime): arena {man['arena_bytes']:,} B{plan}, "
           f"ops {', '.join(man['ops'])}; {how}")
     return 0
 

@@ -80,6 +80,7 @@ class RuntimeFootprint:
     flash_bytes: int  # tflm: the .tflite; compiled: its constant arrays (kernel code is counted as the firmware's)
     ram_bytes: int  # tflm: host TFLM arena + margin; compiled: its planned arena (stack comes on top)
     unsupported: str = ""  # the reason, when the runtime cannot run the model
+    floor_bytes: int = 0  # compiled: the RAM floor of the model's tensors (tinyeff.codegen.plan.floor_bytes)
 
     def problem_on(self, board: Board) -> str:
         """Why the model does not fit BOARD under this runtime, or '' when it does."""
@@ -92,6 +93,8 @@ class RuntimeFootprint:
 
     def to_json(self, board: Board | None) -> dict:
         out = {"supported": not self.unsupported, "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes}
+        if self.floor_bytes:
+            out["ram_floor_bytes"] = self.floor_bytes
         if self.unsupported:
             out["why"] = self.unsupported
         if board is not None:
@@ -99,13 +102,14 @@ class RuntimeFootprint:
         return out
 
 
-def runtime_footprints(data: bytes, info, name: str, tflm_arena: int) -> tuple[RuntimeFootprint, RuntimeFootprint]:
-    """The TFLM and compiled runtimes' needs for MODEL, sized the way generate sizes them
-    (TFLM_ARENA: the host TFLM interpreter's measured arena)."""
+def runtime_footprints(data: bytes, info, name: str, tflm_arena: int, board: Board | None = None) -> tuple[RuntimeFootprint, RuntimeFootprint]:
+    """The TFLM and compiled runtimes' needs for MODEL, sized the way generate sizes them for BOARD
+    (its core's kernel path; generic without a board). TFLM_ARENA: the host TFLM interpreter's measured arena."""
     tflm_fp = RuntimeFootprint("tflm", info.size_bytes, tflm.arena_bytes(tflm_arena))
     try:
-        compiled = compile_model(data, info, name)
-        compiled_fp = RuntimeFootprint("compiled", compiled.model.const_bytes, compiled.plan.arena_bytes)
+        compiled = compile_model(data, info, name, path=paths.path_for_core(board.core) if board else "generic")
+        compiled_fp = RuntimeFootprint("compiled", compiled.model.const_bytes, compiled.plan.arena_bytes,
+                                       floor_bytes=compiled.plan.floor_bytes)
     except TinyeffError as e:
         compiled_fp = RuntimeFootprint("compiled", 0, 0, unsupported=str(e))
     return tflm_fp, compiled_fp
