@@ -6,6 +6,8 @@ weights and biases are random with a fixed seed, so that every rounding path is 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from tinyeff._native import tensorflow
@@ -60,6 +62,7 @@ def _cases():
 FLOAT_IO = "float_io_"  # cases converted with float32 input and output
 
 
+@functools.lru_cache(maxsize=None)  # a conversion takes about a second; many tests share the cases
 def make_case(name: str, seed: int = 0) -> bytes:
     """The int8 .tflite of grid case NAME."""
     from tinyeff._native import seed_everything
