@@ -1,4 +1,5 @@
-"""Shared fixtures: the third-party KWS model and one tiny trained run, made once per session."""
+"""Shared fixtures: the third-party KWS model, a model of its topology the kit makes, and one tiny
+trained run, made once per session."""
 
 from __future__ import annotations
 
@@ -20,6 +21,54 @@ def kws_model() -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return KWS_MODEL
+
+
+@pytest.fixture(scope="session")
+def kws_like_model(tmp_path_factory) -> Path:
+    """A model of the KWS reference's topology that the kit makes itself (seeded random weights, full
+    int8), so that a clone without shared/ still runs the KWS-shaped tests: a 10x4 stride-2 stem conv
+    on 49x10x1, four depthwise-separable blocks of 64 channels, average pooling, dense 12, softmax."""
+    import numpy as np
+
+    from tinyeff._native import seed_everything, tensorflow
+    from tinyeff.compress.quantize import keras_to_int8
+
+    keras = tensorflow().keras
+    L, init = keras.layers, keras.initializers
+    seed_everything(0)
+    # He-scaled weights keep the signal alive through nine layers (Keras's glorot default counts a
+    # depthwise filter's 64 channels as its fan-in and shrinks the signal ~5x a block); random biases
+    # try rounding paths zero biases leave alone
+    conv = {"kernel_initializer": "he_normal", "bias_initializer": init.RandomNormal(0, 0.1, seed=1)}
+    depthwise = {"depthwise_initializer": init.RandomNormal(0, (2 / 9) ** 0.5, seed=2), "bias_initializer": conv["bias_initializer"]}
+    x = keras.Input((49, 10, 1), batch_size=1)
+    y = L.Conv2D(64, (10, 4), strides=2, padding="same", activation="relu", **conv)(x)
+    for _ in range(4):
+        y = L.DepthwiseConv2D(3, padding="same", activation="relu", **depthwise)(y)
+        y = L.Conv2D(64, 1, activation="relu", **conv)(y)
+    features = L.Flatten()(L.AveragePooling2D(pool_size=tuple(y.shape[1:3]))(y))
+    dense = L.Dense(12, kernel_initializer="he_normal")
+    model = keras.Model(x, L.Softmax()(dense(features)))
+    # inputs of several spreads, as the bit-exactness tests send (quiet, loud, saturating)
+    rng = np.random.default_rng(0)
+    rep = (rng.normal(0, 1, (96, 49, 10, 1)) * rng.choice([0.1, 0.3, 1.0, 2.0], (96, 1, 1, 1))).astype(np.float32)
+    # Untrained, the mean feature vector alone would pick one class for every input: centre the
+    # logits on the representative set and spread them, so that different inputs win different classes.
+    f = keras.Model(x, features).predict(rep, verbose=0)
+    w, _ = dense.get_weights()
+    logits = (f - f.mean(axis=0)) @ w
+    w = w * (3 / logits.std())
+    dense.set_weights([w, -(f.mean(axis=0) @ w)])
+    path = tmp_path_factory.mktemp("kws_like") / "kws_like_model.tflite"
+    path.write_bytes(keras_to_int8(model, rep))
+    return path
+
+
+@pytest.fixture(scope="session", params=["kws_model", "kws_like_model"])
+def kws_shaped_model(request) -> Path:
+    """Each KWS-shaped model in turn: the MLPerf Tiny reference (skipped without shared/, a failure
+    under CI), then the kit's own model of its topology (always there)."""
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="session")

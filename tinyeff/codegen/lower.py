@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from tinyeff.codegen import paths, quant
+from tinyeff.codegen.checks import check_model
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint.tflite_file import ModelInfo, OpInfo, TensorInfo, constant_array, float_boundary
 
@@ -373,6 +374,7 @@ def check_compilable(info: ModelInfo) -> None:
 def lower(data: bytes, info: ModelInfo, path: str = "generic") -> LoweredModel:
     """Every op of INFO as a Layer for kernel PATH, with TFLM's prepared parameters; bad models raise TinyeffError."""
     check_compilable(info)
+    check_model(data, info)
     low = _Lowering(data, info, path)
     layers = []
     for op in info.ops:

@@ -42,7 +42,8 @@ PATH_HEADERS = {"generic": (), "dsp": ("te_kernels_dsp.h",), "mve": ("te_kernels
 class KernelChoice:
     name: str
     work_bytes: int = 0  # arena bytes the kernel needs while it runs (im2col columns), besides in-place scratch
-    pixel_group: int = 1  # pointwise: pixels computed before any is written (in-place scratch = group * out_c)
+    pixel_group: int = 1  # pointwise: pixels computed before any is written (in-place scratch = group * out_c;
+    # 0 when the kernel keeps the group's input in its work buffer and needs no scratch)
 
 
 def path_for_core(core: str) -> str:
@@ -84,11 +85,18 @@ def _im2col_bytes(f: dict, pixels: int) -> int:
     return pixels * f["k_h"] * f["k_w"] * f["in_c"]
 
 
+def _dsp_columns_bytes(depth: int) -> int:
+    """Two columns of DEPTH int8 values widened to int16, DEPTH rounded up to 4 (TE_DSP_COLUMNS_BYTES)."""
+    return 4 * (-(-depth // 4) * 4)
+
+
 def _dsp(op: str, f: dict) -> KernelChoice | None:
     if op == "CONV_2D":
         if is_pointwise(f):
-            return KernelChoice("te_pointwise_dsp", pixel_group=2)
-        return KernelChoice("te_conv2d_dsp", work_bytes=_im2col_bytes(f, 2))
+            # both input pixels are widened into the work buffer before either output is written,
+            # so in place the kernel needs no scratch of its own
+            return KernelChoice("te_pointwise_dsp", work_bytes=_dsp_columns_bytes(f["in_c"]), pixel_group=0)
+        return KernelChoice("te_conv2d_dsp", work_bytes=_dsp_columns_bytes(f["k_h"] * f["k_w"] * f["in_c"]))
     if op == "DEPTHWISE_CONV_2D" and f["depth_mult"] == 1:
         return KernelChoice("te_depthwise_dsp")
     if op == "FULLY_CONNECTED" and f["filter_offset"] == 0:

@@ -103,7 +103,8 @@ def _lifetimes(model: LoweredModel) -> tuple[dict, dict]:
         for t in layer.inputs:
             if t in last:  # constants live in flash
                 last[t] = max(last[t], i)
-    return first, last
+    # a tensor written but never read still takes its bytes while its layer writes it
+    return first, {t: max(last[t], first[t]) for t in last}
 
 
 def _buffers(model: LoweredModel, first: dict, last: dict) -> tuple[dict, dict]:
