@@ -12,13 +12,19 @@ default qemu-mps2-an386) the script
     byte with host TFLM, the emulated instructions per inference (SysTick), and the RAM the
     model takes on the device (its arena + the painted stack high-water mark).
 
-    .venv/bin/python benchmarks/runtimes.py [--board B ...] [--models-dir D ...] [--model X.tflite ...] [--no-own-models]
+  - with --tflm-dir, builds the same model as a TFLM project against that tree (CMSIS-NN when the
+    tree carries it) and measures it the same way, side by side.
+
+    .venv/bin/python benchmarks/runtimes.py [--board B ...] [--models-dir D ...] [--model X.tflite ...]
+        [--no-own-models] [--optimize speed|size ...] [--tflm-dir TREE]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +38,7 @@ from tinyeff.generate import generate
 from tinyeff.harness.bench import Project
 from tinyeff.harness.device import QemuDevice
 from tinyeff.harness.dut import Dut
-from tinyeff.harness.sizes import model_cost
+from tinyeff.harness.sizes import elf_sizes, model_cost
 from tinyeff.reference import tflm_outputs
 
 BOARD = "qemu-mps2-an386"
@@ -52,14 +58,15 @@ def own_models(work: Path) -> list[Path]:
     return out
 
 
-def measure(model: Path, board: str, work: Path) -> dict:
-    data, info = load_model_file(model)
-    project = Project.load(generate(model, board, "compiled", work / f"fw-{board}-{model.stem}"))
-    plan = project.manifest["memory_plan"]
-    cost = model_cost(project)
+def _inputs(info) -> np.ndarray:
     rng = np.random.default_rng(0)
     zp = info.input().zero_points[0]
-    x = np.clip(np.round(rng.normal(zp, 12, (SAMPLES, *info.input().shape))), -128, 127).astype(np.int8)
+    return np.clip(np.round(rng.normal(zp, 12, (SAMPLES, *info.input().shape))), -128, 127).astype(np.int8)
+
+
+def _run(project: Project, board: str, data: bytes, info) -> dict:
+    """SAMPLES inputs through PROJECT's firmware in QEMU: bit-exactness, median instructions, RAM."""
+    x = _inputs(info)
     want = tflm_outputs(data, x).reshape(SAMPLES, -1)
     with QemuDevice(project.elf, get_board(board)) as device:
         dut = Dut(device)
@@ -68,19 +75,39 @@ def measure(model: Path, board: str, work: Path) -> dict:
         _, hz, _ = dut.timer()
         arena, stack = dut.memory()
     exact = sum(np.array_equal(r.output, w) for r, w in zip(runs, want))
-    return {
-        "model": model.name,
-        "board": board,
-        "path": project.manifest["kernel_path"],
-        "arena": plan["arena_bytes"],
-        "floor": plan["floor_bytes"],
-        "tflite": len(data),
-        "compiled_flash": cost.flash_bytes,
-        "tflm_arena": host_tflm_arena(data, model.name).total,
-        "compiled_ram": arena + stack,
-        "instructions": statistics.median(device.ticks_to_latency(r.ticks, hz) for r in runs),
-        "exact": f"{exact}/{SAMPLES}",
-    }
+    return {"ram": arena + stack, "instructions": statistics.median(device.ticks_to_latency(r.ticks, hz) for r in runs),
+            "exact": f"{exact}/{SAMPLES}"}
+
+
+def measure(model: Path, board: str, optimize: str, work: Path) -> dict:
+    """The compiled runtime for MODEL on BOARD with the kernels OPTIMIZE picks."""
+    data, info = load_model_file(model)
+    project = Project.load(generate(model, board, "compiled", work / f"fw-{board}-{optimize}-{model.stem}", optimize=optimize))
+    plan = project.manifest["memory_plan"]
+    cost = model_cost(project)
+    return {"model": model.name, "board": board, "runtime": f"compiled, {project.manifest['kernel_path']} kernels",
+            "tflite": len(data), "flash": cost.flash_bytes, "tflm_arena": host_tflm_arena(data, model.name).total,
+            "arena": f"{plan['arena_bytes']:,} / {plan['floor_bytes']:,}", **_run(project, board, data, info)}
+
+
+def measure_tflm(model: Path, board: str, tflm_dir: Path, work: Path, built: dict) -> dict:
+    """TFLM for MODEL on BOARD, built from TFLM_DIR (with CMSIS-NN when the tree has it). TFLM's
+    objects do not depend on the model, so BUILT (board -> a built project) lends them to the next."""
+    data, info = load_model_file(model)
+    project = Project.load(generate(model, board, "tflm", work / f"tflm-{board}-{model.stem}"))
+    if board in built:
+        shutil.copytree(built[board] / "build" / "tflm", project.path / "build" / "tflm")
+    r = subprocess.run(["make", "-s", "-j2", "-C", str(project.path), f"TFLM_DIR={tflm_dir}"], capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"building TFLM for {board} failed:\n{r.stderr[-2000:]}")
+    built.setdefault(board, project.path)
+    # flash: the firmware minus the compiled runtime's empty-model firmware (protocol, port and C library)
+    compiled = Project.load(generate(model, board, "compiled", work / f"empty-{board}-{model.stem}", optimize="size"))
+    flash = elf_sizes(project.elf).flash_bytes - model_cost(compiled).empty.flash_bytes
+    has_cmsis = any((tflm_dir / "third_party" / "cmsis_nn" / "Source").glob("*"))
+    return {"model": model.name, "board": board, "runtime": "TFLM" + (" + CMSIS-NN" if has_cmsis else " (reference kernels)"),
+            "tflite": len(data), "flash": flash, "tflm_arena": host_tflm_arena(data, model.name).total, "arena": "",
+            **_run(project, board, data, info)}
 
 
 def main() -> int:
@@ -89,6 +116,10 @@ def main() -> int:
     p.add_argument("--models-dir", action="append", default=[], help="a directory whose .tflite models are measured too")
     p.add_argument("--model", action="append", default=[], help="another int8 .tflite to measure")
     p.add_argument("--no-own-models", action="store_true", help="skip training the kit's own models")
+    p.add_argument("--optimize", action="append", default=[], choices=("speed", "size"),
+                   help="the compiled runtime's kernels to measure (default: both)")
+    p.add_argument("--tflm-dir", type=Path, help="a TFLM tree (create_tflm_tree.py, with OPTIMIZED_KERNEL_DIR=cmsis_nn for "
+                   "CMSIS-NN): TFLM is built from it and measured side by side")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="tinyeff-runtimes-") as tmp:
         work = Path(tmp)
@@ -97,17 +128,24 @@ def main() -> int:
             models += sorted(p for p in Path(d).glob("*.tflite") if p.name not in {m.name for m in models})
         if not args.no_own_models:
             models += own_models(work)
-        rows = [measure(m, b, work) for b in args.board or [BOARD] for m in models]
+        rows, built = [], {}
+        for board in args.board or [BOARD]:
+            for m in models:
+                rows += [measure(m, board, o, work) for o in args.optimize or ["speed", "size"]]
+                if args.tflm_dir:
+                    rows.append(measure_tflm(m, board, args.tflm_dir.resolve(), work, built))
+                for r in rows[-3:]:
+                    print(r, file=sys.stderr, flush=True)
     print(f"compiled runtime vs TFLM; device figures from QEMU (-icount shift=0: emulated instructions, "
           f"not a board's cycles); {SAMPLES} inputs per model")
-    print("| model | board (kernel path) | .tflite B | compiled flash B | host TFLM arena B | arena B / floor B | "
-          "compiled RAM B (arena + stack) | RAM ratio | emulated instructions / inference | bit-exact in QEMU |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| model | board | runtime | .tflite B | flash B | host TFLM arena B | planned arena B / floor B | "
+          "RAM B (arena + stack) | RAM / host TFLM arena | emulated instructions / inference | bit-exact in QEMU |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['board']} ({r['path']}) | {r['tflite']:,} | {r['compiled_flash']:,} | {r['tflm_arena']:,} | "
-              f"{r['arena']:,} / {r['floor']:,} | {r['compiled_ram']:,} | {r['compiled_ram'] / r['tflm_arena']:.2f} | "
-              f"{r['instructions']:,.0f} | {r['exact']} |")
-    print("compiled flash = firmware minus the same firmware with an empty model (weights, constants, kernels used, layer code)")
+        print(f"| {r['model']} | {r['board']} | {r['runtime']} | {r['tflite']:,} | {r['flash']:,} | {r['tflm_arena']:,} | "
+              f"{r['arena']} | {r['ram']:,} | {r['ram'] / r['tflm_arena']:.2f} | {r['instructions']:,.0f} | {r['exact']} |")
+    print("flash: compiled = firmware minus the same firmware with an empty model (weights, constants, kernels used, layer "
+          "code); TFLM = firmware minus the protocol/port/C-library firmware (TFLM runtime + the .tflite)")
     return 0
 
 

@@ -300,7 +300,7 @@ def cmd_boards(args) -> int:
 def cmd_generate(args) -> int:
     from tinyeff.generate import generate
 
-    out = generate(Path(args.model), args.board, args.runtime, Path(args.out), force=args.force)
+    out = generate(Path(args.model), args.board, args.runtime, Path(args.out), force=args.force, optimize=args.optimize)
     man = json.loads((out / "tinyeff.json").read_text())
     how = (f"build and flash it with 'pio run -d {out} -t upload' (steps in {out / 'README.md'})"
            if (out / "platformio.ini").is_file()
@@ -489,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "real boards as PlatformIO projects")
     g.add_argument("--runtime", default="compiled", choices=("compiled", "tflm"),
                    help="compiled (the model as C99, no interpreter; default) or tflm (TensorFlow Lite Micro; real boards)")
+    g.add_argument("--optimize", default="speed", choices=("speed", "size"),
+                   help="compiled runtime: speed uses the core's SIMD kernels (DSP on Cortex-M4/M7/M33, Helium on M55; "
+                   "default), size the generic C kernels (less code)")
     g.add_argument("--out", required=True, help="project directory to create")
     g.add_argument("--force", action="store_true", help="replace --out if it exists")
     g.set_defaults(func=cmd_generate)

@@ -32,6 +32,9 @@ from tinyeff.resources import resource_dir
 
 MANIFEST = "tinyeff.json"
 RUNTIMES = ("compiled", "tflm")
+# What the compiled runtime spends its kernels on: speed takes the board core's SIMD path
+# (about 10 KB more code on the Cortex-M4 than the generic C), size the generic C kernels.
+OPTIMIZE = ("speed", "size")
 STACK_BYTES = 4096  # the bare-metal firmware's stack; kernels use a few hundred bytes, measured by te-mem
 # The TFLM tree create_tflm_tree.py makes for a generated project is pinned to this commit of
 # tensorflow/tflite-micro: the op resolver API and the arena figures were checked against it.
@@ -132,18 +135,18 @@ def _build_system(board: Board, runtime: str) -> str:
     return "platformio"
 
 
-def _compiled_sources(data: bytes, info, name: str, board: Board, runtime: str):
-    path = paths.path_for_core(board.core)
+def _compiled_sources(data: bytes, info, name: str, board: Board, runtime: str, optimize: str):
+    path = paths.path_for_core(board.core) if optimize == "speed" else "generic"
     compiled = compile_model(data, info, name, board.id, path=path)
     _require_fit(RuntimeFootprint(runtime, compiled.model.const_bytes, compiled.plan.arena_bytes), board, name)
     layers = [{"index": l.index, "op": l.op, "kernel": l.kernel, "in_place": i in compiled.plan.inplace}
               for i, l in enumerate(compiled.model.layers)]
     man = manifest(name, info, board, runtime, compiled.plan.arena_bytes, layers,
-                   {"kernel_path": path, "memory_plan": compiled.plan.to_json(compiled.model)})
+                   {"optimize": optimize, "kernel_path": path, "memory_plan": compiled.plan.to_json(compiled.model)})
     return compiled.sources, man
 
 
-def _tflm_sources(data: bytes, info, name: str, board: Board, runtime: str):
+def _tflm_sources(data: bytes, info, name: str, board: Board, runtime: str, optimize: str):
     measured = host_tflm_arena(data, name).total
     arena = tflm.arena_bytes(measured)
     _require_fit(RuntimeFootprint(runtime, info.size_bytes, arena), board, name)
@@ -166,11 +169,14 @@ def _c_bytes(data: bytes) -> str:
     return "\n".join("  " + ", ".join(f"0x{b:02x}" for b in data[i : i + 16]) + "," for i in range(0, len(data), 16))
 
 
-def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bool = False) -> Path:
-    """Render the project for MODEL_PATH on BOARD_ID into OUT; returns OUT."""
+def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bool = False, optimize: str = "speed") -> Path:
+    """Render the project for MODEL_PATH on BOARD_ID into OUT; returns OUT. OPTIMIZE picks the
+    compiled runtime's kernels: the core's SIMD path (speed) or the generic C (size)."""
     board = get_board(board_id)
     if runtime not in RUNTIMES:
         raise TinyeffError(f"unknown runtime '{runtime}'; choose one of {', '.join(RUNTIMES)}")
+    if optimize not in OPTIMIZE:
+        raise TinyeffError(f"unknown optimization '{optimize}'; choose one of {', '.join(OPTIMIZE)}")
     build = _build_system(board, runtime)
     out = Path(out)
     if out.exists() and not force:
@@ -179,7 +185,7 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
     data, info = load_model_file(Path(model_path))
     require_int8(info)
     name = Path(model_path).name
-    sources, man = (_compiled_sources if runtime == "compiled" else _tflm_sources)(data, info, name, board, runtime)
+    sources, man = (_compiled_sources if runtime == "compiled" else _tflm_sources)(data, info, name, board, runtime, optimize)
     kernel_files = tuple(f"kernels/{f}" for f in paths.files(man["kernel_path"])) if runtime == "compiled" else ()
     values = dict(header=header(name, info.sha256, board.id), board=board, manifest=man, stack_bytes=STACK_BYTES,
                   input_bytes=interface_values(info, name, board.id)["input_bytes"], runtime=runtime, tflm_commit=TFLM_COMMIT,
