@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tinyeff.codegen import compile_model
+from tinyeff.codegen.paths import files
 from op_models import make_case
 from tinyeff.footprint import read_model
 from tinyeff.resources import resource_dir
@@ -26,16 +27,24 @@ def test_protocol_parser_survives_fuzzing(tmp_path):
     compile_model(data, read_model(data, "dense_relu"), "dense_relu").write(tmp_path)
     fw = resource_dir("firmware")
     exe = tmp_path / "te_protocol_fuzz"
+    kernels = [str(fw / "kernels" / f) for f in files("generic") if f.endswith(".c")]
     build = subprocess.run(
         ["clang", "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined",
          "-DTE_INFER_MAX=3",  # "infer 999999999" is legal, and would spend the budget on KWS inferences
          f"-I{tmp_path}", f"-I{fw / 'protocol'}", f"-I{fw / 'kernels'}", str(fw / "fuzz" / "te_protocol_fuzz.c"),
-         str(fw / "protocol" / "te_protocol.c"), str(tmp_path / "tinyeff_model.c"), str(fw / "kernels" / "tinyeff_kernels.c"),
+         str(fw / "protocol" / "te_protocol.c"), str(tmp_path / "tinyeff_model.c"), *kernels,
          "-o", str(exe)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     corpus = tmp_path / "corpus"
     shutil.copytree(fw / "fuzz" / "corpus", corpus)
-    run = subprocess.run([str(exe), "-seed=1", f"-runs={FUZZ_RUNS}", "-max_len=512", "-timeout=20", str(corpus)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
+    # libFuzzer writes crash-*, timeout-*, slow-unit-* ... files to -artifact_prefix, else to its
+    # working directory (the repository's, under pytest): keep them in the test's own directory
+    artifacts, cwd = tmp_path / "artifacts", tmp_path / "cwd"
+    artifacts.mkdir()
+    cwd.mkdir()
+    run = subprocess.run([str(exe), "-seed=1", f"-runs={FUZZ_RUNS}", "-max_len=512", "-timeout=20",
+                          f"-artifact_prefix={artifacts}/", str(corpus)],
+                         capture_output=True, text=True, timeout=600, cwd=cwd)
+    assert run.returncode == 0, f"{run.stderr[-3000:]}\nartifacts: {sorted(p.name for p in artifacts.iterdir())}"
     assert f"Done {FUZZ_RUNS} runs" in run.stderr
+    assert not any(cwd.iterdir())  # nothing escaped the artifact prefix

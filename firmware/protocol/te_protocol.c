@@ -247,6 +247,21 @@ static void te_run(const char *crc_arg) {
   put("]\r\n");
 }
 
+#ifdef TE_SPIN_COMMAND
+/* te-spin N: built only for the timing tests. A loop of exactly 2N instructions (Thumb SUBS and
+ * BNE, N times) between two timer reads, and the ticks it took: an emulator's instruction count
+ * is known in advance, so the tests can check the timer's rate against it. */
+static void te_spin(const char *arg) {
+  long n = parse_count(arg);
+  if (n <= 0) { put("e-[Usage: te-spin N, 0 < N < 10^9]\r\n"); return; }
+  uint32_t k = (uint32_t)n;
+  uint64_t start = te_port_ticks();
+  __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(k) : : "cc");
+  uint64_t ticks = te_port_ticks() - start;
+  put("m-te-spin-["); put_u64((uint64_t)n); put("]-["); put_u64(ticks); put("]\r\n");
+}
+#endif
+
 static void db_command(char *sub, char *arg) {
   if (!sub) { put("e-[Command 'db' requires a subcommand]\r\n"); return; }
   if (strcmp(sub, "load") == 0) {
@@ -323,6 +338,10 @@ static void run_command(void) {
   } else if (strcmp(tok, "te-fault") == 0) {
     /* built only for the harness's fault tests: an undefined instruction, escalated to HardFault */
     __asm__ volatile("udf #0");
+#endif
+#ifdef TE_SPIN_COMMAND
+  } else if (strcmp(tok, "te-spin") == 0) {
+    te_spin(word[1]);
 #endif
   } else if (strcmp(tok, "te-sig") == 0) {
     put("m-te-sig-["); put(TINYEFF_MODEL_SHA256); put("]-["); put(TE_RUNTIME); put("]-["); put(TE_BOARD_ID); put("]\r\n");
