@@ -80,6 +80,18 @@ def test_kws_plan_is_within_a_ring_of_its_floor(kws_shaped_model):
     assert plan.arena_bytes - plan.floor_bytes <= 3 * 5 * 64  # a 3-row ring of the depthwise convs
 
 
+@pytest.mark.parametrize(("case", "rows"), [("conv_k3x3_s1_same_None_d1", 2), ("dw_k3_s1_same_relu_m1", 2),
+                                           ("conv_k3x3_s1_same_relu_d2", 3)])
+def test_a_conv_in_place_saves_only_the_rows_its_output_overwrites(case, rows):
+    """A 3x3 conv over its own input keeps two rows in its ring: the one above (overwritten by the
+    previous output row) and its own (overwritten as it goes); the row below is read in place.
+    With dilation 2 the row above is two rows up, so three are kept. The op grid checks the
+    outputs; this checks the plan takes the saving."""
+    data = make_case(case)
+    plan = compile_model(data, read_model(data, case), case).plan
+    assert plan.inplace == (0,) and plan.ring_rows == {0: rows}
+
+
 def test_plan_keeps_live_tensors_apart(kws_shaped_model):
     data, info = load_model_file(kws_shaped_model)
     compiled = compile_model(data, info, "kws")

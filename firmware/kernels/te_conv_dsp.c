@@ -320,7 +320,7 @@ static void te_gather(const te_conv_t *p, const int8_t *in, const int8_t *ring, 
       k += run;
       continue;
     }
-    const int8_t *src = te_ring_row(p, in, ring, iy);
+    const int8_t *src = te_ring_row(p, in, ring, iy0, iy);
     if (inside_w && p->dil_w == 1) { /* the whole kernel row is one run of input bytes */
       te_stage(slot, k, src + ix0 * p->in_c, 0, run);
       k += run;
@@ -351,14 +351,14 @@ static void te_gather_words(const te_conv_t *p, const int8_t *in, const int8_t *
   /* the layer's values in locals: the stores through DST could alias the struct's fields */
   const int32_t ix0 = ox * p->stride_w - p->pad_left, k_h = p->k_h, dil_h = p->dil_h, in_h = p->in_h;
   const int32_t k_w = p->k_w, in_c = p->in_c, in_w = p->in_w, dil_w = p->dil_w, words = k_w * in_c / 4;
-  const int32_t row_bytes = in_w * in_c, span = te_ring_span(p), first = ix0 * in_c;
+  const int32_t row_bytes = in_w * in_c, first = ix0 * in_c, iy0 = oy * p->stride_h - p->pad_top;
   const uint32_t zero4 = (uint8_t)(int8_t)-p->in_offset * 0x01010101u;
-  for (int32_t ky = 0, iy = oy * p->stride_h - p->pad_top; ky < k_h; ++ky, iy += dil_h) {
+  for (int32_t ky = 0, iy = iy0; ky < k_h; ++ky, iy += dil_h) {
     if (iy < 0 || iy >= in_h) {
       for (int32_t i = 0; i < words; ++i) dst = te_put_word(dst, zero4);
       continue;
     }
-    const int8_t *src = ring ? ring + (iy % span) * row_bytes : in + iy * row_bytes; /* te_ring_row */
+    const int8_t *src = te_ring_row(p, in, ring, iy0, iy);
     if (dil_w == 1) {
       for (int32_t i = 0, at = first; i < words; ++i, at += 4) {
         uint32_t word = zero4;

@@ -14,7 +14,7 @@ static void te_conv_pixel(const te_conv_t *p, const int8_t *in, const int8_t *ri
     int32_t acc = p->bias[oc];
     for (int32_t fy = 0; fy < p->k_h; ++fy) {
       const int32_t iy = iy0 + fy * p->dil_h;
-      const int8_t *src = (iy >= 0 && iy < p->in_h) ? te_ring_row(p, in, ring, iy) : NULL;
+      const int8_t *src = (iy >= 0 && iy < p->in_h) ? te_ring_row(p, in, ring, iy0, iy) : NULL;
       for (int32_t fx = 0; fx < p->k_w; ++fx) {
         const int32_t ix = ix0 + fx * p->dil_w;
         const int8_t *w = f + fy * kernel_row + fx * p->in_c;

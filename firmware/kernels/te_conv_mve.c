@@ -174,7 +174,7 @@ static void te_im2col(const te_conv_t *p, const int8_t *in, const int8_t *ring, 
   te_fill(col, zero_point, fy0 * kernel_row);
   col += fy0 * kernel_row;
   for (int32_t fy = fy0; fy < fy1; ++fy, col += kernel_row) {
-    const int8_t *src = te_ring_row(p, in, ring, iy0 + fy * p->dil_h) + (ix0 + fx0 * p->dil_w) * tap;
+    const int8_t *src = te_ring_row(p, in, ring, iy0, iy0 + fy * p->dil_h) + (ix0 + fx0 * p->dil_w) * tap;
     if (left) te_fill(col, zero_point, left);
     if (p->dil_w == 1) {
       te_copy(col + left, src, inside); /* the valid taps are contiguous */

@@ -56,7 +56,7 @@ TE_NOINLINE void te_pixel_general(const te_conv_t *p, const te_out_t *q, const i
   }
   for (int32_t ky = 0; ky < p->k_h; ++ky) {
     const int32_t iy = iy0 + ky * p->dil_h;
-    const int8_t *row = iy >= 0 && iy < p->in_h ? te_ring_row(p, in, ring, iy) + c : NULL;
+    const int8_t *row = iy >= 0 && iy < p->in_h ? te_ring_row(p, in, ring, iy0, iy) + c : NULL;
     for (int32_t kx = 0; kx < p->k_w; ++kx, w += p->out_c) {
       const int32_t ix = ix0 + kx * p->dil_w;
       const uint32_t x = row && ix >= 0 && ix < p->in_w ? te_read_upto4(row + ix * p->in_c, n) : zero4;
@@ -329,8 +329,8 @@ void te_depthwise_dsp(const te_conv_t *p, const int8_t *in, int8_t *out, int8_t 
     if (is3x3) {
       const int8_t *rows[3];
       for (int32_t ky = 0; ky < 3; ++ky) {
-        const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
-        rows[ky] = iy >= 0 && iy < p->in_h ? te_ring_row(p, in, ring, iy) : NULL;
+        const int32_t iy0 = oy * p->stride_h - p->pad_top, iy = iy0 + ky * p->dil_h;
+        rows[ky] = iy >= 0 && iy < p->in_h ? te_ring_row(p, in, ring, iy0, iy) : NULL;
       }
       te_row_3x3(p, &q, rows, ox_lo, ox_hi, zero4, out + oy * p->out_w * p->out_c);
     }

@@ -18,7 +18,7 @@ void te_depthwise_conv2d(const te_conv_t *p, const int8_t *in, int8_t *out, int8
           int32_t acc = p->bias[oc];
           for (int32_t fy = 0; fy < p->k_h; ++fy) {
             const int32_t iy = iy0 + fy * p->dil_h;
-            const int8_t *src = (iy >= 0 && iy < p->in_h) ? te_ring_row(p, in, ring, iy) : 0;
+            const int8_t *src = (iy >= 0 && iy < p->in_h) ? te_ring_row(p, in, ring, iy0, iy) : 0;
             for (int32_t fx = 0; fx < p->k_w; ++fx) {
               const int32_t ix = ix0 + fx * p->dil_w;
               const int32_t x = (src && ix >= 0 && ix < p->in_w) ? src[ix * p->in_c + ic] : zero_point;

@@ -33,6 +33,7 @@ typedef struct {
   const int32_t *mult;                 /* per output channel */
   const int8_t *shift;
   int8_t *work;                        /* the kernel's work buffer in the arena (e.g. im2col), or NULL */
+  int32_t ring_rows;                   /* in place: rows the ring holds (te_ring.h); 0: the whole span */
 } te_conv_t;
 
 /* In place. SCRATCH non-NULL means the output may overlap the input (the generator's plan
@@ -41,8 +42,9 @@ typedef struct {
  *    computes their outputs into SCRATCH (G * out_c bytes) and only then copies them out;
  *    G is 1 in the generic kernel, and each path states its own;
  *  - any other conv, and every depthwise conv, first copies the input rows the next output row
- *    needs into a ring of ((k_h - 1) * dil_h + 1) rows of in_w * in_c bytes at SCRATCH (input
- *    row r in ring slot r % span) and reads only from the ring. */
+ *    needs into a ring of ring_rows (at most (k_h - 1) * dil_h + 1) rows of in_w * in_c bytes at
+ *    SCRATCH and reads those rows from the ring, the rest of its window from the input: always
+ *    through te_ring_fill and te_ring_row (te_ring.h). */
 void te_conv2d(const te_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 void te_depthwise_conv2d(const te_conv_t *p, const int8_t *in, int8_t *out, int8_t *ring);
 

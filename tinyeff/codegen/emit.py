@@ -66,6 +66,7 @@ def _layer(model: LoweredModel, plan: MemoryPlan, i: int) -> EmittedLayer:
     fields = dict(layer.fields)
     if layer.struct == "te_conv_t":
         fields["work"] = f"te_arena + {plan.work[i]}" if i in plan.work else "NULL"
+        fields["ring_rows"] = plan.ring_rows.get(i, 0)
     fields = tuple((k, str(v)) for k, v in fields.items())
     return EmittedLayer(layer.index, layer.op, arrays, layer.struct, name, fields, (call,))
 

@@ -70,6 +70,7 @@ class Layer:
     inplace: str = ""  # one of INPLACE_KINDS, or "" when it must not overwrite its input
     scratch_bytes: int = 0  # needed only when it runs in place
     work_bytes: int = 0  # arena bytes the kernel needs while it runs, in place or not (e.g. im2col)
+    partial_ring: bool = True  # "rows": the kernel reads rows past its ring from the input (te_ring.h)
     constants: dict = dataclasses.field(default_factory=dict)  # constant input tensor -> its ConstArray name
 
 
@@ -186,7 +187,7 @@ class _Lowering:
         else:
             inplace, scratch = "rows", ((kh - 1) * dh + 1) * iw * ic  # the ring of input rows
         return Layer(op.index, op.op, choice.name, "te_conv_t", fields, tuple(arrays), (op.inputs[0],),
-                     op.outputs[0], inplace, scratch, choice.work_bytes)
+                     op.outputs[0], inplace, scratch, choice.work_bytes, choice.partial_ring)
 
     def fully_connected(self, op: OpInfo, name: str) -> Layer:
         x, w, out = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])

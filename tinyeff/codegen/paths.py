@@ -44,6 +44,7 @@ class KernelChoice:
     work_bytes: int = 0  # arena bytes the kernel needs while it runs (im2col columns), besides in-place scratch
     pixel_group: int = 1  # pointwise: pixels computed before any is written (in-place scratch = group * out_c;
     # 0 when the kernel keeps the group's input in its work buffer and needs no scratch)
+    partial_ring: bool = True  # in place, may the ring hold fewer rows than the span (te_ring_row for every row)?
 
 
 def path_for_core(core: str) -> str:
@@ -110,7 +111,7 @@ def _mve(op: str, f: dict) -> KernelChoice | None:
             return KernelChoice("te_pointwise_mve", pixel_group=4)
         return KernelChoice("te_conv2d_mve", work_bytes=_im2col_bytes(f, 4))
     if op == "DEPTHWISE_CONV_2D" and f["depth_mult"] == 1:
-        return KernelChoice("te_depthwise_mve")
+        return KernelChoice("te_depthwise_mve", partial_ring=False)  # its windows wrap around a full ring
     if op == "FULLY_CONNECTED" and f["filter_offset"] == 0:
         return KernelChoice("te_fully_connected_mve")
     return None

@@ -33,6 +33,7 @@ class MemoryPlan:
     inplace: tuple[int, ...]  # layers that overwrite their input
     work: dict = dataclasses.field(default_factory=dict)  # layer index -> offset of its work buffer (im2col)
     floor_bytes: int = 0  # no plan of this model's tensors can need fewer bytes (see floor_bytes())
+    ring_rows: dict = dataclasses.field(default_factory=dict)  # in-place "rows" layer -> rows its ring holds
 
     def to_json(self, model: LoweredModel) -> dict:
         return {
@@ -41,23 +42,44 @@ class MemoryPlan:
             "tensors": [{"tensor": t, "offset": o, "bytes": model.tensor_bytes[t]} for t, o in sorted(self.offsets.items())],
             "scratch": [{"layer": i, "offset": o} for i, o in sorted(self.scratch.items())],
             "work": [{"layer": i, "offset": o} for i, o in sorted(self.work.items())],
+            "ring_rows": [{"layer": i, "rows": r} for i, r in sorted(self.ring_rows.items())],
             "inplace_layers": list(self.inplace),
         }
 
 
-def _rows_safe(f: dict, delta: int) -> bool:
-    """Can a conv with output at input + DELTA bytes save each input row it needs before it is overwritten?"""
+def _rows_safe(f: dict, delta: int, ring_rows: int | None = None) -> bool:
+    """Can a conv with output at input + DELTA bytes and a ring of RING_ROWS rows (default: the
+    span) run in te_ring.h's order: each row intact when the ring takes it, and each row of a
+    window read from the input itself intact until that window's output row is written?"""
     in_row, out_row = f["in_w"] * f["in_c"], f["out_w"] * f["out_c"]
     span = (f["k_h"] - 1) * f["dil_h"] + 1
+    rows = ring_rows or span
+
+    def intact(r: int, out_rows: int) -> bool:  # input row r against output rows 0..out_rows-1
+        lo, hi = delta, delta + out_rows * out_row
+        return not (hi > lo and r * in_row < hi and (r + 1) * in_row > lo)
+
     copied = -1
     for oy in range(f["out_h"]):
-        last = min(f["in_h"] - 1, oy * f["stride_h"] - f["pad_top"] + span - 1)
-        written = (delta, delta + oy * out_row)  # output rows 0..oy-1
-        for r in range(max(copied + 1, 0), last + 1):
-            if written[1] > written[0] and r * in_row < written[1] and (r + 1) * in_row > written[0]:
-                return False
+        first = oy * f["stride_h"] - f["pad_top"]
+        last = min(f["in_h"] - 1, first + rows - 1)
+        if not all(intact(r, oy) for r in range(max(copied + 1, 0), last + 1)):
+            return False
         copied = max(copied, last)
+        # rows read from the input while output row oy is being written (a kernel may write the
+        # row's pixels as it goes, or a group of pixels reaching into the next row: both end by oy + 1)
+        if not all(intact(r, oy + 1) for r in range(max(copied + 1, 0), min(f["in_h"] - 1, first + span - 1) + 1)):
+            return False
     return True
+
+
+def _ring_rows(layer: Layer, delta: int) -> int:
+    """The fewest ring rows with which LAYER runs in place at DELTA (the span when its kernel needs a full ring)."""
+    f = layer.fields
+    span = (f["k_h"] - 1) * f["dil_h"] + 1
+    if not layer.partial_ring:
+        return span
+    return next(r for r in range(1, span + 1) if _rows_safe(f, delta, r))
 
 
 def _pixel_safe(f: dict, delta: int) -> bool:
@@ -213,14 +235,20 @@ def plan_memory(model: LoweredModel, inplace: bool = True) -> MemoryPlan:
             s, d = buffers[src], buffers[dst]
             if s.overlaps_in_space(s.offset, d):
                 running_inplace.append(i)
+        ring_rows = {}
+        for (src, dst), i in partners.items():
+            if i in running_inplace and model.layers[i].inplace == "rows":
+                ring_rows[i] = _ring_rows(model.layers[i], buffers[dst].offset - buffers[src].offset)
         for i, layer in enumerate(model.layers):  # rings and work buffers live for their layer only
-            for table, size in ((scratch, layer.scratch_bytes if i in running_inplace else 0), (work, layer.work_bytes)):
+            ring = ring_rows[i] * layer.fields["in_w"] * layer.fields["in_c"] if i in ring_rows else layer.scratch_bytes
+            for table, size in ((scratch, ring if i in running_inplace else 0), (work, layer.work_bytes)):
                 if size:
                     buf = _Buffer(-1, size, i, i)
                     place(buf, placed)
                     table[i] = buf.offset
         arena = max((p.offset + p.size for p in placed), default=0)
         if best is None or arena < best[0]:
-            best = (arena, {t: buffers[owner[t]].offset for t in model.tensor_bytes}, scratch, running_inplace, work)
-    arena, offsets, scratch, running_inplace, work = best
-    return MemoryPlan(-(-arena // 16) * 16, offsets, scratch, tuple(sorted(running_inplace)), work, floor_bytes(model))
+            best = (arena, {t: buffers[owner[t]].offset for t in model.tensor_bytes}, scratch, running_inplace, work, ring_rows)
+    arena, offsets, scratch, running_inplace, work, ring_rows = best
+    return MemoryPlan(-(-arena // 16) * 16, offsets, scratch, tuple(sorted(running_inplace)), work, floor_bytes(model),
+                      ring_rows)
