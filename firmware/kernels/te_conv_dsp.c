@@ -21,14 +21,6 @@
 #include "te_ring.h"
 #include "te_simd_dsp.h"
 
-#if defined(__GNUC__)
-#define TE_INLINE static inline __attribute__((always_inline))
-#define TE_NOINLINE static __attribute__((noinline))
-#else
-#define TE_INLINE static inline
-#define TE_NOINLINE static
-#endif
-
 /* ---- output bytes */
 
 /* Channel OC of both pixels: YA[OC] from ACC_A, YB[OC] from ACC_B (YB may be YA: same value).

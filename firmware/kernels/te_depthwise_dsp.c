@@ -23,14 +23,6 @@
 #include "te_ring.h"
 #include "te_simd_dsp.h"
 
-#if defined(__GNUC__)
-#define TE_INLINE static inline __attribute__((always_inline))
-#define TE_NOINLINE static __attribute__((noinline))
-#else
-#define TE_INLINE static inline
-#define TE_NOINLINE static
-#endif
-
 /* One tap of four channels: X holds the inputs, W the widened weights. */
 TE_INLINE void te_tap4(uint32_t x, te_pairs_t w, int32_t acc[4]) {
   const uint32_t even = te_sxtb16(x), odd = te_sxtb16_ror8(x);

@@ -19,6 +19,16 @@
 
 #include "te_fixedpoint.h"
 
+/* Inlining the kernels' small helpers is what keeps their operands in registers; the rare
+ * paths stay out of line so they do not crowd the hot loops. */
+#if defined(__GNUC__)
+#define TE_INLINE static inline __attribute__((always_inline))
+#define TE_NOINLINE static __attribute__((noinline))
+#else
+#define TE_INLINE static inline
+#define TE_NOINLINE static
+#endif
+
 #if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32)
 #define TE_DSP_NATIVE 1
 #include <arm_acle.h>
