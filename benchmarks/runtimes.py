@@ -131,11 +131,12 @@ def main() -> int:
         rows, built = [], {}
         for board in args.board or [BOARD]:
             for m in models:
-                rows += [measure(m, board, o, work) for o in args.optimize or ["speed", "size"]]
+                new = [measure(m, board, o, work) for o in args.optimize or ["speed", "size"]]
                 if args.tflm_dir:
-                    rows.append(measure_tflm(m, board, args.tflm_dir.resolve(), work, built))
-                for r in rows[-3:]:
+                    new.append(measure_tflm(m, board, args.tflm_dir.resolve(), work, built))
+                for r in new:
                     print(r, file=sys.stderr, flush=True)
+                rows += new
     print(f"compiled runtime vs TFLM; device figures from QEMU (-icount shift=0: emulated instructions, "
           f"not a board's cycles); {SAMPLES} inputs per model")
     print("| model | board | runtime | .tflite B | flash B | host TFLM arena B | planned arena B / floor B | "
