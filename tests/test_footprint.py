@@ -75,8 +75,13 @@ def test_inspect_with_a_board_gives_each_runtimes_needs_and_verdict(kws_model, c
     assert main(["inspect", str(kws_model), "--board", "nucleo-l4r5zi", "--json"]) == 0
     runtimes = json.loads(capsys.readouterr().out)["runtimes"]
     assert runtimes["tflm"] == {"supported": True, "flash_bytes": 53936, "ram_bytes": 24272 + 1024, "fits": True}
-    # the compiled runtime's plan for KWS (see test_compiled_runtime) and its constants in flash
-    assert runtimes["compiled"]["ram_bytes"] == 8960 and runtimes["compiled"]["fits"]
+    # the compiled runtime's plan for KWS with the board's (DSP) kernels, its floor, and its constants in flash
+    from tinyeff.codegen import compile_model
+    from tinyeff.footprint import load_model_file
+
+    plan = compile_model(*load_model_file(kws_model), "kws", path="dsp").plan
+    assert runtimes["compiled"]["ram_bytes"] == plan.arena_bytes < 0.4 * 24272 and runtimes["compiled"]["fits"]
+    assert runtimes["compiled"]["ram_floor_bytes"] == plan.floor_bytes == 8000
     assert 24376 < runtimes["compiled"]["flash_bytes"] < 53936  # weights plus biases and requantization
 
 
