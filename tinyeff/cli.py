@@ -302,10 +302,12 @@ def cmd_generate(args) -> int:
 
     out = generate(Path(args.model), args.board, args.runtime, Path(args.out), force=args.force, optimize=args.optimize)
     man = json.loads((out / "tinyeff.json").read_text())
+    if man.get("runtime_chosen_because"):
+        print(f"{man['runtime_chosen_because']}; this project uses TensorFlow Lite Micro instead")
     how = (f"build and flash it with 'pio run -d {out} -t upload' (steps in {out / 'README.md'})"
            if (out / "platformio.ini").is_file()
            else f"build it with 'make -C {out} TFLM_DIR=<a TFLM tree>' (its README.md says how to make one)"
-           if args.runtime == "tflm" else f"build it with 'make -C {out}'")
+           if man["runtime"] == "tflm" else f"build it with 'make -C {out}'")
     plan = (f" (floor {man['memory_plan']['floor_bytes']:,} B), {man['kernel_path']} kernels" if "memory_plan" in man else "")
     print(f"generated {out} for {man['board']} ({man['runtime']} runtime): arena {man['arena_bytes']:,} B{plan}, "
           f"ops {', '.join(man['ops'])}; {how}")
@@ -487,8 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("model", help="an int8 .tflite (one the kit made, or a third party's)")
     g.add_argument("--board", required=True, help="a board id from 'tinyeff boards': qemu-* boards build offline with make, "
                    "real boards as PlatformIO projects")
-    g.add_argument("--runtime", default="compiled", choices=("compiled", "tflm"),
-                   help="compiled (the model as C99, no interpreter; default) or tflm (TensorFlow Lite Micro; real boards)")
+    g.add_argument("--runtime", default="auto", choices=("auto", "compiled", "tflm"),
+                   help="compiled (the model as C99, no interpreter), tflm (TensorFlow Lite Micro), or auto (default): "
+                   "compiled when it can run the model, else tflm, saying why")
     g.add_argument("--optimize", default="speed", choices=("speed", "size"),
                    help="compiled runtime: speed uses the core's SIMD kernels (DSP on Cortex-M4/M7/M33, Helium on M55; "
                    "default), size the generic C kernels (less code)")

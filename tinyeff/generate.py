@@ -32,6 +32,7 @@ from tinyeff.resources import resource_dir
 
 MANIFEST = "tinyeff.json"
 RUNTIMES = ("compiled", "tflm")
+AUTO = "auto"  # the compiled runtime when it can run the model, else TFLM (saying why)
 # What the compiled runtime spends its kernels on: speed takes the board core's SIMD path
 # (about 10 KB more code on the Cortex-M4 than the generic C), size the generic C kernels.
 OPTIMIZE = ("speed", "size")
@@ -165,6 +166,19 @@ def _tflm_sources(data: bytes, info, name: str, board: Board, runtime: str, opti
     }, man
 
 
+def _choose_runtime(data: bytes, info, name: str, runtime: str) -> tuple[str, str]:
+    """RUNTIME, or for 'auto' the compiled runtime when it can run the model and TFLM otherwise,
+    with the compiled runtime's reason ('' when nothing was chosen for the user)."""
+    if runtime != AUTO:
+        return runtime, ""
+    try:
+        compile_model(data, info, name)
+    except TinyeffError as e:
+        reason = str(e).split("; generate it with --runtime tflm")[0]
+        return "tflm", f"the compiled runtime cannot run it ({reason})"
+    return "compiled", ""
+
+
 def _c_bytes(data: bytes) -> str:
     return "\n".join("  " + ", ".join(f"0x{b:02x}" for b in data[i : i + 16]) + "," for i in range(0, len(data), 16))
 
@@ -173,8 +187,8 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
     """Render the project for MODEL_PATH on BOARD_ID into OUT; returns OUT. OPTIMIZE picks the
     compiled runtime's kernels: the core's SIMD path (speed) or the generic C (size)."""
     board = get_board(board_id)
-    if runtime not in RUNTIMES:
-        raise TinyeffError(f"unknown runtime '{runtime}'; choose one of {', '.join(RUNTIMES)}")
+    if runtime not in RUNTIMES + (AUTO,):
+        raise TinyeffError(f"unknown runtime '{runtime}'; choose one of {', '.join(RUNTIMES + (AUTO,))}")
     if optimize not in OPTIMIZE:
         raise TinyeffError(f"unknown optimization '{optimize}'; choose one of {', '.join(OPTIMIZE)}")
     build = _build_system(board, runtime)
@@ -185,7 +199,10 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
     data, info = load_model_file(Path(model_path))
     require_int8(info)
     name = Path(model_path).name
+    runtime, why = _choose_runtime(data, info, name, runtime)
     sources, man = (_compiled_sources if runtime == "compiled" else _tflm_sources)(data, info, name, board, runtime, optimize)
+    if why:
+        man["runtime_chosen_because"] = why
     kernel_files = tuple(f"kernels/{f}" for f in paths.files(man["kernel_path"])) if runtime == "compiled" else ()
     values = dict(header=header(name, info.sha256, board.id), board=board, manifest=man, stack_bytes=STACK_BYTES,
                   input_bytes=interface_values(info, name, board.id)["input_bytes"], runtime=runtime, tflm_commit=TFLM_COMMIT,
