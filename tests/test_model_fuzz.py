@@ -148,8 +148,13 @@ def _type(m, g, rng):
     return f"type of tensor {g.tensors.index(t)} {before} -> {t.type}"
 
 
+def _constant_tensor(m, g, rng):
+    """A tensor whose buffer holds data (a weight, bias or constant operand), or None."""
+    return _pick(rng, [t for t in g.tensors if m.buffers[t.buffer].data is not None and len(m.buffers[t.buffer].data)])
+
+
 def _buffer(m, g, rng):
-    t = _pick(rng, [t for t in g.tensors if m.buffers[t.buffer].data is not None and len(m.buffers[t.buffer].data)])
+    t = _constant_tensor(m, g, rng)
     if t is None:
         return None
     i, buf = g.tensors.index(t), m.buffers[t.buffer]
@@ -169,7 +174,7 @@ def _buffer(m, g, rng):
 
 def _data(m, g, rng):
     """Constant values the converter would not write: random weights, extreme biases."""
-    t = _pick(rng, [t for t in g.tensors if m.buffers[t.buffer].data is not None and len(m.buffers[t.buffer].data)])
+    t = _constant_tensor(m, g, rng)
     if t is None:
         return None
     i, buf = g.tensors.index(t), m.buffers[t.buffer]

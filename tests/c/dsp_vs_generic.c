@@ -23,6 +23,7 @@
 #include "te_fixedpoint.h"
 #include "te_kernels_dsp.h"
 #include "te_simd_dsp.h"
+#include "inplace_rules.h"
 
 #if defined(__arm__) && !defined(__linux__)
 #define TE_BARE_METAL 1
@@ -266,27 +267,6 @@ static int random_layer(int kind, layer_t *l) {
   return 1;
 }
 
-/* The planner's rules (tinyeff/codegen/plan.py, _pixel_safe and _rows_safe): may the output
- * start DELTA bytes after the input's start? */
-static int pixel_safe(const te_conv_t *p, int32_t delta) {
-  const int32_t n = p->in_h * p->in_w;
-  for (int32_t i = 0; i + 1 < n; ++i)
-    if (delta + (i + 1) * p->out_c > (i + 1) * p->in_c) return 0;
-  return 1;
-}
-static int rows_safe(const te_conv_t *p, int32_t delta) {
-  const int32_t in_row = p->in_w * p->in_c, out_row = p->out_w * p->out_c, span = (p->k_h - 1) * p->dil_h + 1;
-  int32_t copied = -1;
-  for (int32_t oy = 0; oy < p->out_h; ++oy) {
-    const int32_t last = TE_MIN(p->in_h - 1, oy * p->stride_h - p->pad_top + span - 1);
-    const int32_t w0 = delta, w1 = delta + oy * out_row;
-    for (int32_t r = TE_MAX(copied + 1, 0); r <= last; ++r)
-      if (w1 > w0 && r * in_row < w1 && (r + 1) * in_row > w0) return 0;
-    copied = TE_MAX(copied, last);
-  }
-  return 1;
-}
-
 typedef void (*conv_fn)(const te_conv_t *, const int8_t *, int8_t *, int8_t *);
 
 static int32_t work_bytes(int kind, const te_conv_t *p) {
@@ -408,6 +388,21 @@ static uint32_t insns_per_1000_ticks(void) {
   return (uint32_t)(400000ull * 1000u / ticks_since(t));
 }
 
+/* One benchmark line: MACs, generic and DSP instructions (ticks at RATE per 1000 instructions). */
+static void say_bench(const char *name, int64_t macs, uint32_t generic_ticks, uint32_t dsp_ticks, uint32_t rate, int mismatch) {
+  say("bench ");
+  say(name);
+  say(": MACs ");
+  say_int(macs);
+  say(", generic ");
+  say_int((int64_t)generic_ticks * rate / 1000);
+  say(" insns, dsp ");
+  say_int((int64_t)dsp_ticks * rate / 1000);
+  say(" insns, dsp insns/MAC x100 ");
+  say_int((int64_t)dsp_ticks * rate / 10 / macs);
+  say(mismatch ? " MISMATCH\n" : "\n");
+}
+
 static void bench_conv(const char *name, int kind, conv_fn generic, conv_fn dsp, te_conv_t p, uint32_t rate) {
   int32_t saved = pool_used;
   const int32_t depth = kind == DEPTHWISE ? p.k_h * p.k_w : p.k_h * p.k_w * p.in_c;
@@ -426,18 +421,7 @@ static void bench_conv(const char *name, int kind, conv_fn generic, conv_fn dsp,
   t = ticks_now();
   dsp(&p, x, y1, NULL);
   const uint32_t d = ticks_since(t);
-  const int64_t macs = (int64_t)out_bytes(&p) * depth;
-  say("bench ");
-  say(name);
-  say(": MACs ");
-  say_int(macs);
-  say(", generic ");
-  say_int((int64_t)g * rate / 1000);
-  say(" insns, dsp ");
-  say_int((int64_t)d * rate / 1000);
-  say(" insns, dsp insns/MAC x100 ");
-  say_int((int64_t)d * rate / 10 / macs);
-  say(memcmp(y0, y1, (size_t)out_bytes(&p)) ? " MISMATCH\n" : "\n");
+  say_bench(name, (int64_t)out_bytes(&p) * depth, g, d, rate, memcmp(y0, y1, (size_t)out_bytes(&p)) != 0);
   pool_used = saved;
 }
 
@@ -460,18 +444,7 @@ static void bench_fc(const char *name, int32_t in_depth, int32_t out_depth, uint
   t = ticks_now();
   te_fully_connected_dsp(&p, x, y1);
   const uint32_t d = ticks_since(t);
-  const int64_t macs = (int64_t)in_depth * out_depth;
-  say("bench ");
-  say(name);
-  say(": MACs ");
-  say_int(macs);
-  say(", generic ");
-  say_int((int64_t)g * rate / 1000);
-  say(" insns, dsp ");
-  say_int((int64_t)d * rate / 1000);
-  say(" insns, dsp insns/MAC x100 ");
-  say_int((int64_t)d * rate / 10 / macs);
-  say(memcmp(y0, y1, (size_t)out_depth) ? " MISMATCH\n" : "\n");
+  say_bench(name, (int64_t)in_depth * out_depth, g, d, rate, memcmp(y0, y1, (size_t)out_depth) != 0);
   pool_used = saved;
 }
 

@@ -13,6 +13,7 @@
 #include "te_fixedpoint.h"
 #include "te_kernels_mve.h"
 #include "tinyeff_kernels.h"
+#include "inplace_rules.h"
 
 #ifndef TE_CASES
 #define TE_CASES 3000
@@ -152,20 +153,6 @@ static int32_t random_dim(int32_t in, int32_t k, int32_t stride, int32_t dil, in
   *pad = before;
   const int32_t padded = in + before + after;
   return padded < span ? 0 : (padded - span) / stride + 1;
-}
-
-/* Could the generator's plan put the output at input + DELTA? Its own walk (plan.py, _rows_safe). */
-static int rows_safe(const te_conv_t *p, int32_t delta) {
-  const int32_t in_row = p->in_w * p->in_c, out_row = p->out_w * p->out_c, span = (p->k_h - 1) * p->dil_h + 1;
-  int32_t copied = -1;
-  for (int32_t oy = 0; oy < p->out_h; ++oy) {
-    const int32_t last = TE_MIN(p->in_h - 1, oy * p->stride_h - p->pad_top + span - 1);
-    const int32_t w0 = delta, w1 = delta + oy * out_row;
-    for (int32_t r = TE_MAX(copied + 1, 0); r <= last; ++r)
-      if (w1 > w0 && r * in_row < w1 && (r + 1) * in_row > w0) return 0;
-    copied = TE_MAX(copied, last);
-  }
-  return 1;
 }
 
 /* The shape of a failing case, for the log. */

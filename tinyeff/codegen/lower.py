@@ -181,7 +181,7 @@ class _Lowering:
                       depth_mult=o.get("depth_multiplier", 1) if depthwise else 1,
                       in_offset=-_zp(x), out_offset=_zp(out), act_min=lo, act_max=hi,
                       **refs)
-        choice = paths.choose(self.path, op.op, fields)
+        choice = paths.choose(self.path, op.op, fields) or paths.KernelChoice(KERNELS[op.op])
         if not depthwise and paths.is_pointwise(fields):
             inplace, scratch = "pixel", choice.pixel_group * oc
         else:
@@ -204,7 +204,7 @@ class _Lowering:
         fields = dict(rows=x.elements // in_depth, in_depth=in_depth, out_depth=out_depth, in_offset=-_zp(x),
                       filter_offset=-_zp(w), out_offset=_zp(out), act_min=lo, act_max=hi,
                       per_channel=int(len(w.scales) > 1), **refs)
-        choice = paths.choose(self.path, op.op, fields)
+        choice = paths.choose(self.path, op.op, fields) or paths.KernelChoice(KERNELS[op.op])
         return Layer(op.index, op.op, choice.name, "te_fc_t", fields, tuple(arrays), (op.inputs[0],), op.outputs[0],
                      work_bytes=choice.work_bytes)
 

@@ -66,20 +66,9 @@ def is_pointwise(f: dict) -> bool:
     return f["k_h"] == f["k_w"] == 1 and f["stride_h"] == f["stride_w"] == 1 and f["pad_top"] == f["pad_left"] == 0
 
 
-def choose(path: str, op: str, f: dict) -> KernelChoice:
-    """The kernel for OP with struct fields F on PATH (ops without a path kernel run the generic one)."""
-    if path == "dsp":
-        choice = _dsp(op, f)
-    elif path == "mve":
-        choice = _mve(op, f)
-    else:
-        choice = None
-    return choice or _generic(op, f)
-
-
-def _generic(op: str, f: dict) -> KernelChoice:
-    return KernelChoice({"CONV_2D": "te_conv2d", "DEPTHWISE_CONV_2D": "te_depthwise_conv2d",
-                         "FULLY_CONNECTED": "te_fully_connected"}[op])
+def choose(path: str, op: str, f: dict) -> KernelChoice | None:
+    """PATH's kernel for OP with struct fields F, or None when the generic kernel runs it."""
+    return {"dsp": _dsp, "mve": _mve}.get(path, lambda op, f: None)(op, f)
 
 
 def _im2col_bytes(f: dict, pixels: int) -> int:
