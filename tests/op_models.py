@@ -1,7 +1,9 @@
 """Single-op int8 models made with the real TFLite converter, over a grid of op parameters.
 
 Each case is a tiny Keras model around one op (or two, where the op needs two inputs); its
-weights and biases are random with a fixed seed, so that every rounding path is exercised.
+weights and biases are random with a fixed seed, so that every rounding path is exercised. The one
+exception to "made by the converter" is SQUEEZE, which the converter writes as RESHAPE: those cases
+get their RESHAPE rewritten as the SQUEEZE it stands for.
 """
 
 from __future__ import annotations
@@ -56,10 +58,97 @@ def _cases():
     # float32 in and out: QUANTIZE float -> int8 first, DEQUANTIZE int8 -> float last
     cases[FLOAT_IO + "conv"] = ((6, 5, 3), lambda x: L.Conv2D(4, 3, padding="same", activation="relu", **rnd)(x))
     cases[FLOAT_IO + "dense_softmax"] = ((16,), lambda x: L.Softmax()(L.Dense(10, **rnd)(x)))
+    cases.update({name: (shape, body) for name, (shape, body, _) in _more_cases(keras, rnd).items()})
     return cases
 
 
+def _more_cases(keras, rnd) -> dict:
+    """name -> (input shape, body, the op the case is for): activations, SUB, MAXIMUM and MINIMUM, slicing,
+    resizing and transposed convolutions. A conv in front with large weights spreads its input over a wide
+    range, so that saturating paths run too."""
+    tf, L, ops = tensorflow(), keras.layers, keras.ops
+
+    def spread(x, channels=6):
+        # the initializer is made here, when the seeded model is built: made earlier, it would draw from the
+        # global seed and change every other case's weights
+        return L.Conv2D(channels, 3, padding="same", kernel_initializer=keras.initializers.RandomNormal(0, 3))(x)
+
+    cases = {
+        "leaky_relu": ((6, 5, 4), lambda x: L.LeakyReLU(0.2)(x), "LEAKY_RELU"),
+        "leaky_relu_steep_wide": ((6, 5, 4), lambda x: L.LeakyReLU(1.7)(spread(x)), "LEAKY_RELU"),
+        "hard_swish": ((6, 5, 4), lambda x: L.Activation("hard_swish")(x), "HARD_SWISH"),
+        "hard_swish_wide": ((6, 5, 4), lambda x: L.Activation("hard_swish")(spread(x)), "HARD_SWISH"),
+        # x * relu6(x + 3) / 6 written out: the converter fuses it into one HARD_SWISH
+        "hard_swish_pattern": ((6, 5, 4), lambda x: x * ops.relu6(x + 3.0) / 6.0, "HARD_SWISH"),
+        "tanh": ((6, 5, 4), lambda x: L.Activation("tanh")(x), "TANH"),
+        "tanh_wide": ((6, 5, 4), lambda x: L.Activation("tanh")(spread(x)), "TANH"),
+        "relu": ((6, 5, 4), lambda x: L.ReLU()(x), "RELU"),
+        "relu_wide": ((6, 5, 4), lambda x: L.ReLU()(L.Concatenate()([spread(x), x])), "RELU"),
+        # a standalone RELU6 (after a conv it would fuse); TFLM clamps its input codes and ignores the output's
+        # quantization, which LiteRT does not (it requantizes): the compiled runtime follows TFLM
+        "relu6": ((6, 5, 4), lambda x: L.ReLU(6.0)(x), "RELU6"),
+        "relu6_wide": ((6, 5, 4), lambda x: L.ReLU(6.0)(L.Concatenate()([spread(x), x])), "RELU6"),
+        "sub": ((6, 5, 4), lambda x: L.Subtract()([L.Conv2D(4, 1, **rnd)(x), x]), "SUB"),
+        "sub_broadcast": ((6, 5, 4), lambda x: L.Subtract()([x, L.Dense(4, **rnd)(L.AveragePooling2D((6, 5))(x))]), "SUB"),
+        "sub_from_const": ((6, 5, 4), lambda x: 1.0 - x, "SUB"),
+        "maximum": ((6, 5, 4), lambda x: L.Maximum()([L.Conv2D(4, 1, **rnd)(x), x]), "MAXIMUM"),
+        "minimum": ((6, 5, 4), lambda x: L.Minimum()([L.Conv2D(4, 1, **rnd)(x), x]), "MINIMUM"),
+        "maximum_const": ((6, 5, 4), lambda x: ops.maximum(x, 0.3), "MAXIMUM"),
+        "slice_crop": ((6, 5, 4), lambda x: L.Cropping2D(((1, 2), (0, 1)))(x), "STRIDED_SLICE"),
+        "slice_steps": ((8, 6, 4), lambda x: x[:, 1:7:2, ::-2, 1:], "STRIDED_SLICE"),
+        "slice_negative": ((8, 6, 4), lambda x: x[:, -5:-1, ::-1, :], "STRIDED_SLICE"),
+        "slice_shrink": ((8, 6, 4), lambda x: x[:, 2], "STRIDED_SLICE"),
+        "slice_channels": ((5, 4, 8), lambda x: x[..., 1::3], "STRIDED_SLICE"),
+        "resize_half_pixel": ((5, 4, 3), lambda x: L.Resizing(7, 9, interpolation="nearest")(x), "RESIZE_NEAREST_NEIGHBOR"),
+        "resize_down": ((7, 9, 3), lambda x: L.Resizing(3, 4, interpolation="nearest")(x), "RESIZE_NEAREST_NEIGHBOR"),
+        "resize_align_corners": ((5, 4, 3), lambda x: L.Lambda(lambda t: tf.compat.v1.image.resize_nearest_neighbor(
+            t, (7, 9), align_corners=True))(x), "RESIZE_NEAREST_NEIGHBOR"),
+        "resize_x2": ((5, 4, 3), lambda x: L.Lambda(lambda t: tf.compat.v1.image.resize_nearest_neighbor(t, (10, 8)))(x),
+                      "RESIZE_NEAREST_NEIGHBOR"),
+        "tconv_nobias": ((5, 4, 3), lambda x: L.Conv2DTranspose(4, 3, 1, "same", use_bias=False)(x), "TRANSPOSE_CONV"),
+        # SQUEEZE: the converter writes tf.squeeze as RESHAPE; make_case turns that op into SQUEEZE
+        SQUEEZE + "dense": ((1, 5, 4), lambda x: L.Dense(3, **rnd)(ops.squeeze(x, 1)), "SQUEEZE"),
+    }
+    for k, s, pad, act in [(3, 1, "same", None), (3, 2, "same", "relu"), (3, 2, "valid", None), ((4, 3), (2, 1), "same", "relu6"),
+                           (2, 3, "valid", None)]:
+        name = f"tconv_k{'x'.join(map(str, k)) if isinstance(k, tuple) else k}_s{'x'.join(map(str, s)) if isinstance(s, tuple) else s}_{pad}_{act}"
+        cases[name] = ((5, 4, 3), lambda x, k=k, s=s, pad=pad, act=act: L.Conv2DTranspose(4, k, s, pad, activation=act, **rnd)(x),
+                       "TRANSPOSE_CONV")
+    return cases
+
+
+def case_op(name: str) -> str | None:
+    """The op grid case NAME exists for, for the cases that name one."""
+    keras = tensorflow().keras
+    case = _more_cases(keras, {}).get(name)
+    return case[2] if case else None
+
+
 FLOAT_IO = "float_io_"  # cases converted with float32 input and output
+SQUEEZE = "squeeze_"  # cases whose RESHAPE becomes the SQUEEZE it was written as
+
+
+def _reshape_to_squeeze(data: bytes) -> bytes:
+    """DATA with its one RESHAPE, which only drops axes of 1, as a SQUEEZE of those axes (what older
+    converters and other exporters write)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from model_edit import edit
+
+    def change(m, g):
+        (op,) = [o for o in g.operators if m.operatorCodes[o.opcodeIndex].builtinCode == schema.BuiltinOperator.RESHAPE]
+        x, y = (tuple(int(d) for d in g.tensors[t].shape) for t in (op.inputs[0], op.outputs[0]))
+        dims = [k for k in range(len(x)) if x[k] == 1 and x[:k] + x[k + 1:] == y]
+        code = schema.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.SQUEEZE
+        code.version = 1
+        m.operatorCodes.append(code)
+        op.opcodeIndex = len(m.operatorCodes) - 1
+        op.inputs = np.array(op.inputs[:1], np.int32)
+        op.builtinOptionsType = schema.BuiltinOptions.SqueezeOptions
+        op.builtinOptions = schema.SqueezeOptionsT()
+        op.builtinOptions.squeezeDims = dims[-1:]
+    return edit(data, change)
 
 
 @functools.lru_cache(maxsize=None)  # a conversion takes about a second; many tests share the cases
@@ -74,7 +163,8 @@ def make_case(name: str, seed: int = 0) -> bytes:
     x = keras.Input(shape, batch_size=1)
     model = keras.Model(x, body(x))
     rep = np.random.default_rng(seed).normal(0, 1, (64, *shape)).astype(np.float32)
-    return keras_to_int8(model, rep, float_io=name.startswith(FLOAT_IO))
+    data = keras_to_int8(model, rep, float_io=name.startswith(FLOAT_IO))
+    return _reshape_to_squeeze(data) if name.startswith(SQUEEZE) else data
 
 
 def case_names() -> list[str]:

@@ -39,8 +39,7 @@ def _project(tiny_run, tmp_path, board_id, extra_cflags: str = "") -> Project:
 
 
 def _inputs(project, tiny_run, n):
-    x, y = bench_inputs(str(tiny_run), project.model)
-    return x[:n], y[:n]
+    return bench_inputs(str(tiny_run), project.model, limit=n)
 
 
 def _bench(project, board_id, x, y, relay=None, progress=None, **dut_options):
@@ -83,12 +82,12 @@ def test_a_float_io_model_benches_bit_exact_in_qemu(tiny_run, tmp_path):
     model.write_bytes(to_int8_tflite(run.keras_model(), run.spec, representative_set(x_train), float_io=True))
     out = generate(model, "qemu-mps2-an386", "compiled", tmp_path / "project")
     project = Project.load(out)
-    assert project.manifest["input"]["dtype"] == "float32" and project.manifest["output"]["dtype"] == "float32"
+    assert project.manifest["inputs"][0]["dtype"] == "float32" and project.manifest["outputs"][0]["dtype"] == "float32"
     assert project.manifest["ops"][0] == "QUANTIZE" and project.manifest["ops"][-1] == "DEQUANTIZE"
     build(project)
-    x, y = bench_inputs(str(tiny_run), project.model)
-    assert x.dtype == np.float32
-    result = _bench(project, "qemu-mps2-an386", x[:40], y[:40])
+    x, y = bench_inputs(str(tiny_run), project.model, limit=40)
+    assert len(x) == 1 and x[0].dtype == np.float32
+    result = _bench(project, "qemu-mps2-an386", x, y)
     _check_complete_and_exact(result, 40)
     assert isinstance(result.results[0].output[0], float)
 

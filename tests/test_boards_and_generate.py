@@ -75,22 +75,22 @@ def test_model_too_large_for_the_board_writes_nothing(kws_model, tmp_path):
         _require_fit(RuntimeFootprint("compiled", compiled.model.const_bytes, compiled.plan.arena_bytes), tiny, "kws")
 
 
-def _tanh_model(tmp_path):
-    """A model with TANH, an op TFLM runs and the compiled runtime does not."""
+def _abs_model(tmp_path):
+    """A model with ABS, an op TFLM runs and the compiled runtime does not."""
     from tinyeff._native import tensorflow
     from tinyeff.compress.quantize import keras_to_int8
 
     keras = tensorflow().keras
     x = keras.Input((8,), batch_size=1)
-    model = keras.Model(x, keras.layers.Activation("tanh")(keras.layers.Dense(4)(x)))
-    path = tmp_path / "tanh.tflite"
+    model = keras.Model(x, keras.ops.abs(keras.layers.Dense(4)(x)))
+    path = tmp_path / "abs.tflite"
     path.write_bytes(keras_to_int8(model, np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)))
     return path
 
 
 def test_unsupported_op_leaves_no_project(tmp_path):
-    path = _tanh_model(tmp_path)
-    with pytest.raises(TinyeffError, match="TANH, which the compiled runtime does not support"):
+    path = _abs_model(tmp_path)
+    with pytest.raises(TinyeffError, match="ABS, which the compiled runtime does not support"):
         generate(path, "qemu-mps2-an386", "compiled", tmp_path / "fw")
     assert not (tmp_path / "fw").exists() and not list(tmp_path.glob(".fw.*"))
 
@@ -98,12 +98,12 @@ def test_unsupported_op_leaves_no_project(tmp_path):
 def test_auto_runtime_takes_tflm_for_what_the_compiled_runtime_cannot_run_and_says_why(kws_model, tmp_path, capsys):
     from tinyeff.cli import main
 
-    assert main(["generate", str(_tanh_model(tmp_path)), "--board", "nucleo-l4r5zi", "--out", str(tmp_path / "tanh")]) == 0
+    assert main(["generate", str(_abs_model(tmp_path)), "--board", "nucleo-l4r5zi", "--out", str(tmp_path / "abs")]) == 0
     said = capsys.readouterr().out
-    assert "the compiled runtime cannot run it (" in said and "uses TANH" in said and "TensorFlow Lite Micro instead" in said
-    man = json.loads((tmp_path / "tanh" / "tinyeff.json").read_text())
-    assert man["runtime"] == "tflm" and "TANH" in man["runtime_chosen_because"]
-    assert "TANH" in (tmp_path / "tanh" / "src" / "tinyeff_model_tflm.cpp").read_text().upper()
+    assert "the compiled runtime cannot run it (" in said and "uses ABS" in said and "TensorFlow Lite Micro instead" in said
+    man = json.loads((tmp_path / "abs" / "tinyeff.json").read_text())
+    assert man["runtime"] == "tflm" and "ABS" in man["runtime_chosen_because"]
+    assert "ADDABS" in (tmp_path / "abs" / "src" / "tinyeff_model_tflm.cpp").read_text().upper()
     # a model it can run stays on the compiled runtime, with nothing to explain
     assert main(["generate", str(kws_model), "--board", "nucleo-l4r5zi", "--out", str(tmp_path / "kws")]) == 0
     man = json.loads((tmp_path / "kws" / "tinyeff.json").read_text())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from op_models import case_names, make_case
+from model_edit import edit, set_constant
+from op_models import case_names, case_op, make_case
 from tinyeff.codegen import build_for_host, compile_model, plan_memory
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import host_tflm_arena, load_model_file, read_model
@@ -31,11 +32,82 @@ def _random_inputs(info, n: int, seed: int) -> np.ndarray:
 def test_every_op_case_is_bit_exact_with_tflm(case, tmp_path):
     data = make_case(case)
     info = read_model(data, case)
+    assert case_op(case) in (None, *info.op_names), f"the converter wrote {info.op_names}, not {case_op(case)}"
     host = build_for_host(data, info, tmp_path, case)
     x = _random_inputs(info, N_INPUTS, seed=1)
     want = tflm_outputs(data, x).reshape(N_INPUTS, -1)
     got = host.run(x).reshape(N_INPUTS, -1)
     assert np.array_equal(want, got), f"{(want != got).any(axis=1).sum()} of {N_INPUTS} outputs differ"
+
+
+def _options(**values):
+    def change(m, g):
+        for field, value in values.items():
+            setattr(g.operators[-1].builtinOptions, field, value)
+    return change
+
+
+def _quantization(tensor: int, scale: float, zero_point: int):
+    def change(m, g):
+        q = g.tensors[tensor].quantization
+        q.scale, q.zeroPoint = np.array([scale], np.float32), np.array([zero_point], np.int64)
+    return change
+
+
+def _values(tensor: int, *values: int):
+    return lambda m, g: set_constant(m, g.tensors[tensor], np.array(values, np.int32))
+
+
+def _both(*changes):
+    def change(m, g):
+        for c in changes:
+            c(m, g)
+    return change
+
+
+# Parameters a converter seldom writes but a model may hold: each runs TFLM's rarer arithmetic paths
+EDITED = {
+    "leaky_relu_negative_alpha": ("leaky_relu", _options(alpha=-0.3)),  # TFLM negates the product of |alpha|
+    "leaky_relu_alpha_above_one": ("leaky_relu", _both(_options(alpha=-2.7), _quantization(1, 0.0005, 3))),
+    # hard swish: a left-shifted "relu-ish" factor, a right-shifted one, and output exponents of 0 and below -15 (where
+    # TFLM's int16 rounding shift has a mask of -1)
+    "hard_swish_left_shift": ("hard_swish", _both(_quantization(0, 3.0, 5), _quantization(1, 0.05, -100))),
+    "hard_swish_right_shift": ("hard_swish", _both(_quantization(0, 0.001, 5), _quantization(1, 0.0005, 0))),
+    "hard_swish_output_exponent_0": ("hard_swish", _both(_quantization(0, 0.1, 5), _quantization(1, 0.1 / 96, -3))),
+    "hard_swish_tiny_multipliers": ("hard_swish", _both(_quantization(0, 0.05, 5), _quantization(1, 40.0, -100))),
+    "tanh_fine_input": ("tanh", _quantization(0, 1e-6, -20)),
+    "tanh_coarse_input": ("tanh", _quantization(0, 2.0, -20)),
+    "relu_left_shift": ("relu", _quantization(1, 0.001, -128)),
+    "relu6_fine_input": ("relu6", _quantization(0, 0.001, -5)),
+    "sub_far_scales": ("sub", _both(_quantization(3, 0.5, 9), _quantization(0, 0.001, 11), _quantization(4, 0.002, 5))),
+    "sub_relu6": ("sub", _options(fusedActivationFunction=3)),
+    "resize_corners_and_centres": ("resize_half_pixel", _options(alignCorners=True)),
+    "resize_corners_down": ("resize_down", _options(alignCorners=True, halfPixelCenters=False)),
+    "slice_clamped_bounds": ("slice_steps", _both(_options(beginMask=1, endMask=9), _values(3, 0, -7, 100, 1), _values(2, 0, 7, -100, 0))),
+    "tconv_input_offset_and_bias": ("tconv_k3_s2_same_relu", _both(_quantization(0, 0.03, -77), _values(2, 2**20, -2**20, 12345, -1))),
+    # scales whose rescaling ratios give other outputs when rounded to float32 before they are quantized (TFLM's
+    # sources write float32 expressions, the host TFLM forms them in double) and, for RELU6, the other way round
+    "relu_ratio_in_double": ("relu", _both(_quantization(0, 0.04478973150253296, -128), _quantization(1, 0.06508222222328186, -128))),
+    "leaky_relu_ratios_in_double": ("leaky_relu", _both(_options(alpha=0.8008475303649902), _quantization(0, 0.008052743971347809, -128),
+                                                        _quantization(1, 0.012844868004322052, -128))),
+    "hard_swish_ratios_in_double": ("hard_swish", _both(_quantization(0, 0.16572263836860657, 3),
+                                                        _quantization(1, 0.07761483639478683, -90))),
+    "sub_ratios_in_double": ("sub_from_const", _both(lambda m, g: set_constant(m, g.tensors[1], np.array(-51, np.int8)),
+                                                     _quantization(1, 0.01822521723806858, 0), _quantization(0, 0.04001724347472191, 0),
+                                                     _quantization(2, 0.030249696224927902, 0))),
+    "relu6_six_in_float32": ("relu6", _quantization(0, 1.3333333730697632, -100)),
+}
+
+
+@pytest.mark.parametrize("what", EDITED)
+def test_new_ops_are_bit_exact_at_rare_parameters(what, tmp_path):
+    case, change = EDITED[what]
+    data = edit(make_case(case), change)
+    info = read_model(data, what)
+    host = build_for_host(data, info, tmp_path, what)
+    x = _random_inputs(info, 300, seed=4)
+    x[0], x[1] = -128, 127  # the extremes saturate
+    assert np.array_equal(tflm_outputs(data, x).reshape(300, -1), host.run(x).reshape(300, -1))
 
 
 def test_kws_reference_is_bit_exact_on_varied_inputs(kws_shaped_model, tmp_path):
@@ -115,10 +187,10 @@ def test_unsupported_op_is_named_with_the_runtime_that_has_it(tmp_path):
 
     keras = tensorflow().keras
     x = keras.Input((6, 5, 3), batch_size=1)
-    model = keras.Model(x, keras.layers.GlobalAveragePooling2D()(keras.layers.Activation("tanh")(x)))
+    model = keras.Model(x, keras.ops.abs(keras.layers.Conv2D(4, 1)(x)))
     data = keras_to_int8(model, np.random.default_rng(0).normal(size=(16, 6, 5, 3)).astype(np.float32))
-    with pytest.raises(TinyeffError, match=r"TANH.*compiled runtime does not support.*--runtime tflm"):
-        compile_model(data, read_model(data, "tanh"), "tanh")
+    with pytest.raises(TinyeffError, match=r"ABS.*compiled runtime does not support.*--runtime tflm"):
+        compile_model(data, read_model(data, "abs"), "abs")
 
 
 def test_mean_with_the_inputs_own_quantization_is_bit_exact(tmp_path):

@@ -3,14 +3,14 @@ import pytest
 
 from tinyeff.cli import main
 from tinyeff.errors import TinyeffError
-from tinyeff.footprint import host_tflm_arena, load_model_file, read_model, require_int8
+from tinyeff.footprint import host_tflm_arena, load_model_file, read_model, require_quantized
 
 KWS_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX")
 
 
 def test_kws_reference_model_is_read_and_measured(kws_model):
     data, info = load_model_file(kws_model)
-    require_int8(info)
+    require_quantized(info)
     assert info.op_names == KWS_OPS
     assert info.input().shape == (1, 49, 10, 1) and info.output().shape == (1, 12)
     # DS-CNN KWS: conv 10x4 (1->64) on 25x5, four separable blocks of 64, dense 64->12
@@ -51,8 +51,8 @@ def test_float_model_is_refused(tmp_path):
     m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with captured_fds(1, 2):
         data = tf.lite.TFLiteConverter.from_keras_model(m).convert()
-    with pytest.raises(TinyeffError, match="not a full-int8 model: its input .* is float32"):
-        require_int8(read_model(data, "float.tflite"))
+    with pytest.raises(TinyeffError, match="not a quantized model: its input .* is float32"):
+        require_quantized(read_model(data, "float.tflite"))
 
 
 def test_arena_of_a_kit_model_matches_the_interpreter_running_it(tiny_run):

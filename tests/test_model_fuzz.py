@@ -33,7 +33,8 @@ from tinyeff.errors import TinyeffError
 from tinyeff.footprint import read_model
 
 SEED_CASES = ("conv_k3x3_s2_same_relu_d1", "dw_k3_s1_same_None_m2", "dense_softmax", "add_relu", "avgpool_3_s2_same",
-              "flatten_dense", "concat", "mul_const", "pad", "mean_gap_keepdims", "logistic_dense", "float_io_conv")
+              "flatten_dense", "concat", "mul_const", "pad", "mean_gap_keepdims", "logistic_dense", "float_io_conv",
+              "tconv_k3_s2_same_relu", "slice_channels", "leaky_relu_steep_wide", "hard_swish_wide", "sub_broadcast")
 MUTANTS_PER_CASE = 25
 N_INPUTS = 4
 RUN_TIMEOUT_S = 60
@@ -41,13 +42,18 @@ RUN_TIMEOUT_S = 60
 # codes of ops the compiled runtime runs (what an op's code may be changed to)
 _OPCODES = {"ADD": 0, "AVERAGE_POOL_2D": 1, "CONCATENATION": 2, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 4, "DEQUANTIZE": 6,
             "FULLY_CONNECTED": 9, "LOGISTIC": 14, "MAX_POOL_2D": 17, "MUL": 18, "RESHAPE": 22, "SOFTMAX": 25, "PAD": 34,
-            "MEAN": 40, "PADV2": 60, "QUANTIZE": 114}
+            "MEAN": 40, "PADV2": 60, "QUANTIZE": 114, "RELU": 19, "RELU6": 21, "TANH": 28, "SUB": 41, "SQUEEZE": 43,
+            "STRIDED_SLICE": 45, "MAXIMUM": 55, "MINIMUM": 57, "TRANSPOSE_CONV": 67, "RESIZE_NEAREST_NEIGHBOR": 97,
+            "LEAKY_RELU": 98, "HARD_SWISH": 117}
 _OPTION_VALUES = {
     "strideW": (0, 1, 2, 3, -1, 9), "strideH": (0, 1, 2, 3, -1, 9), "dilationWFactor": (0, 1, 2, 3, -1),
     "dilationHFactor": (0, 1, 2, 3, -1), "padding": (0, 1, 2), "fusedActivationFunction": (0, 1, 2, 3, 4, 5, 99),
     "depthMultiplier": (0, 1, 2, 3, 4, -1), "filterWidth": (0, 1, 2, 3, 4, 9, -1), "filterHeight": (0, 1, 2, 3, 4, 9, -1),
     "beta": (0.0, -1.0, 0.5, 2.0, math.nan, math.inf), "axis": (-5, -4, -1, 0, 1, 2, 3, 4), "keepNumDims": (True, False),
-    "weightsFormat": (0, 1), "potScaleInt16": (True, False),
+    "weightsFormat": (0, 1), "potScaleInt16": (True, False), "alpha": (0.0, -0.5, 0.2, 3.0, math.nan, math.inf),
+    "alignCorners": (True, False), "halfPixelCenters": (True, False), "beginMask": (0, 1, 2, 5, 15, -1),
+    "endMask": (0, 1, 2, 5, 15, -1), "shrinkAxisMask": (0, 1, 2, 4), "ellipsisMask": (0, 1, 2), "newAxisMask": (0, 1, 2),
+    "offset": (True, False),
 }
 
 
@@ -318,13 +324,15 @@ _DRIVER = r"""
 #include <stdio.h>
 #include <string.h>
 #include "tinyeff_model.h"
-/* stdin: inputs of TINYEFF_INPUT_BYTES each; stdout: one output per input */
+/* stdin: samples of TINYEFF_INPUT_BYTES each (every input in turn); stdout: every output of each */
 int main(void) {
   static unsigned char in[TINYEFF_INPUT_BYTES];
+  static const unsigned in_sizes[TINYEFF_INPUTS] = TINYEFF_INPUT_SIZES, out_sizes[TINYEFF_OUTPUTS] = TINYEFF_OUTPUT_SIZES;
   while (fread(in, 1, sizeof in, stdin) == sizeof in) {
-    memcpy(tinyeff_input(), in, sizeof in);
+    const unsigned char *x = in;
+    for (int i = 0; i < TINYEFF_INPUTS; x += in_sizes[i++]) memcpy(tinyeff_input(i), x, in_sizes[i]);
     tinyeff_invoke();
-    fwrite(tinyeff_output(), 1, TINYEFF_OUTPUT_BYTES, stdout);
+    for (int i = 0; i < TINYEFF_OUTPUTS; ++i) fwrite(tinyeff_output(i), 1, out_sizes[i], stdout);
   }
   return 0;
 }

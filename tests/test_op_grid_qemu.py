@@ -1,11 +1,11 @@
 """The op test grid on every kernel path, in QEMU: one firmware per core holds every case.
 
-Each case of tests/op_models.py (and the KWS-shaped models) is compiled with the kernel path of the
-board's core (dsp on the Cortex-M4, M7 and M33, mve on the M55) into one firmware, its public
-functions renamed per case. The firmware runs embedded inputs (random, and the int8 extremes)
-through every case and prints the output bytes on the UART; each must equal the host TFLM
-interpreter's. Building the cases together keeps the grid wide at one build and one QEMU run
-per core.
+Each case of tests/op_models.py, of tests/op_models_int16.py (int16 activations) and the KWS-shaped
+models is compiled with the kernel path of the board's core (dsp on the Cortex-M4, M7 and M33, mve
+on the M55) into one firmware, its public functions renamed per case. The firmware runs embedded
+inputs (random, and the extremes of the input's type) through every case and prints the output
+bytes on the UART; each must equal the host TFLM interpreter's. Building the cases together keeps
+the grid wide at one build and one QEMU run per core.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import subprocess
 import numpy as np
 import pytest
 
+import op_models_int16
 from op_models import case_names, make_case
 from tinyeff.boards import get_board
 from tinyeff.codegen import compile_model, paths
@@ -35,8 +36,10 @@ def _inputs(info, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if t.dtype == "FLOAT32":
         return rng.normal(0, 2, (RANDOM_INPUTS, *t.shape)).astype(np.float32)
-    x = rng.integers(-128, 128, (RANDOM_INPUTS + 2, *t.shape), dtype=np.int8)
-    x[-2], x[-1] = -128, 127  # the extremes saturate accumulators and activation ranges
+    dtype = np.dtype(t.dtype.lower())  # int8, or int16 for the 16x8 cases
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    x = rng.integers(lo, hi + 1, (RANDOM_INPUTS + 2, *t.shape)).astype(dtype)
+    x[-2], x[-1] = lo, hi  # the extremes saturate accumulators and activation ranges
     return x
 
 
@@ -45,6 +48,7 @@ def grid_models(request, kws_like_model):
     """(name, .tflite bytes, inputs, host TFLM outputs) of every grid case, the kit's KWS-shaped model and
     the KWS reference (when shared/ is there: without it the grid still runs; under CI it must be there)."""
     models = [(c, make_case(c)) for c in case_names()] + [("kws_like", kws_like_model.read_bytes())]
+    models += [(f"int16_{c}", op_models_int16.make_case(c)) for c in op_models_int16.case_names()]
     try:
         models.append(("kws_ref", load_model_file(request.getfixturevalue("kws_model"))[0]))
     except pytest.skip.Exception:
@@ -65,9 +69,9 @@ def _driver(models) -> str:
     """A te_protocol_main() that runs every case's inputs and prints each output as hex."""
     lines = ['#include <stdint.h>', '#include <string.h>', '#include "te_port.h"', ""]
     for k, (_, _, x, y) in enumerate(models):
-        lines += [f"void *g{k}_input(void);", f"const void *g{k}_output(void);", f"void g{k}_invoke(void);",
+        lines += [f"void *g{k}_input(int);", f"const void *g{k}_output(int);", f"void g{k}_invoke(void);",
                   f"static const uint8_t g{k}_in[] = {{{_c_bytes(x.tobytes())}}};"]
-    lines += ["typedef struct { void *(*input)(void); const void *(*output)(void); void (*invoke)(void);",
+    lines += ["typedef struct { void *(*input)(int); const void *(*output)(int); void (*invoke)(void);",
               "  const uint8_t *in; uint32_t n, in_bytes, out_bytes; } te_case_t;",
               "static const te_case_t cases[] = {"]
     for k, (_, _, x, y) in enumerate(models):
@@ -77,9 +81,9 @@ def _driver(models) -> str:
               "void te_protocol_main(void) {",
               "  for (uint32_t c = 0; c < sizeof cases / sizeof cases[0]; ++c) {",
               "    for (uint32_t i = 0; i < cases[c].n; ++i) {",
-              "      memcpy(cases[c].input(), cases[c].in + i * cases[c].in_bytes, cases[c].in_bytes);",
+              "      memcpy(cases[c].input(0), cases[c].in + i * cases[c].in_bytes, cases[c].in_bytes);",
               "      cases[c].invoke();",
-              "      const uint8_t *y = (const uint8_t *)cases[c].output();",
+              "      const uint8_t *y = (const uint8_t *)cases[c].output(0);",
               "      for (uint32_t j = 0; j < cases[c].out_bytes; ++j) {",
               "        te_port_putc(\"0123456789abcdef\"[y[j] >> 4]);",
               "        te_port_putc(\"0123456789abcdef\"[y[j] & 15]);",

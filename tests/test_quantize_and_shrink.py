@@ -8,7 +8,7 @@ from tinyeff.compress.quantize import int8_accuracy, quantize_input, run_int8
 from tinyeff.compress.report import pareto_front
 from tinyeff.compress.shrink import Budget, Candidate
 from tinyeff.errors import TinyeffError
-from tinyeff.footprint import ArenaUse, Footprint, load_model_file, require_int8
+from tinyeff.footprint import ArenaUse, Footprint, load_model_file, require_quantized
 from tinyeff.train import Run, evaluate, features_of
 
 
@@ -16,7 +16,7 @@ def test_train_leaves_a_complete_run_with_full_int8_model(tiny_run):
     for f in ("config.json", "model.keras", "split.npz", "metrics.json", "model.int8.tflite"):
         assert (tiny_run / f).is_file()
     data, info = load_model_file(tiny_run / "model.int8.tflite")
-    require_int8(info)
+    require_quantized(info)
     # static export: one op per layer, no SHAPE/STRIDED_SLICE/PACK from a dynamic batch
     assert set(info.op_names) <= {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"}
     assert not any(t.name for t in info.tensors)  # strings stripped

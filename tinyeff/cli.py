@@ -215,12 +215,12 @@ def cmd_shrink(args) -> int:
 
 def cmd_inspect(args) -> int:
     from tinyeff.boards import get_board
-    from tinyeff.footprint import host_tflm_arena, load_model_file, require_int8
+    from tinyeff.footprint import host_tflm_arena, load_model_file, require_quantized
     from tinyeff.generate import runtime_footprints
 
     board = get_board(args.board) if args.board else None
     data, info = load_model_file(Path(args.model))
-    require_int8(info)
+    require_quantized(info)
     arena = host_tflm_arena(data, args.model)
     runtimes = runtime_footprints(data, info, Path(args.model).name, arena.total, board)
     report = {
@@ -304,17 +304,27 @@ def cmd_generate(args) -> int:
     man = json.loads((out / "tinyeff.json").read_text())
     if man.get("runtime_chosen_because"):
         print(f"{man['runtime_chosen_because']}; this project uses TensorFlow Lite Micro instead")
+    tree = " --tflm-dir <a TFLM tree>" if man["runtime"] == "tflm" else ""
     how = (f"build and flash it with 'pio run -d {out} -t upload' (steps in {out / 'README.md'})"
            if (out / "platformio.ini").is_file()
-           else f"build it with 'make -C {out} TFLM_DIR=<a TFLM tree>' (its README.md says how to make one)"
-           if man["runtime"] == "tflm" else f"build it with 'make -C {out}'")
+           else f"build it with 'tinyeff build {out}{tree}'" + (" (its README.md says how to make the tree)" if tree else ""))
     plan = (f" (floor {man['memory_plan']['floor_bytes']:,} B), {man['kernel_path']} kernels" if "memory_plan" in man else "")
     print(f"generated {out} for {man['board']} ({man['runtime']} runtime): arena {man['arena_bytes']:,} B{plan}, "
           f"ops {', '.join(man['ops'])}; {how}")
     return 0
 
 
-# ---------------------------------------------------------------- flash / bench / demo
+# ---------------------------------------------------------------- build / flash / bench / demo
+
+
+def cmd_build(args) -> int:
+    from tinyeff.build import build_project
+
+    progress = Progress(args.quiet)
+    result = build_project(Path(args.project), Path(args.tflm_dir) if args.tflm_dir else None, args.jobs,
+                           lambda i, n: progress.transient(f"build: compiled {i}/{n} files") if i < n else progress(f"build: compiled {n} files"))
+    print("\n".join(result.lines()))
+    return 0
 
 
 def cmd_flash(args) -> int:
@@ -329,7 +339,8 @@ def bench_summary(r) -> list[str]:
     unit = r.latency_unit
     lines = [
         f"bench of {r.samples} samples on {r.board} ({r.runtime} runtime) over {r.device}",
-        f"  accuracy on the device   {_pct(r.accuracy)}   (host TFLM int8: {_pct(r.host_accuracy)})",
+        f"  accuracy on the device   {_pct(r.accuracy)}   (host TFLM: {_pct(r.host_accuracy)})" if r.accuracy is not None
+        else "  accuracy                 (the data has no labels)",
         f"  agreement with host TFLM {_pct(r.exact_agreement)} of outputs bit-exact, {_pct(r.top1_agreement)} same top-1",
         f"  latency                  {r.latency_median:,.0f} {unit} per inference (median; min {r.latency_min:,.0f}, "
         f"max {r.latency_max:,.0f}; {r.timer} timer)" + (f", {r.latency_us_median:,.0f} us" if r.latency_us_median else ""),
@@ -349,9 +360,9 @@ def cmd_bench(args) -> int:
     from tinyeff.harness.flash import open_device
 
     project = Project.load(Path(args.project))
-    x, y = bench_inputs(args.data, project.model, args.lang)
-    if args.limit:
-        x, y = x[: args.limit], y[: args.limit]
+    x, y = bench_inputs(args.data, project.model, args.lang, limit=args.limit or None)
+    if args.min_accuracy is not None and (y < 0).any():
+        raise TinyeffError(f"--min-accuracy needs labels, and '{args.data}' has none; add 'labels' to it or drop --min-accuracy")
     progress = Progress(args.quiet)
     with open_device(project, args.port, args.emulator) as device:
         dut = Dut(device, timeout=args.timeout)
@@ -498,6 +509,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="project directory to create")
     g.add_argument("--force", action="store_true", help="replace --out if it exists")
     g.set_defaults(func=cmd_generate)
+
+    bu = sub.add_parser("build", help="compile a generated project here: make for QEMU boards, PlatformIO's file set and flags "
+                        "with the Debian arm-none-eabi-gcc for real Arm boards (all but the Arduino core)")
+    bu.add_argument("project", help="a directory made by 'tinyeff generate'")
+    bu.add_argument("--tflm-dir", help="a TFLM tree made by create_tflm_tree.py (tflm projects; the project's README says how)")
+    bu.add_argument("--jobs", type=int, help="files compiled at once (default: one per CPU)")
+    bu.add_argument("--quiet", action="store_true")
+    bu.set_defaults(func=cmd_build)
 
     f = sub.add_parser("flash", help="build a generated project and put it on its board")
     f.add_argument("project", help="a directory made by 'tinyeff generate'")

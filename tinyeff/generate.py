@@ -26,7 +26,8 @@ from tinyeff import tflm
 from tinyeff.codegen import compile_model, paths
 from tinyeff.codegen.emit import interface_values
 from tinyeff.errors import TinyeffError
-from tinyeff.footprint import host_tflm_arena, load_model_file, require_int8
+from tinyeff.model_io import io_tensors
+from tinyeff.footprint import host_tflm_arena, load_model_file, require_quantized
 from tinyeff.render import header, render
 from tinyeff.resources import resource_dir
 
@@ -53,12 +54,8 @@ PROTOCOL_FILES = ("protocol/te_protocol.c", "protocol/te_protocol.h", "protocol/
 PORT_FILES = {"make": ("ports/cmsdk/te_port_cmsdk.c",), "platformio": ("ports/arduino/te_port_arduino.cpp",)}
 
 
-def _tensor(t) -> dict:
-    return {"shape": list(t.shape), "dtype": t.dtype.lower(), "scale": t.scales[0] if t.scales else 0.0,
-            "zero_point": t.zero_points[0] if t.zero_points else 0}
-
-
 def manifest(model_name: str, info, board: Board, runtime: str, arena_bytes: int, layers: list[dict], extra: dict) -> dict:
+    inputs, outputs = io_tensors(info)
     return {
         "tinyeff_version": __version__,
         "model": model_name,
@@ -67,8 +64,9 @@ def manifest(model_name: str, info, board: Board, runtime: str, arena_bytes: int
         "model_bytes": info.size_bytes,
         "runtime": runtime,
         "board": board.id,
-        "input": _tensor(info.input()),
-        "output": _tensor(info.output()),
+        # each input and output by name, with its place in the bytes the protocol sends and receives
+        "inputs": [t.to_json() for t in inputs],
+        "outputs": [t.to_json() for t in outputs],
         "ops": list(info.op_names),
         "layers": layers,
         "arena_bytes": arena_bytes,
@@ -112,8 +110,8 @@ def runtime_footprints(data: bytes, info, name: str, tflm_arena: int, board: Boa
     tflm_fp = RuntimeFootprint("tflm", info.size_bytes, tflm.arena_bytes(tflm_arena))
     try:
         compiled = compile_model(data, info, name, path=paths.path_for_core(board.core) if board else "generic")
-        compiled_fp = RuntimeFootprint("compiled", compiled.model.const_bytes, compiled.plan.arena_bytes,
-                                       floor_bytes=compiled.plan.floor_bytes)
+        compiled_fp = RuntimeFootprint("compiled", compiled.model.const_bytes, compiled.plan.arena_bytes + compiled.model.state_bytes,
+                                       floor_bytes=compiled.plan.floor_bytes + compiled.model.state_bytes)
     except TinyeffError as e:
         compiled_fp = RuntimeFootprint("compiled", 0, 0, unsupported=str(e))
     return tflm_fp, compiled_fp
@@ -139,11 +137,13 @@ def _build_system(board: Board, runtime: str) -> str:
 def _compiled_sources(data: bytes, info, name: str, board: Board, runtime: str, optimize: str):
     path = paths.path_for_core(board.core) if optimize == "speed" else "generic"
     compiled = compile_model(data, info, name, board.id, path=path)
-    _require_fit(RuntimeFootprint(runtime, compiled.model.const_bytes, compiled.plan.arena_bytes), board, name)
+    ram = compiled.plan.arena_bytes + compiled.model.state_bytes
+    _require_fit(RuntimeFootprint(runtime, compiled.model.const_bytes, ram), board, name)
     layers = [{"index": l.index, "op": l.op, "kernel": l.kernel, "in_place": i in compiled.plan.inplace}
               for i, l in enumerate(compiled.model.layers)]
-    man = manifest(name, info, board, runtime, compiled.plan.arena_bytes, layers,
-                   {"optimize": optimize, "kernel_path": path, "memory_plan": compiled.plan.to_json(compiled.model)})
+    man = manifest(name, info, board, runtime, ram, layers,
+                   {"optimize": optimize, "kernel_path": path, "state_bytes": compiled.model.state_bytes,
+                    "memory_plan": compiled.plan.to_json(compiled.model)})
     return compiled.sources, man
 
 
@@ -197,7 +197,7 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
         what = "a project tinyeff generated" if (out / MANIFEST).is_file() else "a directory tinyeff did not create"
         raise TinyeffError(f"'{out}' already exists ({what}); choose another --out or pass --force to replace it")
     data, info = load_model_file(Path(model_path))
-    require_int8(info)
+    require_quantized(info)
     name = Path(model_path).name
     runtime, why = _choose_runtime(data, info, name, runtime)
     sources, man = (_compiled_sources if runtime == "compiled" else _tflm_sources)(data, info, name, board, runtime, optimize)

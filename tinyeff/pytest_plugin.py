@@ -51,9 +51,7 @@ class TinyeffDevice:
         """Run DATA's test split (a run directory or a dataset) on the device; a BenchResult."""
         from tinyeff.harness.bench import bench_inputs, run_bench
 
-        x, y = bench_inputs(str(data), self.project.model, lang)
-        if limit:
-            x, y = x[:limit], y[:limit]
+        x, y = bench_inputs(str(data), self.project.model, lang, limit=limit)
         return run_bench(self.project, self.dut, self.device, x, y)
 
     def run(self, sample: bytes):

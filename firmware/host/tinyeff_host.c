@@ -1,6 +1,7 @@
-/* Host harness for the compiled runtime: runs a batch of inputs (raw bytes: int8, or float32
- * for a float model) through the model, so tests can compare thousands of outputs with the
- * host TFLM interpreter in one call. */
+/* Host harness for the compiled runtime: runs a batch of samples through the model, so tests can
+ * compare thousands of outputs with the host TFLM interpreter in one call. A sample is every
+ * input's bytes one after another (TINYEFF_INPUT_BYTES, as the protocol uploads them); its result
+ * is every output's bytes likewise (TINYEFF_OUTPUT_BYTES). */
 #include <string.h>
 
 #include "tinyeff_model.h"
@@ -8,9 +9,19 @@
 int tinyeff_host_arena_bytes(void) { return TINYEFF_ARENA_BYTES; }
 
 void tinyeff_host_run(const uint8_t *inputs, uint8_t *outputs, int n) {
-  for (int i = 0; i < n; ++i) {
-    memcpy(tinyeff_input(), inputs + (size_t)i * TINYEFF_INPUT_BYTES, TINYEFF_INPUT_BYTES);
+  static const uint32_t in_sizes[TINYEFF_INPUTS] = TINYEFF_INPUT_SIZES;
+  static const uint32_t out_sizes[TINYEFF_OUTPUTS] = TINYEFF_OUTPUT_SIZES;
+  for (int s = 0; s < n; ++s) {
+    const uint8_t *x = inputs + (size_t)s * TINYEFF_INPUT_BYTES;
+    for (int i = 0; i < TINYEFF_INPUTS; ++i) {
+      memcpy(tinyeff_input(i), x, in_sizes[i]);
+      x += in_sizes[i];
+    }
     tinyeff_invoke();
-    memcpy(outputs + (size_t)i * TINYEFF_OUTPUT_BYTES, tinyeff_output(), TINYEFF_OUTPUT_BYTES);
+    uint8_t *y = outputs + (size_t)s * TINYEFF_OUTPUT_BYTES;
+    for (int i = 0; i < TINYEFF_OUTPUTS; ++i) {
+      memcpy(y, tinyeff_output(i), out_sizes[i]);
+      y += out_sizes[i];
+    }
   }
 }

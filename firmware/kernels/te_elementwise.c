@@ -1,4 +1,4 @@
-/* ADD, MUL, QUANTIZE (int8 -> int8 and float32 -> int8) and DEQUANTIZE. */
+/* ADD, SUB, MUL, MAXIMUM, MINIMUM, QUANTIZE (int8 -> int8 and float32 -> int8) and DEQUANTIZE. */
 #include "te_fixedpoint.h"
 #include "tinyeff_kernels.h"
 
@@ -9,6 +9,23 @@ void te_add(const te_binary_t *p, const int8_t *a, const int8_t *b, int8_t *out)
     const int32_t sum = te_requant(va, p->a_mult, p->a_shift) + te_requant(vb, p->b_mult, p->b_shift);
     out[i] = te_clamp8(te_requant(sum, p->out_mult, p->out_shift) + p->out_offset, p->act_min, p->act_max);
   }
+}
+
+void te_sub(const te_binary_t *p, const int8_t *a, const int8_t *b, int8_t *out) {
+  for (int32_t i = 0; i < p->size; ++i) {
+    const int32_t va = te_shl((int32_t)a[i % p->a_period] + p->a_offset, p->left_shift);
+    const int32_t vb = te_shl((int32_t)b[i % p->b_period] + p->b_offset, p->left_shift);
+    const int32_t diff = te_requant(va, p->a_mult, p->a_shift) - te_requant(vb, p->b_mult, p->b_shift);
+    out[i] = te_clamp8(te_requant(diff, p->out_mult, p->out_shift) + p->out_offset, p->act_min, p->act_max);
+  }
+}
+
+void te_maximum(const te_binary_t *p, const int8_t *a, const int8_t *b, int8_t *out) {
+  for (int32_t i = 0; i < p->size; ++i) out[i] = (int8_t)TE_MAX(a[i % p->a_period], b[i % p->b_period]);
+}
+
+void te_minimum(const te_binary_t *p, const int8_t *a, const int8_t *b, int8_t *out) {
+  for (int32_t i = 0; i < p->size; ++i) out[i] = (int8_t)TE_MIN(a[i % p->a_period], b[i % p->b_period]);
 }
 
 void te_mul(const te_binary_t *p, const int8_t *a, const int8_t *b, int8_t *out) {

@@ -1,4 +1,4 @@
-/* SOFTMAX and LOGISTIC: gemmlowp-style fixed-point exp and reciprocal, as TFLM's int8 kernels. */
+/* SOFTMAX, LOGISTIC and TANH: gemmlowp-style fixed-point exp and reciprocal, as TFLM's int8 kernels. */
 #include "te_fixedpoint.h"
 #include "tinyeff_kernels.h"
 
@@ -43,8 +43,8 @@ static int32_t te_exp_negative(int32_t a, int int_bits) {
   return a == 0 ? INT32_MAX : result;
 }
 
-/* 1 / (1 + x) for x in [0, 1) given in Q0; result in Q0. Newton-Raphson on the half denominator. */
-static int32_t te_one_over_one_plus_x(int32_t a) {
+/* 2 / (1 + x) for x in [0, 1) given in Q0; result in Q2. Newton-Raphson on the half denominator. */
+static int32_t te_two_over_one_plus_x(int32_t a) {
   const int64_t sum = (int64_t)a + INT32_MAX;
   const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
   const int32_t c48_over_17 = 1515870810, cminus32_over_17 = -1010580540; /* Q2 */
@@ -54,7 +54,17 @@ static int32_t te_one_over_one_plus_x(int32_t a) {
     const int32_t one_minus = (1 << 29) - half_denominator_times_x;                   /* Q2 */
     x = x + te_mul_pot(te_high_mul(x, one_minus), 2);                                 /* Q4 -> Q2 */
   }
-  return te_mul_pot(x, 1); /* x / 2 in Q1 is the same raw value; rescaled to Q0 */
+  return x;
+}
+
+/* 1 / (1 + x) for x in [0, 1) given in Q0; result in Q0. */
+static int32_t te_one_over_one_plus_x(int32_t a) {
+  return te_mul_pot(te_two_over_one_plus_x(a), 1); /* half of it in Q1 is the same raw value; rescaled to Q0 */
+}
+
+/* (1 - x) / (1 + x) for x in [0, 1) given in Q0; result in Q0: 2 / (1 + x) - 1, rescaled from Q2. */
+static int32_t te_one_minus_x_over_one_plus_x(int32_t a) {
+  return te_mul_pot(te_two_over_one_plus_x(a) - (1 << 29), 2);
 }
 
 static int te_clz32(uint32_t x) {
@@ -115,6 +125,28 @@ void te_logistic(const te_logistic_t *p, const int8_t *in, int8_t *out) {
     } else {
       const int32_t q0 = te_logistic_q4(te_requant(x, p->mult, p->left_shift));
       out[i] = te_clamp8(te_round_shift(q0, 23) - 128, -128, 127);
+    }
+  }
+}
+
+/* tanh(a) for a in Q4; result in Q0: (1 - exp(-2|a|)) / (1 + exp(-2|a|)) with a's sign. The raw
+ * value of -|a| in Q4 read as Q5 is -2|a|. */
+static int32_t te_tanh_q4(int32_t a) {
+  if (a == 0) return 0;
+  const int32_t t = te_one_minus_x_over_one_plus_x(te_exp_negative(a < 0 ? a : -a, 5));
+  return a < 0 ? -t : t;
+}
+
+void te_tanh(const te_logistic_t *p, const int8_t *in, int8_t *out) {
+  for (int32_t i = 0; i < p->size; ++i) {
+    const int32_t x = (int32_t)in[i] - p->in_zp;
+    if (x <= -p->radius) {
+      out[i] = -128;
+    } else if (x >= p->radius) {
+      out[i] = 127;
+    } else {
+      const int32_t q0 = te_tanh_q4(te_requant(x, p->mult, p->left_shift));
+      out[i] = te_clamp8(te_round_shift(q0, 24), -128, 127);
     }
   }
 }

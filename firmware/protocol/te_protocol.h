@@ -6,13 +6,15 @@
  *
  * tinyeff's commands next to the MLPerf Tiny ones:
  *   te-sig              m-te-sig-[model sha256]-[runtime]-[board]
- *   te-out              m-te-out-[output bytes, hex] of the last inference
+ *   te-out              m-te-out-[every output's bytes, hex] of the last inference
  *   te-mem              m-te-mem-arena-N-stack-M (stack: painted high-water mark)
  *   te-layers           m-te-timer-[name]-hz-N, then m-te-layer-I-TICKS per layer
- *   te-put OFF LEN CRC  then LEN raw bytes into the input at OFF; CRC-32 (zlib) in 8 hex digits;
+ *   te-put OFF LEN CRC  then LEN raw bytes into the inputs (all of them, one after another) at OFF; CRC-32 (zlib) in 8 hex digits;
  *                       m-te-put-ok, or an error on a CRC mismatch or 100 ms without a byte
- *   te-run CRC          one inference if the whole input has CRC-32 CRC:
- *                       m-te-run-[output bytes, hex]-[timer ticks it took]
+ *   te-run CRC [N]      one inference if the whole input has CRC-32 CRC:
+ *                       m-te-run-[every output's bytes, hex]-[timer ticks it took];
+ *                       N numbers the inference: asked again with the same N (after a damaged
+ *                       reply), the device repeats that reply instead of running again
  * Every te- reply ends with m-te-crc-[CRC-32 of the reply's bytes before that line], then
  * m-ready, so the host can tell a reply damaged on the link from a good one and ask again.
  */

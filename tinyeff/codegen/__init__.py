@@ -10,6 +10,7 @@ from tinyeff.codegen.host import HostModel, build_host
 from tinyeff.codegen.lower import SUPPORTED_OPS, LoweredModel, check_compilable, lower
 from tinyeff.codegen.plan import MemoryPlan, plan_memory
 from tinyeff.footprint.tflite_file import ModelInfo
+from tinyeff.model_io import io_tensors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +39,7 @@ def build_for_host(data: bytes, info: ModelInfo, workdir: Path, model_name: str 
     workdir.mkdir(parents=True, exist_ok=True)
     compiled = compile_model(data, info, model_name, path=path)
     compiled.write(workdir)
-    x, y = info.input(), info.output()
-    return build_host(workdir, workdir / "libtinyeff_model.so", x.shape, y.shape, x.dtype.lower(), y.dtype.lower(), path)
+    return build_host(workdir, workdir / "libtinyeff_model.so", *io_tensors(info), path)
 
 
 __all__ = ["SUPPORTED_OPS", "CompiledModel", "HostModel", "LoweredModel", "MemoryPlan", "build_for_host",

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from tinyeff.codegen import quant
+from tinyeff.codegen import indexing, quant
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint.tflite_file import ModelInfo, OpInfo, TensorInfo, constant_array
 
@@ -35,13 +35,18 @@ _ARITY = {
     "CONV_2D": (2, 3), "DEPTHWISE_CONV_2D": (2, 3), "FULLY_CONNECTED": (2, 3), "AVERAGE_POOL_2D": (1, 1),
     "MAX_POOL_2D": (1, 1), "MEAN": (2, 2), "LOGISTIC": (1, 1), "SOFTMAX": (1, 1), "ADD": (2, 2), "MUL": (2, 2),
     "QUANTIZE": (1, 1), "DEQUANTIZE": (1, 1), "PAD": (2, 2), "PADV2": (2, 3), "CONCATENATION": (1, None),
-    "RESHAPE": (1, 2),
+    "RESHAPE": (1, 2), "SQUEEZE": (1, 1), "SUB": (2, 2), "MAXIMUM": (2, 2), "MINIMUM": (2, 2), "LEAKY_RELU": (1, 1),
+    "HARD_SWISH": (1, 1), "TANH": (1, 1), "RELU": (1, 1), "RELU6": (1, 1), "STRIDED_SLICE": (4, 4),
+    "RESIZE_NEAREST_NEIGHBOR": (2, 2), "TRANSPOSE_CONV": (3, 4),
 }
-# inputs that must be constants (weights, biases, axes, paddings); every other input is an activation
-# except the operands of ADD and MUL, which may be either
+# inputs that must be constants (weights, biases, axes, paddings, slice bounds, sizes, a transposed conv's
+# output shape); every other input is an activation except the operands of the binary elementwise ops,
+# which may be either
 _CONSTANT_INPUTS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "MEAN": (1,),
-                    "PAD": (1,), "PADV2": (1, 2)}
-_EITHER_INPUTS = {"ADD": (0, 1), "MUL": (0, 1), "RESHAPE": (1,)}  # RESHAPE's shape may be absent or computed
+                    "PAD": (1,), "PADV2": (1, 2), "STRIDED_SLICE": (1, 2, 3), "RESIZE_NEAREST_NEIGHBOR": (1,),
+                    "TRANSPOSE_CONV": (0, 1, 3)}
+_EITHER_INPUTS = {"ADD": (0, 1), "MUL": (0, 1), "SUB": (0, 1), "MAXIMUM": (0, 1), "MINIMUM": (0, 1),
+                  "RESHAPE": (1,)}  # RESHAPE's shape may be absent or computed
 
 
 def check_model(data: bytes, info: ModelInfo) -> None:
@@ -54,8 +59,15 @@ def check_model(data: bytes, info: ModelInfo) -> None:
     used = {i for op in info.ops for i in (*op.inputs, *op.outputs) if i >= 0} | set(info.inputs) | set(info.outputs)
     for i in sorted(used):
         _check_tensor(info, info.tensors[i])
-    for op in ops:
-        _OPS[op.op.op](op)
+    from tinyeff.codegen import checks_int16  # it builds on this module
+
+    for op in ops:  # an op on int16 activations follows TFLM's 16x8 rules
+        (checks_int16.check_op if checks_int16.is_int16(info, op.op) else _OPS[op.op.op])(op)
+    from tinyeff.codegen import checks_lstm  # it builds on this module
+
+    for op in info.ops:
+        if op.op == checks_lstm.OP:
+            checks_lstm.check_op(data, info, op)
 
 
 def _model_error(info: ModelInfo, what: str) -> TinyeffError:
@@ -161,8 +173,8 @@ class _Op:
             if k in _EITHER_INPUTS.get(op.op, ()):
                 continue
             if k in _CONSTANT_INPUTS.get(op.op, ()) and not t.constant:
-                raise self.fail(f"needs constant data as its input {k} (weights, bias, axes or paddings), but tensor {i} holds none; "
-                                f"the file is truncated or corrupt, {REEXPORT}")
+                raise self.fail(f"needs constant data as its input {k} (weights, bias, axes, paddings, bounds or a shape), "
+                                f"but tensor {i} holds none; the file is truncated or corrupt, {REEXPORT}")
             if k not in _CONSTANT_INPUTS.get(op.op, ()) and t.constant:
                 raise self.fail(self._constant_input_reason(k, i))
         self.out = info.tensors[op.outputs[0]]
@@ -387,7 +399,8 @@ def _logistic(op: _Op) -> None:
         raise op.fail(f"has output scale {_scale(out)!r}; TFLM's int8 logistic writes scale 1/256 (zero point -128), {REEXPORT}")
 
 
-def _binary(op: _Op) -> None:
+def _broadcast(op: _Op) -> tuple[TensorInfo, TensorInfo, TensorInfo]:
+    """Two int8 operands that broadcast to the int8 output's shape."""
     a, b, out = op.t(0), op.t(1), op.out
     for t, what in ((a, "an operand"), (b, "an operand"), (out, "an output")):
         op.dtype(t, "INT8", what=what)
@@ -398,8 +411,13 @@ def _binary(op: _Op) -> None:
     if _strip(shape) != _strip(out.shape):
         raise op.fail(f"has operands of shapes {a.shape} and {b.shape}, which broadcast to {tuple(shape)}, "
                       f"not to its output's {out.shape}; {REEXPORT}")
+    return a, b, out
+
+
+def _binary(op: _Op) -> None:
+    a, b, out = _broadcast(op)
     op.activation()
-    if op.op.op == "ADD":
+    if op.op.op in ("ADD", "SUB"):
         twice_max = 2 * float(max(np.float32(_scale(a)), np.float32(_scale(b))))
         m = twice_max / ((1 << quant.ADD_LEFT_SHIFT) * float(_scale(out)))
         if not m < 1:  # TFLM aborts on it (QuantizeMultiplierSmallerThanOneExp)
@@ -469,6 +487,155 @@ def _concat(op: _Op) -> None:
         raise op.fail(f"concatenates {total} entries along axis {axis} into an output with {out.shape[axis]}; {REEXPORT}")
 
 
+def _extreme(op: _Op) -> None:
+    """MAXIMUM and MINIMUM, which TFLM runs on the codes as they are."""
+    a, b, out = _broadcast(op)
+    if len({(float(np.float32(_scale(t))), t.zero_points[0]) for t in (a, b, out)}) > 1:
+        raise op.fail(f"compares operands quantized as (scale, zero point) {_quantization(a)} and {_quantization(b)} into "
+                      f"{_quantization(out)}; TFLM compares the codes as they are, so all three must agree, {REEXPORT}")
+
+
+def _quantization(t: TensorInfo) -> tuple[float, int]:
+    return _scale(t), t.zero_points[0]
+
+
+def _unary(op: _Op) -> tuple[TensorInfo, TensorInfo]:
+    """An elementwise int8 op's input and output, of as many elements."""
+    x, out = op.t(0), op.out
+    op.dtype(x, "INT8", what="an input")
+    op.dtype(out, "INT8", what="an output")
+    op.same_size(x, out)
+    return x, out
+
+
+def _same_quantization(op: _Op, x: TensorInfo, out: TensorInfo) -> None:
+    if _quantization(x) != _quantization(out):
+        raise op.fail(f"turns quantization (scale, zero point) {_quantization(x)} into {_quantization(out)}, but it copies "
+                      f"codes unchanged (as TFLM does); {REEXPORT}")
+
+
+def _leaky_relu(op: _Op) -> None:
+    x, out = _unary(op)
+    alpha = op.o.get("alpha", 0.0)
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha)):
+        raise op.fail(f"has alpha {alpha!r}; it must be a finite number, {REEXPORT}")
+    op.multiplier(abs(float(_scale(x)) * float(np.float32(alpha)) / float(_scale(out))), "negative inputs")
+    op.multiplier(float(_scale(x)) / float(_scale(out)), "input")
+
+
+def _hard_swish(op: _Op) -> None:
+    x, out = _unary(op)
+    hires = float(np.float32(1 / 128) * np.float32(_scale(x)))
+    op.multiplier(hires / float(_scale(out)), "input")
+    op.multiplier(hires / (3 / 32768), "input against 3.0")
+    try:
+        quant.hard_swish_params(_scale(x), _scale(out))
+    except ValueError as e:
+        raise op.fail(f"has {e}; {REEXPORT}") from None
+
+
+def _tanh(op: _Op) -> None:
+    x, out = _unary(op)
+    if np.float32(_scale(out)) != np.float32(1 / 128) or out.zero_points[0] != 0:
+        raise op.fail(f"has output scale {_scale(out)!r} and zero point {out.zero_points[0]}; TFLM's int8 tanh writes scale "
+                      f"1/128 and zero point 0 whatever the output says, {REEXPORT}")
+    try:
+        quant.tanh_params(_scale(x))
+    except ValueError as e:
+        raise op.fail(f"cannot run: {e}; {REEXPORT}") from None
+
+
+def _relu(op: _Op) -> None:
+    x, out = _unary(op)
+    op.multiplier(float(_scale(x)) / float(_scale(out)), "input")
+
+
+def _relu6(op: _Op) -> None:
+    x, _ = _unary(op)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        six = np.float32(6.0) / np.float32(_scale(x))
+    if not (np.isfinite(six) and abs(float(six)) < _INT32_MAX):
+        raise op.fail(f"clamps at 6.0, which is not an int32 code at input scale {_scale(x)!r}; {REEXPORT}")
+
+
+def _strided_slice(op: _Op) -> None:
+    x, out = op.t(0), op.out
+    op.dtype(x, "INT8", what="an input")
+    op.dtype(out, "INT8", what="an output")
+    rank = len(x.shape)
+    if not 1 <= rank <= 4:
+        raise op.fail(f"slices a tensor of shape {x.shape}; TFLM's STRIDED_SLICE takes one to four dimensions, {REEXPORT}")
+    bounds = []
+    for k, what in ((1, "begin indices"), (2, "end indices"), (3, "strides")):
+        t = op.t(k)
+        op.dtype(t, "INT32", what=what)
+        if t.elements != rank:
+            raise op.fail(f"has {t.elements} {what} for an input of {rank} dimensions; {REEXPORT}")
+        bounds.append(op.const(t).reshape(-1).astype(np.int64))
+    for option in ("ellipsis_mask", "new_axis_mask", "offset"):
+        if op.o.get(option, 0):
+            raise op.fail(f"sets {option} {op.o[option]!r}, which TFLM ignores; {REEXPORT} (the converter writes none)")
+    if not bounds[2].all():
+        raise op.fail(f"has strides {bounds[2].tolist()}; a stride of 0 slices nothing, {REEXPORT}")
+    masks = [op.o.get(m, 0) for m in ("begin_mask", "end_mask", "shrink_axis_mask")]
+    if not all(isinstance(m, int) for m in masks):
+        raise op.fail(f"has masks {masks}, which are not integers; {REEXPORT}")
+    want = indexing.slice_shape(x.shape, *bounds, *masks)
+    if want != tuple(out.shape):
+        raise op.fail(f"slices {x.shape} from {bounds[0].tolist()} to {bounds[1].tolist()} by {bounds[2].tolist()} into shape "
+                      f"{want}, but its output is {out.shape}; {REEXPORT}")
+    taken = math.prod(a.count for a in indexing.slice_axes(x.shape, *bounds, *masks))
+    if taken != out.elements:
+        raise op.fail(f"takes {taken} elements as TFLM runs it (a shrunk axis starts past its end or runs backwards) for an "
+                      f"output of {out.elements}; {REEXPORT}")
+    _same_quantization(op, x, out)
+
+
+def _resize_nearest(op: _Op) -> None:
+    x, size, out = op.t(0), op.t(1), op.out
+    for t, what in ((x, "an input"), (out, "an output")):
+        op.rank(t, 4, what)
+        op.dtype(t, "INT8", what=what)
+    op.dtype(size, "INT32", what="a size")
+    if len(size.shape) != 1 or size.elements != 2:
+        raise op.fail(f"has a size of shape {size.shape}; it needs two values, height and width, {REEXPORT}")
+    h, w = (int(v) for v in op.const(size).reshape(-1))
+    if (x.shape[0], h, w, x.shape[3]) != tuple(out.shape):
+        raise op.fail(f"resizes {x.shape} to {h}x{w}, but its output is {out.shape}; {REEXPORT}")
+    _same_quantization(op, x, out)
+
+
+def _transpose_conv(op: _Op) -> None:
+    shape, w, x, bias, out = op.t(0), op.t(1), op.t(2), op.t(3), op.out
+    for t, what in ((x, "an input"), (w, "a filter"), (out, "an output")):
+        op.rank(t, 4, what)
+        op.dtype(t, "INT8", what=what)
+    op.dtype(shape, "INT32", what="an output shape")
+    named = tuple(int(v) for v in op.const(shape).reshape(-1))
+    if named != tuple(out.shape):
+        raise op.fail(f"names the output shape {named}, but its output is {out.shape}; {REEXPORT}")
+    oc, kh, kw, ic = w.shape
+    if min(w.shape) < 1:
+        raise op.fail(f"has an empty filter of shape {w.shape}; {REEXPORT}")
+    if ic != x.shape[3]:
+        raise op.fail(f"has a filter for {ic} input channels on an input of {x.shape[3]}; they must agree, {REEXPORT}")
+    if oc != out.shape[3]:
+        raise op.fail(f"has a filter for {oc} output channels and an output of {out.shape[3]}; they must agree, {REEXPORT}")
+    _check_per_channel(op, w, oc, 0)
+    sh, sw = op.positive("stride_h", "stride_w")
+    padding = op.padding()
+    # a transposed conv's input is what a conv with its window, strides and padding makes of its output
+    want = (quant.out_size(padding, out.shape[1], kh, sh, 1), quant.out_size(padding, out.shape[2], kw, sw, 1))
+    if want != tuple(x.shape[1:3]):
+        raise op.fail(f"has input {x.shape[1]}x{x.shape[2]}, but a {kh}x{kw} window with strides {sh}x{sw} and {padding} "
+                      f"padding over its {out.shape[1]}x{out.shape[2]} output gives {want[0]}x{want[1]}; {REEXPORT}")
+    op.activation()
+    b = _check_bias(op, bias, oc)
+    _check_accumulator(op, op.const(w).reshape(oc, -1), b)
+    for s in set(w.scales):
+        op.multiplier(float(_scale(x)) * float(s) / float(_scale(out)), "accumulator")
+
+
 def _reshape(op: _Op) -> None:
     x, out = op.t(0), op.out
     if x.dtype != out.dtype:
@@ -480,5 +647,7 @@ _OPS = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected, "AVERAGE_POOL_2D": _pool,
     "MAX_POOL_2D": _pool, "MEAN": _mean, "SOFTMAX": _softmax, "LOGISTIC": _logistic, "ADD": _binary, "MUL": _binary,
     "QUANTIZE": _quantize, "DEQUANTIZE": _dequantize, "PAD": _pad, "PADV2": _pad, "CONCATENATION": _concat,
-    "RESHAPE": _reshape,
+    "RESHAPE": _reshape, "SQUEEZE": _reshape, "SUB": _binary, "MAXIMUM": _extreme, "MINIMUM": _extreme,
+    "LEAKY_RELU": _leaky_relu, "HARD_SWISH": _hard_swish, "TANH": _tanh, "RELU": _relu, "RELU6": _relu6,
+    "STRIDED_SLICE": _strided_slice, "RESIZE_NEAREST_NEIGHBOR": _resize_nearest, "TRANSPOSE_CONV": _transpose_conv,
 }

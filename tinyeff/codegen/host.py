@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyeff import model_io
 from tinyeff.codegen import paths
 from tinyeff.errors import TinyeffError
+from tinyeff.model_io import IoTensor
 from tinyeff.resources import resource_dir
 
 C_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
@@ -23,23 +25,26 @@ C_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
 class HostModel:
     """A compiled model loaded as a shared library."""
 
-    def __init__(self, library: Path, input_shape, output_shape, input_dtype=np.int8, output_dtype=np.int8):
+    def __init__(self, library: Path, inputs: tuple[IoTensor, ...], outputs: tuple[IoTensor, ...]):
         self._lib = ctypes.CDLL(str(library))
         self._lib.tinyeff_host_run.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
         self._lib.tinyeff_host_run.restype = None
         self.arena_bytes = int(self._lib.tinyeff_host_arena_bytes())
-        self.input_shape, self.output_shape = tuple(input_shape), tuple(output_shape)
-        self.input_dtype, self.output_dtype = np.dtype(input_dtype), np.dtype(output_dtype)
+        self.inputs, self.outputs = inputs, outputs
+
+    def run_all(self, inputs) -> list[np.ndarray]:
+        """Every output (samples first) for INPUTS: one array per model input, first axis = samples."""
+        x = model_io.pack(self.inputs, inputs)
+        y = np.zeros((len(x), sum(t.bytes for t in self.outputs)), np.uint8)
+        self._lib.tinyeff_host_run(x.ctypes.data, y.ctypes.data, len(x))
+        return model_io.unpack(self.outputs, y)
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
-        """Outputs for INPUTS (first axis = samples; int8, or float32 for a float-input model), shaped like the model's output."""
-        x = np.ascontiguousarray(inputs, dtype=self.input_dtype).reshape(len(inputs), -1)
-        y = np.zeros((len(x), int(np.prod(self.output_shape))), self.output_dtype)
-        self._lib.tinyeff_host_run(x.ctypes.data, y.ctypes.data, len(x))
-        return y.reshape((len(x), *self.output_shape[1:]) if len(self.output_shape) > 1 else (len(x), -1))
+        """Output 0 of a one-input model for INPUTS (first axis = samples, in the input's type)."""
+        return self.run_all([inputs])[0]
 
 
-def build_host(model_dir: Path, out: Path, input_shape, output_shape, input_dtype=np.int8, output_dtype=np.int8,
+def build_host(model_dir: Path, out: Path, inputs: tuple[IoTensor, ...], outputs: tuple[IoTensor, ...],
                path: str = "generic") -> HostModel:
     """Compile MODEL_DIR's tinyeff_model.c with the kernels of PATH into the shared library OUT and load it."""
     cc = shutil.which("gcc") or shutil.which("cc")
@@ -52,4 +57,4 @@ def build_host(model_dir: Path, out: Path, input_shape, output_shape, input_dtyp
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{r.stderr}")
-    return HostModel(out, input_shape, output_shape, input_dtype, output_dtype)
+    return HostModel(out, inputs, outputs)

@@ -13,12 +13,12 @@ import re
 
 import numpy as np
 
-from tinyeff.codegen import paths, quant
+from tinyeff.codegen import indexing, paths, quant
 from tinyeff.codegen.checks import check_model
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint.tflite_file import ModelInfo, OpInfo, TensorInfo, constant_array, float_boundary
 
-# op -> C kernel; RESHAPE is no kernel at all: its output shares the input's bytes.
+# op -> C kernel; RESHAPE and SQUEEZE are no kernel at all: the output shares the input's bytes.
 KERNELS = {
     "CONV_2D": "te_conv2d",
     "DEPTHWISE_CONV_2D": "te_depthwise_conv2d",
@@ -36,6 +36,19 @@ KERNELS = {
     "PADV2": "te_pad",
     "CONCATENATION": "te_concat",
     "RESHAPE": "",
+    "SQUEEZE": "",
+    "SUB": "te_sub",
+    "MAXIMUM": "te_maximum",
+    "MINIMUM": "te_minimum",
+    "LEAKY_RELU": "te_leaky_relu",
+    "HARD_SWISH": "te_hard_swish",
+    "TANH": "te_tanh",
+    "RELU": "te_relu",
+    "RELU6": "te_clamp",
+    "STRIDED_SLICE": "te_strided_slice",
+    "RESIZE_NEAREST_NEIGHBOR": "te_resize_nearest",
+    "TRANSPOSE_CONV": "te_transpose_conv",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "te_lstm",  # lower_lstm
 }
 SUPPORTED_OPS = tuple(KERNELS)
 
@@ -79,14 +92,23 @@ class LoweredModel:
     info: ModelInfo
     layers: tuple[Layer, ...]
     tensor_bytes: dict  # activation tensor -> bytes
-    input: int
-    output: int
+    inputs: tuple[int, ...]  # the model's input tensors, in its order
+    outputs: tuple[int, ...]
     path: str = "generic"  # the kernel path (tinyeff.codegen.paths) the layers were chosen for
+    # variable tensors (state kept from one inference to the next): each its own static array, outside
+    # the arena, holding at start-up what TFLM resets it to (an int8 tensor's zero point, else zeros)
+    variables: tuple[ConstArray, ...] = ()
+    variable_names: dict = dataclasses.field(default_factory=dict)  # variable tensor -> its ConstArray name
 
     @property
     def const_bytes(self) -> int:
         """Bytes of the constant arrays (weights, biases, requantization) the model puts in flash."""
         return sum(a.values.nbytes for layer in self.layers for a in layer.arrays)
+
+    @property
+    def state_bytes(self) -> int:
+        """RAM the variable tensors take besides the arena."""
+        return sum(a.values.nbytes for a in self.variables)
 
 
 def _fail(info: ModelInfo, op: OpInfo, why: str) -> TinyeffError:
@@ -113,7 +135,7 @@ def _zp(t: TensorInfo) -> int:
 
 
 def _array(name: str, values, ctype: str) -> ConstArray:
-    dtype = {"int8_t": np.int8, "int32_t": np.int32}[ctype]
+    dtype = {"int8_t": np.int8, "int16_t": np.int16, "int32_t": np.int32, "int64_t": np.int64}[ctype]
     return ConstArray(name, ctype, np.asarray(values, dtype).reshape(-1))
 
 
@@ -275,10 +297,10 @@ class _Lowering:
         fields = dict(size=out.elements, a_period=period(a), b_period=period(b), a_offset=-_zp(a), b_offset=-_zp(b),
                       out_offset=_zp(out), left_shift=0, a_mult=0, a_shift=0, b_mult=0, b_shift=0,
                       out_mult=0, out_shift=0, act_min=lo, act_max=hi)
-        if op.op == "ADD":
+        if op.op in ("ADD", "SUB"):  # the same rescaling (SUB subtracts b's term)
             (am, ash), (bm, bsh), (om, osh) = quant.add_multipliers(_scale(a), _scale(b), _scale(out))
             fields.update(left_shift=quant.ADD_LEFT_SHIFT, a_mult=am, a_shift=ash, b_mult=bm, b_shift=bsh, out_mult=om, out_shift=osh)
-        else:
+        elif op.op == "MUL":
             om, osh = quant.quantize_multiplier(float(_scale(a)) * float(_scale(b)) / float(_scale(out)))
             fields.update(out_mult=om, out_shift=osh)
         return Layer(op.index, op.op, KERNELS[op.op], "te_binary_t", fields, arrays, (op.inputs[0], op.inputs[1]),
@@ -336,15 +358,113 @@ class _Lowering:
     def reshape(self, op: OpInfo, name: str) -> Layer:
         return Layer(op.index, op.op, "", "", {}, (), (op.inputs[0],), op.outputs[0])
 
+    def _elementwise(self, op: OpInfo, struct: str, fields: dict) -> Layer:
+        """A one-input activation that may run in place."""
+        return Layer(op.index, op.op, KERNELS[op.op], struct, fields, (), (op.inputs[0],), op.outputs[0], "elementwise")
+
+    def leaky_relu(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        (am, ash), (im, ish) = quant.leaky_relu_multipliers(_scale(x), op.options.get("alpha", 0.0), _scale(out))
+        if am == -(1 << 31):  # TFLM would negate it in int32
+            raise _fail(self.info, op, f"has alpha {op.options.get('alpha')!r}, whose multiplier TFLM cannot negate; export the model again")
+        fields = dict(size=x.elements, in_zp=_zp(x), out_zp=_zp(out), alpha_mult=abs(am), alpha_shift=ash,
+                      alpha_negate=int(am < 0), identity_mult=im, identity_shift=ish)
+        return self._elementwise(op, "te_leaky_relu_t", fields)
+
+    def hard_swish(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        om, oe, rm, re_ = quant.hard_swish_params(_scale(x), _scale(out))
+        fields = dict(size=x.elements, in_zp=_zp(x), out_zp=_zp(out), out_mult=om, out_exp=oe, reluish_mult=rm, reluish_exp=re_)
+        return self._elementwise(op, "te_hard_swish_t", fields)
+
+    def tanh(self, op: OpInfo, name: str) -> Layer:
+        x = self.t(op.inputs[0])
+        try:
+            mult, left_shift, radius = quant.tanh_params(_scale(x))
+        except ValueError as e:
+            raise _fail(self.info, op, f"cannot run: {e}") from None
+        return self._elementwise(op, "te_logistic_t", dict(size=x.elements, in_zp=_zp(x), radius=radius, mult=mult, left_shift=left_shift))
+
+    def relu(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        mult, shift, lo, hi = quant.relu_params(_scale(x), _scale(out), _zp(out))
+        fields = dict(size=x.elements, in_zp=_zp(x), out_zp=_zp(out), mult=mult, shift=shift, act_min=lo, act_max=hi)
+        return self._elementwise(op, "te_relu_t", fields)
+
+    def relu6(self, op: OpInfo, name: str) -> Layer:
+        x = self.t(op.inputs[0])
+        lo, hi = quant.relu6_bounds(_scale(x), _zp(x))
+        return self._elementwise(op, "te_clamp_t", dict(size=x.elements, lo=lo, hi=hi))
+
+    def strided_slice(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        begin, end, strides = (self.const(i).reshape(-1) for i in op.inputs[1:4])
+        o = op.options
+        axes = indexing.slice_axes(x.shape, begin, end, strides, o.get("begin_mask", 0), o.get("end_mask", 0),
+                                   o.get("shrink_axis_mask", 0))
+        pad = 4 - len(axes)  # leading axes of 1, one element each
+        axes = [indexing.SliceAxis(0, 1, 1)] * pad + axes
+
+        def braced(values) -> str:
+            return "{" + ", ".join(str(int(v)) for v in values) + "}"
+
+        fields = dict(in_dims=braced((1,) * pad + tuple(x.shape)), start=braced(a.start for a in axes),
+                      stride=braced(a.stride for a in axes), count=braced(a.count for a in axes))
+        return Layer(op.index, op.op, KERNELS[op.op], "te_slice_t", fields, (), (op.inputs[0],), op.outputs[0])
+
+    def resize_nearest(self, op: OpInfo, name: str) -> Layer:
+        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        _, ih, iw, c = x.shape
+        _, oh, ow, _ = out.shape
+        corners, centers = bool(op.options.get("align_corners", False)), bool(op.options.get("half_pixel_centers", False))
+        arrays = (_array(f"{name}_src_y", indexing.nearest_sources(ih, oh, corners, centers), "int32_t"),
+                  _array(f"{name}_src_x", indexing.nearest_sources(iw, ow, corners, centers), "int32_t"))
+        fields = dict(in_w=iw, c=c, out_h=oh, out_w=ow, src_y=f"{name}_src_y", src_x=f"{name}_src_x")
+        return Layer(op.index, op.op, KERNELS[op.op], "te_resize_t", fields, arrays, (op.inputs[0],), op.outputs[0])
+
+    def transpose_conv(self, op: OpInfo, name: str) -> Layer:
+        # inputs: output shape, filter (OHWI), input, optional bias
+        w, x, out = self.t(op.inputs[1]), self.t(op.inputs[2]), self.t(op.outputs[0])
+        _, ih, iw, ic = x.shape
+        _, oh, ow, oc = out.shape
+        _, kh, kw, _ = w.shape
+        o = op.options
+        sh, sw = o["stride_h"], o["stride_w"]
+        mult, shift = quant.conv_multipliers(_scale(x), w.scales, _scale(out), oc)
+        has_bias = len(op.inputs) > 3 and op.inputs[3] >= 0
+        bias = self.const(op.inputs[3]).reshape(-1) if has_bias else np.zeros(oc, np.int32)
+        lo, hi = self.act(op)
+        arrays = (_array(f"{name}_filter", self.const(op.inputs[1]), "int8_t"), _array(f"{name}_bias", bias, "int32_t"),
+                  _array(f"{name}_mult", mult, "int32_t"), _array(f"{name}_shift", shift, "int8_t"))
+        # TFLM pads as a conv over the output would: the output's size takes the conv input's place
+        fields = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw, stride_h=sh, stride_w=sw,
+                      pad_top=quant.padding_before(o["padding"], oh, kh, sh, 1),
+                      pad_left=quant.padding_before(o["padding"], ow, kw, sw, 1),
+                      in_offset=-_zp(x), out_offset=_zp(out), act_min=lo, act_max=hi,
+                      filter=f"{name}_filter", bias=f"{name}_bias", mult=f"{name}_mult", shift=f"{name}_shift")
+        return Layer(op.index, op.op, KERNELS[op.op], "te_transpose_conv_t", fields, arrays, (op.inputs[2],), op.outputs[0])
+
+
+def _lstm(low: _Lowering, op: OpInfo, name: str) -> Layer:
+    from tinyeff.codegen import lower_lstm  # it builds on this module
+
+    return lower_lstm.lower_op(low, op, name)
+
 
 _LOWER = {
     "CONV_2D": _Lowering.conv, "DEPTHWISE_CONV_2D": _Lowering.conv, "FULLY_CONNECTED": _Lowering.fully_connected,
     "AVERAGE_POOL_2D": _Lowering.pool, "MAX_POOL_2D": _Lowering.pool, "SOFTMAX": _Lowering.softmax, "MEAN": _Lowering.mean, "LOGISTIC": _Lowering.logistic,
     "ADD": _Lowering.binary, "MUL": _Lowering.binary, "QUANTIZE": _Lowering.requantize, "DEQUANTIZE": _Lowering.dequantize, "PAD": _Lowering.pad,
     "PADV2": _Lowering.pad, "CONCATENATION": _Lowering.concat, "RESHAPE": _Lowering.reshape,
+    "SQUEEZE": _Lowering.reshape, "SUB": _Lowering.binary, "MAXIMUM": _Lowering.binary, "MINIMUM": _Lowering.binary,
+    "LEAKY_RELU": _Lowering.leaky_relu, "HARD_SWISH": _Lowering.hard_swish, "TANH": _Lowering.tanh, "RELU": _Lowering.relu,
+    "RELU6": _Lowering.relu6, "STRIDED_SLICE": _Lowering.strided_slice, "RESIZE_NEAREST_NEIGHBOR": _Lowering.resize_nearest,
+    "TRANSPOSE_CONV": _Lowering.transpose_conv, "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
 }
 
 _ITEMSIZE = {"INT8": 1, "INT16": 2, "INT32": 4, "FLOAT32": 4}
+_CTYPE = {"INT8": "int8_t", "INT16": "int16_t", "INT32": "int32_t", "FLOAT32": "float"}
+_NUMPY = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "FLOAT32": np.float32}
 
 
 def check_compilable(info: ModelInfo) -> None:
@@ -355,11 +475,17 @@ def check_compilable(info: ModelInfo) -> None:
             f"'{info.name}' uses {', '.join(unsupported)}, which the compiled runtime does not support "
             f"(it runs {', '.join(SUPPORTED_OPS)}); {TFLM_HINT}"
         )
-    if info.subgraphs != 1 or len(info.inputs) != 1 or len(info.outputs) != 1:
-        raise TinyeffError(f"'{info.name}' has {info.subgraphs} subgraphs, {len(info.inputs)} inputs and {len(info.outputs)} outputs; "
-                           "the compiled runtime runs one subgraph with one input and one output")
+    if info.subgraphs != 1:
+        raise TinyeffError(f"'{info.name}' has {info.subgraphs} subgraphs; the compiled runtime runs models of one subgraph; {TFLM_HINT}")
+    if not info.inputs or not info.outputs:
+        raise TinyeffError(f"'{info.name}' has {len(info.inputs)} inputs and {len(info.outputs)} outputs; a model needs at least one of each")
+    io = [*info.inputs, *info.outputs]
+    if len(set(io)) != len(io) or any(info.tensors[i].constant for i in io):
+        raise TinyeffError(f"'{info.name}' lists a tensor twice among its inputs and outputs, or a constant as one; export the model again")
+    # tensors no op reads or writes (an LSTM's intermediates, which carry only quantization) are not activations
+    used = {i for o in info.ops for i in (*o.inputs, *o.outputs) if i >= 0} | set(io)
     for t in info.tensors:
-        if t.constant:
+        if t.constant or t.index not in used:
             continue
         if any(d < 1 for d in t.shape):
             raise TinyeffError(f"'{info.name}' tensor {t.index} has a dynamic shape {t.shape}; export the model with a fixed batch of 1")
@@ -367,25 +493,38 @@ def check_compilable(info: ModelInfo) -> None:
             raise TinyeffError(f"'{info.name}' tensor {t.index} has batch {t.shape[0]}; export the model with a batch of 1")
         if t.dtype == "FLOAT32" and float_boundary(info, t.index):
             continue
-        if t.dtype != "INT8":
+        if t.dtype not in ("INT8", "INT16"):  # int16: TFLM's 16x8 (lower_int16)
             raise TinyeffError(f"'{info.name}' activation tensor {t.index} is {t.dtype.lower()}; the compiled runtime runs int8 "
-                               "models (float32 only as the model's input into QUANTIZE or its output from DEQUANTIZE)")
+                               "and int16 models (float32 only as the model's input into QUANTIZE or its output from DEQUANTIZE)")
 
 
 def lower(data: bytes, info: ModelInfo, path: str = "generic") -> LoweredModel:
     """Every op of INFO as a Layer for kernel PATH, with TFLM's prepared parameters; bad models raise TinyeffError."""
     check_compilable(info)
     check_model(data, info)
+    from tinyeff.codegen import lower_int16  # it builds on this module
+
     low = _Lowering(data, info, path)
     layers = []
     for op in info.ops:
         try:
-            layers.append(_LOWER[op.op](low, op, f"l{op.index}"))
+            # an LSTM's int16 cell state is its state, not an int16 activation: lower_lstm takes the whole op
+            int16 = lower_int16.is_int16(info, op) and op.op != "UNIDIRECTIONAL_SEQUENCE_LSTM"
+            lowering = lower_int16.lower_op if int16 else _LOWER[op.op]
+            layers.append(lowering(low, op, f"l{op.index}"))
         except (KeyError, ValueError, IndexError) as e:
             raise _fail(info, op, f"has parameters the compiled runtime cannot read ({e!r}); export the model again") from None
     used = {i for op in info.ops for i in (*op.inputs, *op.outputs) if i >= 0} | set(info.inputs) | set(info.outputs)
-    sizes = {i: info.tensors[i].elements * _ITEMSIZE[info.tensors[i].dtype] for i in sorted(used) if not info.tensors[i].constant}
-    return LoweredModel(info, tuple(layers), sizes, info.inputs[0], info.outputs[0], path)
+    variables = [info.tensors[i] for i in sorted(used) if info.tensors[i].variable]
+    sizes = {i: info.tensors[i].elements * _ITEMSIZE[info.tensors[i].dtype] for i in sorted(used)
+             if not info.tensors[i].constant and not info.tensors[i].variable}
+    # TFLM resets a variable tensor when it allocates, ignoring any data the file holds for it: an int8
+    # one to its zero point in every byte, any other to zeros
+    states = tuple(ConstArray(f"te_state{t.index}", _CTYPE[t.dtype],
+                              np.full(t.elements, _zp(t) if t.dtype == "INT8" else 0, _NUMPY[t.dtype]))
+                   for t in variables)
+    return LoweredModel(info, tuple(layers), sizes, tuple(info.inputs), tuple(info.outputs), path,
+                        states, {t.index: a.name for t, a in zip(variables, states)})
 
 
 def c_identifier(name: str) -> str:

@@ -26,11 +26,13 @@ CORE_PATHS = {"cortex-m4f": "dsp", "cortex-m7": "dsp", "cortex-m33": "dsp", "cor
 COMMON_FILES = (
     "tinyeff_kernels.h", "te_fixedpoint.h", "te_ring.h",
     "te_conv_generic.c", "te_depthwise_generic.c", "te_fully_connected_generic.c",
-    "te_pool.c", "te_mean.c", "te_softmax.c", "te_elementwise.c", "te_layout.c",
+    "te_pool.c", "te_mean.c", "te_softmax.c", "te_elementwise.c", "te_layout.c", "te_activation.c",
+    "te_transpose_conv.c", "te_int16.c", "te_lstm.c",
 )
 PATH_FILES = {
     "generic": (),
-    "dsp": ("te_kernels_dsp.h", "te_simd_dsp.h", "te_conv_dsp.c", "te_depthwise_dsp.c", "te_fully_connected_dsp.c"),
+    "dsp": ("te_kernels_dsp.h", "te_simd_dsp.h", "te_conv_dsp.c", "te_depthwise_dsp.c", "te_fully_connected_dsp.c",
+            "te_lstm_dsp.c"),
     "mve": ("te_kernels_mve.h", "te_conv_mve.c", "te_depthwise_mve.c", "te_fully_connected_mve.c"),
 }
 
@@ -91,6 +93,8 @@ def _dsp(op: str, f: dict) -> KernelChoice | None:
         return KernelChoice("te_depthwise_dsp")
     if op == "FULLY_CONNECTED" and f["filter_offset"] == 0:
         return KernelChoice("te_fully_connected_dsp")
+    if op == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        return KernelChoice("te_lstm_dsp")
     return None
 
 

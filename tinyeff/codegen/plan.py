@@ -118,8 +118,9 @@ class _Buffer:
 
 def _lifetimes(model: LoweredModel) -> tuple[dict, dict]:
     n = len(model.layers)
-    first = {t: (-1 if t == model.input else n) for t in model.tensor_bytes}
-    last = {t: (n if t == model.output else -1) for t in model.tensor_bytes}
+    # inputs are written before the first layer runs, outputs read after the last
+    first = {t: (-1 if t in model.inputs else n) for t in model.tensor_bytes}
+    last = {t: (n if t in model.outputs else -1) for t in model.tensor_bytes}
     for i, layer in enumerate(model.layers):
         first[layer.output] = min(first[layer.output], i)
         for t in layer.inputs:

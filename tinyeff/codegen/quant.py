@@ -110,14 +110,70 @@ def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tupl
     return (mult << s) // count, shift - s
 
 
-def logistic_params(input_scale: float) -> tuple[int, int, int]:
+def logistic_params(input_scale: float, op: str = "logistic") -> tuple[int, int, int]:
     """TFLM's int8 LOGISTIC preparation: (multiplier, left shift, input radius) that map
     (x - zero_point) to Q4 and saturate inputs at or beyond the radius."""
-    import math
-
     m, left_shift = math.frexp(float(input_scale) * (1 << 27))  # 4 integer bits: scale * 2^(31 - 4)
     mult = math.floor(m * (1 << 31) + 0.5)  # std::round, m > 0
     if mult >= 1 << 31 or left_shift < 0:
-        raise ValueError(f"input scale {input_scale} is outside what TFLM's int8 logistic handles")
+        raise ValueError(f"input scale {input_scale} is outside what TFLM's int8 {op} handles")
     radius = math.floor(15.0 * (1 << 27) / (1 << left_shift))
     return mult, left_shift, radius
+
+
+def tanh_params(input_scale: float) -> tuple[int, int, int]:
+    """TFLM's int8 TANH preparation, which is LOGISTIC's: (multiplier, left shift, input radius)
+    mapping (x - zero_point) to Q4 (tanh's kernel then rescales Q4 to Q5 for exp(-2|x|) itself)."""
+    return logistic_params(input_scale, "tanh")
+
+
+# The host TFLM forms the ratios of SUB, LEAKY_RELU, HARD_SWISH and RELU in double, although the
+# sources it comes from write them as float32 expressions: ratios rounded to float32 first give
+# outputs one code off on some inputs (found with scales chosen to tell the two apart).
+
+
+def leaky_relu_multipliers(input_scale: float, alpha: float, output_scale: float) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((alpha_mult, alpha_shift), (identity_mult, identity_shift)) of TFLM's int8 LEAKY_RELU:
+    in_scale * alpha / out_scale and in_scale / out_scale (alpha as the float32 the model stores). A
+    negative alpha gives a negative multiplier, which the kernel applies as the negation of its
+    magnitude's."""
+    alpha = float(np.float32(alpha))
+    return (quantize_multiplier(float(input_scale) * alpha / float(output_scale)),
+            quantize_multiplier(float(input_scale) / float(output_scale)))
+
+
+def downscale_multiplier_to_int16(q31: int) -> int:
+    """A non-negative Q31 multiplier rounded to Q15, saturating at 32767 (TFLM's
+    DownScaleInt32ToInt16Multiplier)."""
+    if q31 >= (1 << 31) - 1 - (1 << 15):
+        return (1 << 15) - 1
+    return (q31 + (1 << 15)) >> 16
+
+
+def hard_swish_params(input_scale: float, output_scale: float) -> tuple[int, int, int, int]:
+    """(output multiplier, its exponent, "relu-ish" multiplier, its exponent) of TFLM's int8
+    HARD_SWISH: Q15 multipliers taking the input on a 2^-7 finer scale (the float32 in_scale / 128) to
+    the output scale and to 3/32768 (the scale on which 3.0 is 32768). TFLM refuses a positive output
+    exponent; so does ValueError here."""
+    hires = float(np.float32(1 / 128) * np.float32(input_scale))
+    out_mult, out_exp = quantize_multiplier(hires / float(output_scale))
+    reluish_mult, reluish_exp = quantize_multiplier(hires / (3 / 32768))
+    if out_exp > 0:
+        raise ValueError(f"an output scale {output_scale!r} of at most input scale / 128 ({input_scale!r} / 128), which "
+                         "TFLM's int8 hard swish does not take")
+    return downscale_multiplier_to_int16(out_mult), out_exp, downscale_multiplier_to_int16(reluish_mult), reluish_exp
+
+
+def relu_params(input_scale: float, output_scale: float, output_zero_point: int) -> tuple[int, int, int, int]:
+    """(multiplier, shift, act_min, act_max) of TFLM's int8 RELU: requantize by in_scale / out_scale,
+    clamp below at the output code of 0.0."""
+    mult, shift = quantize_multiplier(float(input_scale) / float(output_scale))
+    return mult, shift, max(-128, output_zero_point), 127
+
+
+def relu6_bounds(input_scale: float, input_zero_point: int) -> tuple[int, int]:
+    """(lower, upper) input codes TFLM's int8 RELU6 clamps to: the input's codes of 0.0 and 6.0 (the
+    output keeps the input's codes; TFLM does not requantize RELU6)."""
+    six = round_half_away(float(np.float32(6.0) / np.float32(input_scale))) + input_zero_point
+    return input_zero_point, min(127, max(-128, six))
+

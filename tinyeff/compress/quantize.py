@@ -31,17 +31,23 @@ def to_int8_tflite(logits_model, spec: ModelSpec, x_rep: np.ndarray, float_io: b
     return keras_to_int8(probs, x_rep, float_io=float_io)
 
 
-def keras_to_int8(model, x_rep: np.ndarray, strip: bool = True, float_io: bool = False) -> bytes:
-    """Full-int8 .tflite bytes of the Keras MODEL (int8 weights per channel, int8 in and out), calibrated on X_REP.
+def keras_to_int8(model, x_rep, strip: bool = True, float_io: bool = False) -> bytes:
+    """Full-int8 .tflite bytes of the Keras MODEL (int8 weights per channel, int8 in and out), calibrated on X_REP
+    (an array of samples, or for a model of several inputs a list of them, one per input in the model's order).
 
     FLOAT_IO keeps a float32 input and output around the int8 graph (QUANTIZE first, DEQUANTIZE
     last), the form some third-party models come in."""
     tf = tensorflow()
     from tensorflow.lite.tools import flatbuffer_utils
 
+    reps = [x_rep] if isinstance(x_rep, np.ndarray) else list(x_rep)
+    # the converter may order a model's inputs otherwise than Keras does: several go by name
+    names = [t.name for t in model.inputs] if len(reps) > 1 else None
+
     def samples():
-        for i in range(len(x_rep)):
-            yield [x_rep[i : i + 1].astype(np.float32)]
+        for i in range(len(reps[0])):
+            batch = [r[i : i + 1].astype(np.float32) for r in reps]
+            yield dict(zip(names, batch)) if names else batch
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tinyeff.footprint.arena import ArenaUse, host_tflm_arena
-from tinyeff.footprint.tflite_file import ModelInfo, OpInfo, TensorInfo, load_model_file, read_model, require_int8
+from tinyeff.footprint.tflite_file import ModelInfo, OpInfo, TensorInfo, load_model_file, read_model, require_quantized
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,11 +33,11 @@ class Footprint:
 def measure(model: bytes, name: str = "model") -> Footprint:
     """Validate MODEL as full-int8 and measure its flash, TFLM arena and MACs."""
     info = read_model(model, name)
-    require_int8(info)
+    require_quantized(info)
     return Footprint(flash_bytes=len(model), arena=host_tflm_arena(model, name), macs=info.macs)
 
 
 __all__ = [
     "ArenaUse", "Footprint", "ModelInfo", "OpInfo", "TensorInfo",
-    "host_tflm_arena", "load_model_file", "measure", "read_model", "require_int8",
+    "host_tflm_arena", "load_model_file", "measure", "read_model", "require_quantized",
 ]

@@ -33,6 +33,7 @@ class TensorInfo:
     constant: bool
     nbytes: int  # of its constant data in the file (0 for activations)
     data_offset: int = 0  # where that data starts in the file
+    variable: bool = False  # state an op keeps from one inference to the next (an LSTM's hidden and cell state)
 
     @property
     def elements(self) -> int:
@@ -48,6 +49,7 @@ class OpInfo:
     macs: int
     # the op's builtin options by schema field name (stride_w, padding, fused_activation_function, ...)
     options: dict = dataclasses.field(default_factory=dict, compare=False)
+    intermediates: tuple[int, ...] = ()  # tensors that only carry quantization of inner values (LSTM gates)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +131,13 @@ def _macs(op: str, ins: list[TensorInfo | None], outs: list[TensorInfo]) -> int:
         return out.elements * kh * kw
     if op == "FULLY_CONNECTED" and len(ins) > 1 and ins[1] is not None:
         return out.elements * ins[1].shape[-1]
+    if op == "TRANSPOSE_CONV" and len(ins) > 2 and ins[1] is not None and ins[2] is not None and len(ins[1].shape) == 4:
+        oc, kh, kw, _ = ins[1].shape  # every input value meets kh x kw x oc weights
+        return ins[2].elements * kh * kw * oc
+    if op == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(ins) > 8 and ins[0] is not None and ins[0].shape:
+        # every time step multiplies the input and the previous output by each gate's weights
+        steps = ins[0].elements // max(ins[0].shape[-1], 1)
+        return steps * sum(t.elements for t in ins[1:9] if t is not None)
     return 0
 
 
@@ -175,6 +184,7 @@ def read_model(data: bytes, name: str = "model") -> ModelInfo:
                     constant=nbytes > 0,
                     nbytes=nbytes,
                     data_offset=data_offset,
+                    variable=bool(tt.IsVariable()),
                 )
             )
         ops = []
@@ -186,7 +196,9 @@ def read_model(data: bytes, name: str = "model") -> ModelInfo:
             outs = tuple(int(v) for v in o.OutputsAsNumpy()) if o.OutputsLength() else ()
             op = codes[o.OpcodeIndex()]
             macs = _macs(op, [tensors[j] if j >= 0 else None for j in ins], [tensors[j] for j in outs])
-            ops.append(OpInfo(i, op, ins, outs, macs, _options(schema, o)))
+            _vector_in_bounds(o._tab, 20, 4, len(data))  # intermediates
+            inter = tuple(int(v) for v in o.IntermediatesAsNumpy()) if o.IntermediatesLength() else ()
+            ops.append(OpInfo(i, op, ins, outs, macs, _options(schema, o), inter))
         inputs = tuple(int(v) for v in g.InputsAsNumpy())
         outputs = tuple(int(v) for v in g.OutputsAsNumpy())
         subgraphs = m.SubgraphsLength()
@@ -242,21 +254,29 @@ def float_boundary(info: ModelInfo, tensor: int) -> bool:
     return False
 
 
-def require_int8(info: ModelInfo) -> None:
-    """Refuse models that compute in float anywhere: full-int8 is what the kit deploys, with float32
-    allowed only as the input into QUANTIZE and the output of DEQUANTIZE."""
+# Activation types the kit deploys: int8 (full-int8), int16 (TFLM's "16x8": int16 activations, int8
+# weights) and int32 (indices, shapes and the like some integer ops read or write)
+INTEGER_ACTIVATIONS = ("INT8", "INT16", "INT32")
+
+
+def require_quantized(info: ModelInfo) -> None:
+    """Refuse models that compute in float anywhere: integer (int8, or int16 activations with int8
+    weights) is what the kit deploys, with float32 allowed only as the input into QUANTIZE and the
+    output of DEQUANTIZE. Tensors no op reads or writes (an LSTM's "intermediates", which only carry
+    the quantization of its gates) are not activations and are not judged."""
     for role, idx in (("input", info.inputs), ("output", info.outputs)):
         for i in idx:
             t = info.tensors[i]
-            if t.dtype != "INT8" and not (t.dtype == "FLOAT32" and float_boundary(info, i)):
+            if t.dtype not in INTEGER_ACTIVATIONS and not (t.dtype == "FLOAT32" and float_boundary(info, i)):
                 raise TinyeffError(
-                    f"'{info.name}' is not a full-int8 model: its {role} '{t.name or i}' is {t.dtype.lower()}; "
-                    "quantize it with 'tinyeff quantize' or convert it with int8 input and output"
+                    f"'{info.name}' is not a quantized model: its {role} '{t.name or i}' is {t.dtype.lower()}; "
+                    "quantize it with 'tinyeff quantize' or convert it with int8 (or int16) input and output"
                 )
-    floats = [t for t in info.tensors if not t.constant and t.dtype in ("FLOAT32", "FLOAT16", "FLOAT64")
+    used = {i for o in info.ops for i in (*o.inputs, *o.outputs) if i >= 0}
+    floats = [t for t in info.tensors if t.index in used and not t.constant and t.dtype in ("FLOAT32", "FLOAT16", "FLOAT64")
               and not float_boundary(info, t.index)]
     if floats:
         raise TinyeffError(
-            f"'{info.name}' is not a full-int8 model: {len(floats)} activation tensors are float "
-            f"(e.g. '{floats[0].name or floats[0].index}'); convert it with TFLITE_BUILTINS_INT8 only"
+            f"'{info.name}' is not a quantized model: {len(floats)} activation tensors are float "
+            f"(e.g. '{floats[0].name or floats[0].index}'); convert it with TFLITE_BUILTINS_INT8 (or the 16x8 ops set) only"
         )

@@ -18,7 +18,9 @@ import numpy as np
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import read_model
 from tinyeff.harness.dut import DeviceError, DeviceFault, DeviceReset, Dut
-from tinyeff.reference import tflm_outputs
+from tinyeff import model_io
+from tinyeff.model_io import IoTensor, io_tensors
+from tinyeff.reference import tflm_run
 
 MANIFEST = "tinyeff.json"
 RESETS_PER_SAMPLE = 3
@@ -49,17 +51,13 @@ class Project:
 @dataclasses.dataclass(frozen=True)
 class SampleResult:
     index: int
-    label: int
-    output: list | None  # the device's output values (int8, or float32 for a float-output model)
-    reference: list  # host TFLM's output values for the same input
+    label: int  # -1 when the data has no labels
+    output: list | None  # the device's output 0 values (in its type: int8, int16, int32 or float32)
+    reference: list  # host TFLM's output 0 values for the same input
     ticks: int | None  # device timer ticks for the inference
     latency: float | None = None  # the same in BenchResult.latency_unit
     error: str | None = None
-
-    @property
-    def exact(self) -> bool:
-        # float outputs compare by their bytes, so a NaN on both sides still counts as equal
-        return self.output is not None and np.array_equal(np.asarray(self.output), np.asarray(self.reference), equal_nan=True)
+    exact: bool = False  # every output's bytes equal host TFLM's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +74,8 @@ class BenchResult:
     model_sha256: str
     device: str
     samples: int
-    accuracy: float  # device top-1 against the labels
-    host_accuracy: float  # host TFLM top-1 against the labels
+    accuracy: float | None  # device top-1 (output 0) against the labels; None without labels
+    host_accuracy: float | None  # host TFLM top-1 against the labels
     exact_agreement: float  # share of samples whose output bytes equal host TFLM's
     top1_agreement: float
     latency_unit: str  # "emulated instructions" for emulators, "cycles" for boards
@@ -102,27 +100,34 @@ def _top1(outputs: list[list[int]]) -> np.ndarray:
     return np.array([int(np.argmax(o)) for o in outputs])
 
 
-def run_bench(project: Project, dut: Dut, device, x: np.ndarray, y: np.ndarray,
+def run_bench(project: Project, dut: Dut, device, x, y: np.ndarray,
               progress: Callable[[int, int], None] | None = None) -> BenchResult:
-    """Run every sample of X (first axis = samples, in the model's input type) on DUT; Y holds the labels."""
+    """Run every sample of X on DUT: one array per model input (or one array for a one-input model), first
+    axis = samples, in each input's type; Y holds the labels (-1 where there are none)."""
     man = project.manifest
     sig = dut.signature()
     if sig.sha256 != man["model_sha256"]:
         raise TinyeffError(f"the device runs firmware for model {sig.sha256[:16]} ({sig.runtime}, {sig.board}) but "
                            f"{project.path} is for {man['model_sha256'][:16]}; flash this project first (tinyeff flash)")
-    reference = tflm_outputs(project.model, x).reshape(len(x), -1)
-    out_dtype = reference.dtype  # the device sends bytes; a float-output model's are float32
+    xs = [x] if isinstance(x, np.ndarray) else list(x)
+    inputs = tuple(IoTensor.from_json(t) for t in man["inputs"])
+    outputs = tuple(IoTensor.from_json(t) for t in man["outputs"])
+    sent = model_io.pack(inputs, xs)
+    reference = tflm_run(project.model, xs)
+    wanted = model_io.pack(outputs, reference)  # the bytes the device must send back, sample by sample
+    reference0 = reference[0].reshape(len(sent), -1)
     timer, hz, _ = dut.timer()  # the timer's rate converts each sample's ticks as it comes in
     results: list[SampleResult] = []
     resets = 0
-    for i, sample in enumerate(x):
-        ref = reference[i].tolist()
+    for i in range(len(sent)):
+        ref = reference0[i].tolist()
         for attempt in range(RESETS_PER_SAMPLE + 1):
             try:
-                inference = dut.run(sample.tobytes())
-                output = inference.output.view(out_dtype).tolist()
+                inference = dut.run(sent[i].tobytes())
+                got = inference.output.view(np.uint8)
+                output = model_io.unpack(outputs, got[None])[0].reshape(-1).tolist() if got.size == wanted.shape[1] else []
                 results.append(SampleResult(i, int(y[i]), output, ref, inference.ticks,
-                                            device.ticks_to_latency(inference.ticks, hz)))
+                                            device.ticks_to_latency(inference.ticks, hz), exact=got.tobytes() == wanted[i].tobytes()))
                 break
             except DeviceReset:
                 resets += 1
@@ -139,20 +144,21 @@ def run_bench(project: Project, dut: Dut, device, x: np.ndarray, y: np.ndarray,
             raise TinyeffError(f"the device failed {ERRORS_IN_A_ROW} samples in a row (samples {i - ERRORS_IN_A_ROW + 1}..{i}), "
                                f"last: {results[-1].error}")
         if progress:
-            progress(i + 1, len(x))
+            progress(i + 1, len(sent))
     _, _, layer_ticks = dut.timer()  # per-layer ticks of the last inference
     arena, stack = dut.memory()
     done = [r for r in results if r.output is not None]
     lat = np.array([r.latency for r in done]) if done else np.zeros(1)
     ops = [l["op"] for l in man["layers"]]
     n = max(len(done), 1)
+    labelled = bool(len(y)) and bool((np.asarray(y) >= 0).all())
     return BenchResult(
         board=man["board"], runtime=man["runtime"], model_sha256=man["model_sha256"], device=device.url,
         samples=len(results),
-        accuracy=float(sum(int(np.argmax(r.output)) == r.label for r in done) / len(results)),
-        host_accuracy=float((reference.argmax(axis=1) == y).mean()),
+        accuracy=float(sum(bool(r.output) and int(np.argmax(r.output)) == r.label for r in done) / len(results)) if labelled else None,
+        host_accuracy=float((reference0.argmax(axis=1) == y).mean()) if labelled else None,
         exact_agreement=float(sum(r.exact for r in done) / len(results)),
-        top1_agreement=float(sum(int(np.argmax(r.output)) == int(np.argmax(r.reference)) for r in done) / n),
+        top1_agreement=float(sum(bool(r.output) and int(np.argmax(r.output)) == int(np.argmax(r.reference)) for r in done) / n),
         latency_unit=device.latency_unit,
         latency_median=float(np.median(lat)), latency_min=float(lat.min()), latency_max=float(lat.max()),
         latency_us_median=None if device.latency_unit != "cycles" else float(np.median([r.ticks for r in done]) * 1e6 / hz),
@@ -163,15 +169,55 @@ def run_bench(project: Project, dut: Dut, device, x: np.ndarray, y: np.ndarray,
     )
 
 
-def bench_inputs(data: str, model: bytes, lang: str = "en") -> tuple[np.ndarray, np.ndarray]:
-    """The test inputs (int8, or float32 for a float-input model) and labels for MODEL from DATA: a run directory (its test split,
-    projected for text models) or any dataset tinyeff train accepts (not text: that needs the
-    run's projection)."""
+def bench_inputs(data: str, model: bytes, lang: str = "en", limit: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """The test inputs of MODEL (one array per model input, first axis = samples, in the input's type) and
+    their labels (-1 where there are none) from DATA: an .npz file with one array per input name (and
+    optionally 'labels'), a run directory (its test split, projected for text models) or any dataset tinyeff
+    train accepts (not text: that needs the run's projection). LIMIT keeps the first samples only."""
+    inputs, _ = io_tensors(read_model(model))
+    if str(data).endswith(".npz"):
+        xs, y = _npz_inputs(Path(data), inputs)
+    elif len(inputs) > 1:
+        raise TinyeffError(f"the model takes {len(inputs)} inputs ({', '.join(repr(t.name) for t in inputs)}); give them as "
+                           "an .npz file with one array per input name (first axis = samples) and optionally 'labels'")
+    else:
+        x, y = _dataset_inputs(data, inputs[0], lang)
+        xs = [x]
+    if limit is not None:
+        xs, y = [a[:limit] for a in xs], y[:limit]
+    return xs, y
+
+
+def _npz_inputs(path: Path, inputs: tuple[IoTensor, ...]) -> tuple[list[np.ndarray], np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise TinyeffError(f"cannot read '{path}' as an .npz file ({e}); save the inputs with numpy.savez") from None
+    missing = [t.name for t in inputs if t.name not in arrays and not (len(inputs) == 1 and "x" in arrays)]
+    if missing:
+        raise TinyeffError(f"'{path}' has no array for input {', '.join(map(repr, missing))} (it has {', '.join(map(repr, arrays))}); "
+                           "name each array after the model input it feeds")
+    xs = [arrays[t.name] if t.name in arrays else arrays["x"] for t in inputs]
+    for t, a in zip(inputs, xs):
+        if a.dtype != np.dtype(t.dtype) or tuple(a.shape[1:]) != tuple(t.shape[1:]):
+            raise TinyeffError(f"'{path}' input {t.name!r} is {a.dtype} {list(a.shape[1:])} per sample; the model takes "
+                               f"{t.dtype} {list(t.shape[1:])}: quantize it first (real / scale + zero point)")
+    n = len(xs[0])
+    if any(len(a) != n for a in xs):
+        raise TinyeffError(f"the arrays of '{path}' hold different numbers of samples; give every input the same")
+    y = arrays.get("labels", np.full(n, -1))
+    if len(y) != n:
+        raise TinyeffError(f"'{path}' has {len(y)} labels for {n} samples; give one label per sample")
+    return xs, np.asarray(y).astype(np.int64)
+
+
+def _dataset_inputs(data: str, t: IoTensor, lang: str) -> tuple[np.ndarray, np.ndarray]:
+    """The test split of a run or a dataset, quantized as the model's one input takes it."""
     from tinyeff.compress.quantize import quantize_input
     from tinyeff.data import load_dataset
     from tinyeff.train.run import CONFIG, Run, features_of
 
-    t = read_model(model).input()
     if (Path(data) / CONFIG).is_file():
         run = Run.load(Path(data))
         x = features_of(run.spec, run.data.x_test)
@@ -185,9 +231,11 @@ def bench_inputs(data: str, model: bytes, lang: str = "en") -> tuple[np.ndarray,
     if tuple(x.shape[1:]) != tuple(t.shape[1:]):
         raise TinyeffError(f"the samples of '{data}' have shape {list(x.shape[1:])} but the model takes {list(t.shape[1:])}; "
                            "bench with the data the model was trained on")
-    if t.dtype == "FLOAT32":  # the model quantizes its own input
+    if t.dtype == "float32":  # the model quantizes its own input
         return np.asarray(x, np.float32), np.asarray(y)
-    return quantize_input(x, t.scales[0], t.zero_points[0]), np.asarray(y)
+    if t.dtype != "int8":
+        raise TinyeffError(f"the model takes {t.dtype} input; tinyeff quantizes datasets to int8 only: give the inputs as an .npz file")
+    return quantize_input(x, t.scale, t.zero_point), np.asarray(y)
 
 
 # ------------------------------------------------------------ reports
@@ -213,6 +261,8 @@ def write_junit(result: BenchResult, path: Path, min_accuracy: float | None = No
         else:
             cases.append(f'  <testcase classname="tinyeff.bench" name={name}/>')
     if min_accuracy is not None:
+        if result.accuracy is None:
+            raise TinyeffError("--min-accuracy needs labelled data; give 'labels' in the .npz file or drop --min-accuracy")
         body = "" if result.accuracy >= min_accuracy else \
             f"<failure message={quoteattr(f'accuracy {result.accuracy:.4f} is below {min_accuracy:.4f}')}/>"
         cases.append(f'  <testcase classname="tinyeff.bench" name="accuracy">{body}</testcase>')

@@ -78,6 +78,7 @@ class Dut:
         a board at 115200 baud in milliseconds)."""
         self.device, self.timeout, self.retries, self.quiet = device, timeout, retries, quiet
         self.retried = 0  # exchanges sent again after a corrupted or lost reply
+        self.runs = 0  # inferences asked for with te-run: each one's number, so a retry never runs twice
 
     def wait_ready(self) -> list[str]:
         return self._lines(self._read(READY, self.timeout))
@@ -176,8 +177,11 @@ class Dut:
                            f"uploading input bytes {off}..{off + len(chunk)}")
 
     def run(self, data: bytes, timeout: float | None = None) -> Inference:
-        """One inference on DATA: upload, run, and the output bytes with the ticks it took."""
-        request = f"te-run {zlib.crc32(data):08x}%".encode()
+        """One inference on DATA: upload, run, and the output bytes with the ticks it took. The request
+        carries this inference's number, so asking again after a damaged reply does not run the model
+        a second time (a model with state would move on)."""
+        self.runs += 1
+        request = f"te-run {zlib.crc32(data):08x} {self.runs % 1_000_000_000}%".encode()
 
         def parse(lines):
             for line in lines:
