@@ -34,7 +34,9 @@ from tinyeff.footprint import read_model
 
 SEED_CASES = ("conv_k3x3_s2_same_relu_d1", "dw_k3_s1_same_None_m2", "dense_softmax", "add_relu", "avgpool_3_s2_same",
               "flatten_dense", "concat", "mul_const", "pad", "mean_gap_keepdims", "logistic_dense", "float_io_conv",
-              "tconv_k3_s2_same_relu", "slice_channels", "leaky_relu_steep_wide", "hard_swish_wide", "sub_broadcast")
+              "tconv_k3_s2_same_relu", "slice_channels", "leaky_relu_steep_wide", "hard_swish_wide", "sub_broadcast",
+              # int16 ("16x8") models, and an integer LSTM whose state carries from one input to the next
+              "int16:conv_k3x3_s2_same_relu_d1", "int16:add_broadcast", "int16:small_net", "lstm:seq8")
 MUTANTS_PER_CASE = 25
 N_INPUTS = 4
 RUN_TIMEOUT_S = 60
@@ -44,8 +46,9 @@ _OPCODES = {"ADD": 0, "AVERAGE_POOL_2D": 1, "CONCATENATION": 2, "CONV_2D": 3, "D
             "FULLY_CONNECTED": 9, "LOGISTIC": 14, "MAX_POOL_2D": 17, "MUL": 18, "RESHAPE": 22, "SOFTMAX": 25, "PAD": 34,
             "MEAN": 40, "PADV2": 60, "QUANTIZE": 114, "RELU": 19, "RELU6": 21, "TANH": 28, "SUB": 41, "SQUEEZE": 43,
             "STRIDED_SLICE": 45, "MAXIMUM": 55, "MINIMUM": 57, "TRANSPOSE_CONV": 67, "RESIZE_NEAREST_NEIGHBOR": 97,
-            "LEAKY_RELU": 98, "HARD_SWISH": 117}
+            "LEAKY_RELU": 98, "HARD_SWISH": 117, "UNIDIRECTIONAL_SEQUENCE_LSTM": 44}
 _OPTION_VALUES = {
+    "cellClip": (0.0, -1.0, 1e-6, 10.0, math.nan, math.inf), "projClip": (0.0, 1.0, math.nan), "timeMajor": (True, False),
     "strideW": (0, 1, 2, 3, -1, 9), "strideH": (0, 1, 2, 3, -1, 9), "dilationWFactor": (0, 1, 2, 3, -1),
     "dilationHFactor": (0, 1, 2, 3, -1), "padding": (0, 1, 2), "fusedActivationFunction": (0, 1, 2, 3, 4, 5, 99),
     "depthMultiplier": (0, 1, 2, 3, 4, -1), "filterWidth": (0, 1, 2, 3, 4, 9, -1), "filterHeight": (0, 1, 2, 3, 4, 9, -1),
@@ -399,6 +402,8 @@ def _inputs(info, rng) -> np.ndarray:
     t = info.input()
     if t.dtype == "FLOAT32":
         return rng.normal(0, 2, (N_INPUTS, *t.shape)).astype(np.float32)
+    if t.dtype == "INT16":
+        return rng.integers(-32768, 32768, (N_INPUTS, *t.shape), dtype=np.int16)
     return rng.integers(-128, 128, (N_INPUTS, *t.shape), dtype=np.int8)
 
 
@@ -408,7 +413,21 @@ def _as_bytes(a: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="module")
 def seeds() -> dict[str, bytes]:
-    return {case: make_case(case) for case in SEED_CASES}
+    return {case: _seed_model(case) for case in SEED_CASES}
+
+
+def _seed_model(case: str) -> bytes:
+    """The .tflite of seed CASE: an int8 grid case, 'int16:' an int16 grid case, 'lstm:' an LSTM of test_lstm."""
+    kind, _, name = case.rpartition(":")
+    if kind == "int16":
+        import op_models_int16
+
+        return op_models_int16.make_case(name)
+    if kind == "lstm":
+        from test_lstm import _make
+
+        return _make(name)
+    return make_case(name)
 
 
 @pytest.fixture(scope="module")
