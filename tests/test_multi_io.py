@@ -53,7 +53,7 @@ def two_io_model(tmp_path_factory):
 def _samples(data: bytes, seed: int = 0):
     inputs, _ = io_tensors(read_model(data))
     rng = np.random.default_rng(seed)
-    xs = [rng.integers(-128, 128, (SAMPLES, *t.shape[1:]), dtype=np.int8) for t in inputs]
+    xs = [rng.integers(-128, 128, (SAMPLES, *t.sample_shape), dtype=np.int8) for t in inputs]
     for x in xs:
         x[-2], x[-1] = -128, 127
     return inputs, xs

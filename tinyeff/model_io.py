@@ -28,6 +28,11 @@ class IoTensor:
     offset: int  # where its bytes start in the string of all inputs (or all outputs)
     bytes: int
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample: without the leading batch axis of 1 (a 1-D tensor has none)."""
+        return self.shape[1:] if len(self.shape) > 1 else self.shape
+
     def to_json(self) -> dict:
         return dict(dataclasses.asdict(self), shape=list(self.shape))
 
@@ -80,7 +85,7 @@ def pack(items: tuple[IoTensor, ...], arrays) -> np.ndarray:
     for t, a in zip(items, arrays):
         a = np.asarray(a)
         if len(a) != n or a[0].size * np.dtype(t.dtype).itemsize != t.bytes:
-            raise TinyeffError(f"input '{t.name}' needs {n} samples of shape {t.shape[1:] or t.shape} ({t.dtype}); "
+            raise TinyeffError(f"input '{t.name}' needs {n} samples of shape {t.sample_shape} ({t.dtype}); "
                                f"got an array of shape {a.shape}")
         parts.append(np.ascontiguousarray(a, dtype=t.dtype).reshape(n, -1).view(np.uint8))
     return np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), np.uint8)
@@ -93,5 +98,5 @@ def unpack(items: tuple[IoTensor, ...], raw: np.ndarray) -> list[np.ndarray]:
     out = []
     for t in items:
         a = raw[:, t.offset:t.offset + t.bytes].copy().view(t.dtype)
-        out.append(a.reshape(len(raw), *t.shape[1:]) if len(t.shape) > 1 else a.reshape(len(raw), -1))
+        out.append(a.reshape(len(raw), *t.sample_shape))
     return out

@@ -200,9 +200,9 @@ def _npz_inputs(path: Path, inputs: tuple[IoTensor, ...]) -> tuple[list[np.ndarr
                            "name each array after the model input it feeds")
     xs = [arrays[t.name] if t.name in arrays else arrays["x"] for t in inputs]
     for t, a in zip(inputs, xs):
-        if a.dtype != np.dtype(t.dtype) or tuple(a.shape[1:]) != tuple(t.shape[1:]):
+        if a.dtype != np.dtype(t.dtype) or a.shape[1:] != t.sample_shape:
             raise TinyeffError(f"'{path}' input {t.name!r} is {a.dtype} {list(a.shape[1:])} per sample; the model takes "
-                               f"{t.dtype} {list(t.shape[1:])}: quantize it first (real / scale + zero point)")
+                               f"{t.dtype} {list(t.sample_shape)}: quantize it first (real / scale + zero point)")
     n = len(xs[0])
     if any(len(a) != n for a in xs):
         raise TinyeffError(f"the arrays of '{path}' hold different numbers of samples; give every input the same")
@@ -228,8 +228,8 @@ def _dataset_inputs(data: str, t: IoTensor, lang: str) -> tuple[np.ndarray, np.n
             raise TinyeffError(f"'{data}' is text, which must be projected as the model was trained; pass the run directory "
                                "(--data RUN) instead")
         x, y = dataset.x_test, dataset.y_test
-    if tuple(x.shape[1:]) != tuple(t.shape[1:]):
-        raise TinyeffError(f"the samples of '{data}' have shape {list(x.shape[1:])} but the model takes {list(t.shape[1:])}; "
+    if tuple(x.shape[1:]) != t.sample_shape:
+        raise TinyeffError(f"the samples of '{data}' have shape {list(x.shape[1:])} but the model takes {list(t.sample_shape)}; "
                            "bench with the data the model was trained on")
     if t.dtype == "float32":  # the model quantizes its own input
         return np.asarray(x, np.float32), np.asarray(y)
