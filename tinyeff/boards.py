@@ -15,7 +15,7 @@ from pathlib import Path
 from tinyeff.errors import TinyeffError
 from tinyeff.resources import resource_dir
 
-TIMERS = ("dwt", "systick", "fpgaio", "ccount")
+TIMERS = ("dwt", "systick", "fpgaio", "ccount", "micros")  # micros: the Arduino core's micros(), in microseconds
 UPLOADS = ("emulator", "stlink", "serial", "picotool", "esptool")
 
 

@@ -1,8 +1,8 @@
 """Getting a generated project onto a device: build it, flash it, open the device to talk to it.
 
-Bare-metal projects (the QEMU boards) are built with their Makefile and the Debian
-arm-none-eabi-gcc; "flashing" an emulator is starting it with the ELF, which ``open_device``
-does. PlatformIO projects (real boards) are built and uploaded with ``pio run -t upload``.
+Building is tinyeff.build's one way for every board: the project's Makefile for the QEMU boards,
+whose "flashing" is starting the emulator with the ELF (``open_device`` does). Real boards are
+built and uploaded by PlatformIO (``pio run -t upload``), which has the board's framework.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from tinyeff.boards import get_board
+from tinyeff.build import build_project
 from tinyeff.errors import TinyeffError
 from tinyeff.harness.bench import Project
 from tinyeff.harness.device import QemuDevice, SerialDevice
@@ -19,18 +20,13 @@ from tinyeff.harness.device import QemuDevice, SerialDevice
 EMULATORS = ("qemu", "renode")
 
 
-def build(project: Project) -> Path:
-    """Build a bare-metal project's firmware ELF (make is incremental: cheap when up to date)."""
-    if not (project.path / "Makefile").is_file():
-        raise TinyeffError(f"'{project.path}' has no Makefile; it is a PlatformIO project, build it with 'pio run -d {project.path}'")
-    for tool in ("make", "arm-none-eabi-gcc"):
-        if shutil.which(tool) is None:
-            raise TinyeffError(f"'{tool}' is not installed; install it with 'apt-get install make gcc-arm-none-eabi "
-                               "libnewlib-arm-none-eabi' (make setup does)")
-    r = subprocess.run(["make", "-s", "-C", str(project.path)], capture_output=True, text=True)
-    if r.returncode:
-        raise TinyeffError(f"building {project.path} failed; the compiler said: {r.stderr.strip()[-600:]}")
-    return project.elf
+def build(project: Project, tflm_dir: Path | None = None) -> Path:
+    """Build a QEMU board's project (incrementally) and return its firmware ELF; a tflm project
+    uses TFLM_DIR or the TFLM tree of its last 'tinyeff build'."""
+    if get_board(project.manifest["board"]).baremetal is None:
+        raise TinyeffError(f"'{project.path}' is a PlatformIO project: 'tinyeff build' checks it here, "
+                           f"'tinyeff flash' builds and uploads it with PlatformIO")
+    return build_project(project.path, tflm_dir).elf
 
 
 def flash(project: Project, port: str | None = None) -> str:
