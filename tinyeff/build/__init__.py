@@ -109,7 +109,7 @@ def build_project(project: Path, tflm_dir: Path | None = None, jobs: int | None 
                   progress: Callable[[int, int], None] | None = None) -> BuildResult:
     """Build the generated PROJECT for its board; TFLM_DIR is the TFLM tree of a tflm project.
     PROGRESS(done, total) is called as files compile (PlatformIO projects)."""
-    project = Path(project)
+    project = Path(project).resolve()  # objects remember absolute command lines: the same from any directory
     man = _manifest(project)
     board, runtime = get_board(man["board"]), man["runtime"]
     _require_arm(board, project)
