@@ -24,7 +24,6 @@ from tinyeff.boards import all_boards, get_board
 from tinyeff.build import build_project
 from tinyeff.build.frameworks import ARDUINO_CORES
 from tinyeff.cli import main
-from tinyeff.errors import TinyeffError
 from tinyeff.generate import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,16 +91,17 @@ def test_build_command_says_what_it_built_and_what_it_left(kws_model, work, caps
 
 def test_the_flags_are_platformios(compiled_build):
     """The compile line of a project file: build_flags, the framework's flags after the board's, the
-    library's include paths; for mbed the C++ standard a TFLM project's build_unflags takes out."""
+    project's include paths; QEMU boards' Makefiles take the board's flags as they are."""
     project, result = compiled_build
-    if result.system != "platformio":
-        pytest.skip("make project")
+    board = get_board(result.board)
+    if result.system == "make":
+        assert f"ARCH = {' '.join(board.cflags)}\n" in (project / "Makefile").read_text()
+        return
     argv = (project / ".tinyeff-build" / "src" / "tinyeff_model.c.cmd").read_text().split("\0")
-    core = ARDUINO_CORES[get_board(result.board).platformio.platform]
+    core = ARDUINO_CORES[board.platformio.platform]
     assert argv[argv.index("-c") + 1] == core.c[0]  # CFLAGS first, as SCons's C command line has them
     assert '-DTE_BOARD_ID="%s"' % result.board in argv and f"-I{project / 'src'}" in argv
-    arch = get_board(result.board).cflags
-    assert argv.index(arch[0]) < argv.index("-Os")
+    assert argv.index(board.cflags[0]) < argv.index("-Os")
 
 
 @pytest.mark.parametrize("board_id", REAL_ARM)
@@ -119,7 +119,7 @@ def test_tflm_projects_compile_as_cplusplus17_on_every_arduino_core(board_id, kw
 def test_the_link_has_the_start_files_cplusplus_statics_need(tmp_path):
     """ArduinoCore-mbed does not build with -fno-use-cxa-atexit: a function-local static with a destructor
     then names __dso_handle, which the toolchain's crtbegin.o defines, as in PlatformIO's own link."""
-    from tinyeff.build.platformio import _link
+    from tinyeff.build.platformio import link_without_framework
 
     _need("arm-none-eabi-g++")
     board = get_board("nano33ble")
@@ -130,7 +130,7 @@ def test_the_link_has_the_start_files_cplusplus_statics_need(tmp_path):
     r = subprocess.run(["arm-none-eabi-g++", *arch, *core.cxx, *core.common, "-c", str(tmp_path / "s.cpp"), "-o", str(tmp_path / "s.o")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert _link(tmp_path / "s.elf", arch, [tmp_path / "s.o"], [], cxx=True) == ["te_port_putc"]
+    assert link_without_framework(tmp_path / "s.elf", arch, [tmp_path / "s.o"], [], cxx=True) == ["te_port_putc"]
 
 
 # ---------------------------------------------------------------- errors, one sentence each
@@ -179,13 +179,10 @@ def test_not_a_project(tmp_path, capsys):
 
 
 @pytest.fixture
-def broken(compiled_build, tmp_path):
-    """A copy of the compiled project to break."""
-    project, result = compiled_build
-    if result.system != "platformio" or result.board != "nucleo-l4r5zi":
-        pytest.skip("one board is enough")
-    shutil.copytree(project, tmp_path / "p", ignore=shutil.ignore_patterns(".tinyeff-build"))
-    return tmp_path / "p"
+def broken(kws_model, tmp_path):
+    """A compiled-runtime PlatformIO project to break."""
+    _need("arm-none-eabi-gcc")
+    return generate(kws_model, "nucleo-l4r5zi", "compiled", tmp_path / "p")
 
 
 def test_a_compile_error_shows_the_compiler(broken, capsys):

@@ -123,7 +123,7 @@ def _build_make(project: Path, board: Board, runtime: str, tflm_dir: Path | None
     if not (project / "Makefile").is_file():
         raise TinyeffError(f"'{project}' has no Makefile; regenerate it with 'tinyeff generate'")
     if shutil.which("make") is None:
-        raise TinyeffError(f"'make' is not installed; install it with 'apt-get install make' (make setup does)")
+        raise TinyeffError("'make' is not installed; install it with 'apt-get install make' (make setup does)")
     toolchain.require_libraries(board.cflags, cxx=runtime == "tflm")
     record = project / "build" / TREE_RECORD
     args, tree = [], None

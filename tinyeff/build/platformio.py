@@ -241,7 +241,7 @@ def build(project: Path, board: Board, libs: list[Library], jobs: int, progress=
             subprocess.run([toolchain.tool("ar"), "rcs", str(archive), *(str(u.obj) for u in members)], check=True)
             archives.append(archive)
     elf = out / "firmware-without-framework.elf"
-    left = _link(elf, arch, [u.obj for u in src_units], archives, cxx)
+    left = link_without_framework(elf, arch, [u.obj for u in src_units], archives, cxx)
     unexpected = sorted(set(left) - _port_functions(project))
     if unexpected:
         shown = ", ".join(unexpected[:8]) + (f" and {len(unexpected) - 8} more" if len(unexpected) > 8 else "")
@@ -252,7 +252,7 @@ def build(project: Path, board: Board, libs: list[Library], jobs: int, progress=
                     rebuilt, warned, log, core)
 
 
-def _link(elf: Path, arch: tuple[str, ...], objects: list[Path], archives: list[Path], cxx: bool) -> list[str]:
+def link_without_framework(elf: Path, arch: tuple[str, ...], objects: list[Path], archives: list[Path], cxx: bool) -> list[str]:
     """Link from ENTRY with the toolchain's start files, newlib and libstdc++, as PlatformIO's Arduino
     builds do (crtbegin.o defines __dso_handle, which C++ statics with destructors name when the core
     does not build with -fno-use-cxa-atexit, as ArduinoCore-mbed does not); the symbols left undefined."""

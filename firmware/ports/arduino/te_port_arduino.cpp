@@ -25,9 +25,9 @@ extern "C" {
  *   ArduinoCore-mbed (nano33ble, rpi-pico): setup() and loop() run on the main thread's stack,
  *     MBED_CONF_RTOS_MAIN_THREAD_STACK_SIZE = 32 KiB in both variants' mbed_config.h; half of it.
  *   stm32duino: the main stack starts at the end of RAM and grows towards the heap; 16 KiB (every
- *     STM32 board here has 320 KiB or more), stopped short of the heap (see te_port_init).
+ *     STM32 board here has 320 KiB or more), stopped short of the heap (see paint_stack).
  *   ESP32: loopTask's stack, 8 KiB (CONFIG_ARDUINO_LOOP_STACK_SIZE); half of it.
- * A figure equal to the span means the stack went past it: the real use is larger. */
+ * A figure equal to the painted span means the stack went past it: the real use is larger. */
 #if !defined(TE_STACK_SPAN_BYTES)
 #if defined(ARDUINO_ARCH_MBED) || defined(ARDUINO_ARCH_STM32)
 #define TE_STACK_SPAN_BYTES 16384u
@@ -95,7 +95,7 @@ static void __attribute__((noinline)) paint_stack(void) {
 #define TE_VECTORS_ALIGN 256
 #define TE_FAULT_VECTORS 1u
 #else
-#define TE_VECTORS 256u /* up to 240 interrupts: the STM32H7A3 has the most here, about 160 */
+#define TE_VECTORS 256u /* up to 240 interrupts, more than any board here has (checked against ICTR) */
 #define TE_VECTORS_ALIGN 1024
 #define TE_FAULT_VECTORS 4u /* HardFault, MemManage, BusFault, UsageFault */
 #endif
