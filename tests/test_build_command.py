@@ -274,7 +274,7 @@ def test_the_arduino_port_runs_on_a_stand_in_core(board_id, kws_model, tmp_path)
         dut.wait_ready()
         for sample, want in zip(x, reference):
             assert dut.run(sample.tobytes()).output.tobytes() == want.astype(np.int8).tobytes()
-        arena, stack = dut.memory()
+        stack = dut.memory().stack_bytes
         assert 100 < stack < 16384  # painted span: 16 KiB below setup()'s stack pointer
         device.send(b"te-fault%")
         report = device.read_until(b"]\r\n", 10).decode()

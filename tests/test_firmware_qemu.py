@@ -71,9 +71,10 @@ def test_kws_firmware_is_bit_exact_in_qemu(kws_shaped_model, board_id, tmp_path)
         assert spin, reply
         # 2N loop instructions plus the two timer reads around them; a tick is 31 to 50 instructions
         assert abs(device.ticks_to_latency(int(spin.group(1)), hz) - 2 * n) < 500
-        arena, stack = dut.memory()
+        mem = dut.memory()
         # RAM for the model: its arena plus the stack its kernels used, measured by painting
-        assert 0 < stack < 1024 and arena + stack < 0.6 * 24_272
+        assert 0 < mem.stack_bytes < 1024 and mem.arena_bytes + mem.stack_bytes < 0.6 * 24_272
+        assert mem.arena_used_bytes == mem.arena_bytes  # the compiled runtime's arena is its plan
 
 
 @pytest.mark.emulator

@@ -78,8 +78,8 @@ def test_unopenable_port_is_one_sentence():
 def test_reply_crc_accepts_only_the_bytes_that_were_sent():
     import zlib
 
-    body = ["m-te-mem-arena-2352-stack-244"]
-    crc = zlib.crc32(b"m-te-mem-arena-2352-stack-244\r\n")
+    body = ["m-te-mem-arena-2352-used-2352-stack-244"]
+    crc = zlib.crc32(b"m-te-mem-arena-2352-used-2352-stack-244\r\n")
     assert _verified(body + [f"m-te-crc-[{crc:08x}]", "m-ready"]) == body
-    assert _verified(["m-te-mem-arena-2353-stack-244", f"m-te-crc-[{crc:08x}]"]) is None
+    assert _verified(["m-te-mem-arena-2353-used-2352-stack-244", f"m-te-crc-[{crc:08x}]"]) is None
     assert _verified(body) is None  # no CRC line: not verified

@@ -344,7 +344,9 @@ def bench_summary(r) -> list[str]:
         f"  agreement with host TFLM {_pct(r.exact_agreement)} of outputs bit-exact, {_pct(r.top1_agreement)} same top-1",
         f"  latency                  {r.latency_median:,.0f} {unit} per inference (median; min {r.latency_min:,.0f}, "
         f"max {r.latency_max:,.0f}; {r.timer} timer)" + (f", {r.latency_us_median:,.0f} us" if r.latency_us_median else ""),
-        f"  memory                   arena {r.arena_bytes:,} B + stack {r.stack_bytes:,} B (painted high-water mark)",
+        f"  memory                   arena {r.arena_bytes:,} B"
+        + (f" ({r.arena_used_bytes:,} B of it used)" if r.arena_used_bytes != r.arena_bytes else "")
+        + f" + stack {r.stack_bytes:,} B (painted high-water mark)",
         f"  link                     {r.resets} device resets, {r.retries} exchanges retried, {r.errors} samples lost to errors",
     ]
     if unit == "emulated instructions":

@@ -28,6 +28,7 @@ from tinyeff.codegen.emit import interface_values
 from tinyeff.errors import TinyeffError
 from tinyeff.model_io import io_tensors
 from tinyeff.footprint import host_tflm_arena, load_model_file, require_quantized
+from tinyeff.tflm_scratch import cmsis_nn_arena, family_for_core
 from tinyeff.render import header, render
 from tinyeff.resources import resource_dir
 
@@ -107,7 +108,8 @@ class RuntimeFootprint:
 def runtime_footprints(data: bytes, info, name: str, tflm_arena: int, board: Board | None = None) -> tuple[RuntimeFootprint, RuntimeFootprint]:
     """The TFLM and compiled runtimes' needs for MODEL, sized the way generate sizes them for BOARD
     (its core's kernel path; generic without a board). TFLM_ARENA: the host TFLM interpreter's measured arena."""
-    tflm_fp = RuntimeFootprint("tflm", info.size_bytes, tflm.arena_bytes(tflm_arena))
+    extra = cmsis_nn_arena(info, family_for_core(board.core) if board else "reference").extra_bytes
+    tflm_fp = RuntimeFootprint("tflm", info.size_bytes, tflm.arena_bytes(tflm_arena, extra))
     try:
         compiled = compile_model(data, info, name, path=paths.path_for_core(board.core) if board else "generic")
         compiled_fp = RuntimeFootprint("compiled", compiled.model.const_bytes, compiled.plan.arena_bytes + compiled.model.state_bytes,
@@ -149,15 +151,19 @@ def _compiled_sources(data: bytes, info, name: str, board: Board, runtime: str, 
 
 def _tflm_sources(data: bytes, info, name: str, board: Board, runtime: str, optimize: str):
     measured = host_tflm_arena(data, name).total
-    arena = tflm.arena_bytes(measured)
+    cmsis_nn = cmsis_nn_arena(info, family_for_core(board.core))
+    arena = tflm.arena_bytes(measured, cmsis_nn.extra_bytes)
     _require_fit(RuntimeFootprint(runtime, info.size_bytes, arena), board, name)
     methods = tflm.resolver_methods(info.op_names)
     layers = [{"index": o.index, "op": o.op, "in_place": False} for o in info.ops]
     man = manifest(name, info, board, runtime, arena, layers, {
         "tflm_arena_measured_bytes": measured, "tflm_arena_margin_bytes": tflm.ARENA_MARGIN_BYTES,
+        "tflm_cmsis_nn": {"kernels": cmsis_nn.family, "scratch_bytes": cmsis_nn.scratch_bytes,
+                          "scratch_op": cmsis_nn.scratch_op, "persistent_bytes": cmsis_nn.persistent_bytes},
         "tflm_resolver": methods, "tflm_commit": TFLM_COMMIT})
     values = dict(interface_values(info, name, board.id), arena_bytes=arena, layers=info.ops, board=board,
-                  methods=methods, ops=list(info.op_names), measured_arena=measured, margin=tflm.ARENA_MARGIN_BYTES)
+                  methods=methods, ops=list(info.op_names), measured_arena=measured, margin=tflm.ARENA_MARGIN_BYTES,
+                  cmsis_nn=cmsis_nn)
     values["size"], values["bytes"] = len(data), _c_bytes(data)
     return {
         "tinyeff_model.h": render("compiled/tinyeff_model.h.j2", **values),

@@ -2,7 +2,8 @@
 
 The resolver registers exactly the model's ops (``MicroMutableOpResolver<N>`` with N their
 count), so the firmware links no kernel it does not run. The arena is the size the host TFLM
-interpreter records for the model plus ``ARENA_MARGIN_BYTES``.
+interpreter records for the model, plus what CMSIS-NN's kernels take beyond it on the board's core
+(``tflm_scratch``), plus ``ARENA_MARGIN_BYTES``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def resolver_methods(ops: tuple[str, ...]) -> list[str]:
     return methods
 
 
-def arena_bytes(measured: int) -> int:
-    """The arena a TFLM project declares: the host TFLM measurement plus the margin, 16-aligned."""
-    return -(-(measured + ARENA_MARGIN_BYTES) // 16) * 16
+def arena_bytes(measured: int, cmsis_nn_extra: int = 0) -> int:
+    """The arena a TFLM project declares: the host TFLM measurement, what CMSIS-NN adds on the
+    board's core (tflm_scratch.cmsis_nn_arena), and the margin, 16-aligned."""
+    return -(-(measured + cmsis_nn_extra + ARENA_MARGIN_BYTES) // 16) * 16

@@ -137,8 +137,11 @@ void te_mul_16(const te_binary_t *p, const int16_t *a, const int16_t *b, int16_t
   }
 }
 
+/* TFLM's Requantize computes in int32: an int32 input minus its zero point, and the result plus the
+ * output's, wrap (always 0 for the int32 tensors converters write, so this is for mutated models). */
 static inline int32_t te_rescale(const te_requantize_t *p, int32_t x) {
-  return te_requant(x - p->in_zero_point, p->mult, p->shift) + p->out_zero_point;
+  const int32_t v = te_requant((int32_t)((uint32_t)x - (uint32_t)p->in_zero_point), p->mult, p->shift);
+  return (int32_t)((uint32_t)v + (uint32_t)p->out_zero_point);
 }
 
 void te_requantize_8to16(const te_requantize_t *p, const int8_t *in, int16_t *out) {
@@ -150,6 +153,22 @@ void te_requantize_16to8(const te_requantize_t *p, const int16_t *in, int8_t *ou
 }
 
 void te_requantize_16(const te_requantize_t *p, const int16_t *in, int16_t *out) {
+  for (int32_t i = 0; i < p->size; ++i) out[i] = te_clamp16(te_rescale(p, in[i]), INT16_MIN, INT16_MAX);
+}
+
+void te_requantize_8to32(const te_requantize_t *p, const int8_t *in, int32_t *out) {
+  for (int32_t i = 0; i < p->size; ++i) out[i] = te_rescale(p, in[i]);
+}
+
+void te_requantize_16to32(const te_requantize_t *p, const int16_t *in, int32_t *out) {
+  for (int32_t i = 0; i < p->size; ++i) out[i] = te_rescale(p, in[i]);
+}
+
+void te_requantize_32to8(const te_requantize_t *p, const int32_t *in, int8_t *out) {
+  for (int32_t i = 0; i < p->size; ++i) out[i] = te_clamp8(te_rescale(p, in[i]), INT8_MIN, INT8_MAX);
+}
+
+void te_requantize_32to16(const te_requantize_t *p, const int32_t *in, int16_t *out) {
   for (int32_t i = 0; i < p->size; ++i) out[i] = te_clamp16(te_rescale(p, in[i]), INT16_MIN, INT16_MAX);
 }
 

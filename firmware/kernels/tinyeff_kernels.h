@@ -287,6 +287,11 @@ void te_mul_16(const te_binary_t *p, const int16_t *a, const int16_t *b, int16_t
 void te_requantize_8to16(const te_requantize_t *p, const int8_t *in, int16_t *out);
 void te_requantize_16to8(const te_requantize_t *p, const int16_t *in, int8_t *out);
 void te_requantize_16(const te_requantize_t *p, const int16_t *in, int16_t *out);
+/* QUANTIZE to and from int32 (TFLM's Requantize: int8/int16 to int32, int32 to int8/int16). */
+void te_requantize_8to32(const te_requantize_t *p, const int8_t *in, int32_t *out);
+void te_requantize_16to32(const te_requantize_t *p, const int16_t *in, int32_t *out);
+void te_requantize_32to8(const te_requantize_t *p, const int32_t *in, int8_t *out);
+void te_requantize_32to16(const te_requantize_t *p, const int32_t *in, int16_t *out);
 void te_quantize_float16(const te_float_quant_t *p, const float *in, int16_t *out);
 void te_dequantize16(const te_float_quant_t *p, const int16_t *in, float *out);
 

@@ -391,7 +391,9 @@ static void run_command(void) {
     put_outputs();
     put("]\r\n");
   } else if (strcmp(tok, "te-mem") == 0) {
-    put("m-te-mem-arena-"); put_u64(TINYEFF_ARENA_BYTES + TINYEFF_STATE_BYTES); put("-stack-"); put_u64(te_port_stack_used()); put("\r\n");
+    /* declared and used differ under TFLM, whose arena is sized before its kernels ask for scratch */
+    put("m-te-mem-arena-"); put_u64(TINYEFF_ARENA_BYTES + TINYEFF_STATE_BYTES); put("-used-"); put_u64(tinyeff_arena_used());
+    put("-stack-"); put_u64(te_port_stack_used()); put("\r\n");
   } else if (strcmp(tok, "te-layers") == 0) {
     put("m-te-timer-["); put(te_port_timer_name()); put("]-hz-"); put_u64(te_port_ticks_hz()); put("\r\n");
     for (int i = 0; i < TINYEFF_LAYERS; ++i) { put("m-te-layer-"); put_u64((uint64_t)i); put("-"); put_u64(layer_ticks[i]); put("\r\n"); }

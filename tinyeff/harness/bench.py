@@ -86,6 +86,7 @@ class BenchResult:
     timer: str
     layers: list[LayerTime]
     arena_bytes: int
+    arena_used_bytes: int
     stack_bytes: int
     resets: int
     retries: int
@@ -146,7 +147,7 @@ def run_bench(project: Project, dut: Dut, device, x, y: np.ndarray,
         if progress:
             progress(i + 1, len(sent))
     _, _, layer_ticks = dut.timer()  # per-layer ticks of the last inference
-    arena, stack = dut.memory()
+    memory = dut.memory()
     done = [r for r in results if r.output is not None]
     lat = np.array([r.latency for r in done]) if done else np.zeros(1)
     ops = [l["op"] for l in man["layers"]]
@@ -164,7 +165,7 @@ def run_bench(project: Project, dut: Dut, device, x, y: np.ndarray,
         latency_us_median=None if device.latency_unit != "cycles" else float(np.median([r.ticks for r in done]) * 1e6 / hz),
         timer=timer,
         layers=[LayerTime(k, ops[k] if k < len(ops) else "?", device.ticks_to_latency(t, hz)) for k, t in enumerate(layer_ticks)],
-        arena_bytes=arena, stack_bytes=stack, resets=resets, retries=dut.retried,
+        arena_bytes=memory.arena_bytes, arena_used_bytes=memory.arena_used_bytes, stack_bytes=memory.stack_bytes, resets=resets, retries=dut.retried,
         errors=len(results) - len(done), results=results,
     )
 

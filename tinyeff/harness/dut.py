@@ -40,6 +40,13 @@ class Inference:
     ticks: int  # device timer ticks for the inference
 
 
+@dataclasses.dataclass(frozen=True)
+class DeviceMemory:
+    arena_bytes: int  # declared: what the firmware reserves for the model
+    arena_used_bytes: int  # what the runtime's planner took of it
+    stack_bytes: int  # painted high-water mark
+
+
 class DeviceError(TinyeffError):
     pass
 
@@ -238,12 +245,12 @@ class Dut:
     def layer_ticks(self) -> list[int]:
         return self.timer()[2]
 
-    def memory(self) -> tuple[int, int]:
-        """The model's arena bytes and the stack's painted high-water mark (te-mem)."""
+    def memory(self) -> "DeviceMemory":
+        """The model's arena, the part of it in use, and the stack's painted high-water mark (te-mem)."""
         def parse(lines):
             for line in lines:
-                m = re.fullmatch(r"m-te-mem-arena-(\d+)-stack-(\d+)", line)
+                m = re.fullmatch(r"m-te-mem-arena-(\d+)-used-(\d+)-stack-(\d+)", line)
                 if m:
-                    return int(m.group(1)), int(m.group(2))
+                    return DeviceMemory(*map(int, m.groups()))
             return None
         return self._exchange(b"te-mem%", parse, "reading memory use (te-mem)")
