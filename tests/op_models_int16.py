@@ -113,6 +113,9 @@ _CHAINS = {
     "requantize_8_16_8": [("INT8", 0.05, 3), ("INT16", 0.0004, 0), ("INT8", 0.03, -7)],
     "requantize_16_8_8_16": [("INT16", 0.0002, 0), ("INT8", 0.04, 0), ("INT8", 0.05, 9), ("INT16", 0.0001, 0)],
     "requantize_16_16": [("INT16", 0.0003, 0), ("INT16", 0.00077, 0), ("INT16", 0.0001, 0)],
+    # int32 between: the scales of TFLM's seanet quantize tests (2^-22.7 for the int32 side)
+    "requantize_16_32_16": [("INT16", 0.000494, 0), ("INT32", 1.4901161e-07, 0), ("INT16", 0.000922, 0)],
+    "requantize_8_32_8_16_8": [("INT8", 0.05, 3), ("INT32", 0.0002, 0), ("INT8", 0.04, 1), ("INT16", 0.0004, 0), ("INT8", 0.03, -7)],
 }
 
 

@@ -131,3 +131,21 @@ def test_int16_ops_without_an_exact_kernel_are_refused_in_one_sentence():
         with pytest.raises(TinyeffError) as e:
             compile_model(data, read_model(data, "m"), "m")
         assert words in str(e.value) and "--runtime tflm" in str(e.value)
+
+
+@pytest.mark.parametrize("chain", [
+    # an int32 model input requantized to int16 and back out to int32, full int32 range in
+    [("INT32", 1.4901161e-07, 0), ("INT16", 0.000922, 0), ("INT32", 3.1e-07, 0)],
+    # int32 to int8, with a scale ratio that needs a left shift on the way back
+    [("INT32", 0.0002, 0), ("INT8", 0.04, 5), ("INT32", 0.00001, 0)],
+])
+def test_int32_requantization_is_bit_exact_with_tflm(chain, tmp_path):
+    from op_models_int16 import _chain
+
+    data = _chain(chain)
+    info = read_model(data, "int32_chain")
+    host = build_for_host(data, info, tmp_path, "int32_chain")
+    x = _inputs(info, N_INPUTS, seed=11)
+    want = tflm_outputs(data, x).reshape(N_INPUTS, -1)
+    got = host.run(x).reshape(N_INPUTS, -1)
+    assert np.array_equal(want, got), f"{(want != got).any(axis=1).sum()} of {N_INPUTS} outputs differ"

@@ -127,3 +127,38 @@ def test_npz_inputs_are_checked_by_name(two_io_model, tmp_path):
         bench_inputs(str(wide), data)
     with pytest.raises(TinyeffError, match="takes 2 inputs"):
         bench_inputs(str(tmp_path), data)
+
+
+def _shape_as_input(data: bytes) -> bytes:
+    """DATA with its transposed conv's output shape made the model's first input, as TFLM's seanet
+    integration models have it (a shape computed upstream in the original graph)."""
+    from model_edit import edit
+
+    def change(m, g):
+        op = next(o for o in g.operators if m.operatorCodes[o.opcodeIndex].builtinCode == 67)
+        shape = g.tensors[op.inputs[0]]
+        m.buffers[shape.buffer].data = None
+        shape.buffer = 0
+        g.inputs = np.array([op.inputs[0], *g.inputs], np.int32)
+    return edit(data, change)
+
+
+@pytest.mark.parametrize("case", ["tconv_k3_s2_same_relu", "int16:tconv_k3_s2_same_relu"])
+def test_transposed_conv_ignores_an_output_shape_given_at_run_time(case, tmp_path):
+    """TFLM takes the output tensor's shape and never reads the output-shape input; the compiled runtime
+    does the same, so any values there give TFLM's bytes."""
+    import op_models
+    import op_models_int16
+
+    int16 = case.startswith("int16:")
+    data = _shape_as_input((op_models_int16 if int16 else op_models).make_case(case.removeprefix("int16:")))
+    info = read_model(data)
+    inputs, _ = io_tensors(info)
+    assert [t.dtype for t in inputs] == ["int32", "int16" if int16 else "int8"]
+    rng = np.random.default_rng(5)
+    kind = np.iinfo(inputs[1].dtype)
+    shapes = rng.integers(-2**31, 2**31, (SAMPLES, *inputs[0].sample_shape), dtype=np.int64).astype(np.int32)
+    xs = [shapes, rng.integers(kind.min, kind.max + 1, (SAMPLES, *inputs[1].sample_shape)).astype(inputs[1].dtype)]
+    want = tflm_run(data, xs)[0]
+    got = build_for_host(data, info, tmp_path).run_all(xs)[0]
+    assert np.array_equal(got.reshape(want.shape), want)

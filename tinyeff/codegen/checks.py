@@ -44,9 +44,11 @@ _ARITY = {
 # which may be either
 _CONSTANT_INPUTS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2), "MEAN": (1,),
                     "PAD": (1,), "PADV2": (1, 2), "STRIDED_SLICE": (1, 2, 3), "RESIZE_NEAREST_NEIGHBOR": (1,),
-                    "TRANSPOSE_CONV": (0, 1, 3)}
+                    "TRANSPOSE_CONV": (1, 3)}
+# RESHAPE's shape may be absent or computed; so may a transposed conv's output shape, which TFLM ignores
+# (it takes the output tensor's shape), as the compiled runtime does
 _EITHER_INPUTS = {"ADD": (0, 1), "MUL": (0, 1), "SUB": (0, 1), "MAXIMUM": (0, 1), "MINIMUM": (0, 1),
-                  "RESHAPE": (1,)}  # RESHAPE's shape may be absent or computed
+                  "RESHAPE": (1,), "TRANSPOSE_CONV": (0,)}
 
 
 def check_model(data: bytes, info: ModelInfo) -> None:
@@ -611,7 +613,7 @@ def _transpose_conv(op: _Op) -> None:
         op.rank(t, 4, what)
         op.dtype(t, "INT8", what=what)
     op.dtype(shape, "INT32", what="an output shape")
-    named = tuple(int(v) for v in op.const(shape).reshape(-1))
+    named = tuple(int(v) for v in op.const(shape).reshape(-1)) if shape.constant else tuple(out.shape)
     if named != tuple(out.shape):
         raise op.fail(f"names the output shape {named}, but its output is {out.shape}; {REEXPORT}")
     oc, kh, kw, ic = w.shape

@@ -34,8 +34,10 @@ _INT16_BOUND = 1 << 15  # |x| of an int16 value with zero point 0
 
 
 def is_int16(info: ModelInfo, op: OpInfo) -> bool:
-    """Does OP read or write an int16 activation (a tensor without constant data)?"""
-    return any(i >= 0 and info.tensors[i].dtype == "INT16" and not info.tensors[i].constant for i in (*op.inputs, *op.outputs))
+    """Does OP read or write an int16 activation (a tensor without constant data)? A QUANTIZE to or
+    from int32 counts too: it requantizes beyond int8 as the int16 conversions do, and lives with them."""
+    wide = ("INT16", "INT32") if op.op == "QUANTIZE" else ("INT16",)
+    return any(i >= 0 and info.tensors[i].dtype in wide and not info.tensors[i].constant for i in (*op.inputs, *op.outputs))
 
 
 def check_op(op: _Op) -> None:
@@ -241,7 +243,7 @@ def _transpose_conv(op: _Op) -> None:
     op.dtype(out, "INT16", what="an output")
     op.dtype(w, "INT8", what="a filter")
     op.dtype(shape, "INT32", what="an output shape")
-    if tuple(int(v) for v in op.const(shape).reshape(-1)) != tuple(out.shape):
+    if shape.constant and tuple(int(v) for v in op.const(shape).reshape(-1)) != tuple(out.shape):
         raise op.fail(f"names the output shape {op.const(shape).reshape(-1).tolist()}, but its output is {out.shape}; {REEXPORT}")
     oc, kh, kw, ic = w.shape
     if min(w.shape) < 1 or ic != x.shape[3] or oc != out.shape[3]:
@@ -287,15 +289,16 @@ def _same_type(op: _Op, operands: tuple[int, ...] = ()) -> None:
 
 
 # QUANTIZE conversions with an int16 side that TFLM's reference QUANTIZE runs
-_QUANTIZE_TYPES = {("INT8", "INT16"), ("INT16", "INT8"), ("INT16", "INT16"), ("FLOAT32", "INT16")}
+_QUANTIZE_TYPES = {("INT8", "INT16"), ("INT16", "INT8"), ("INT16", "INT16"), ("FLOAT32", "INT16"),
+                   ("INT8", "INT32"), ("INT16", "INT32"), ("INT32", "INT8"), ("INT32", "INT16")}
 
 
 def _quantize(op: _Op) -> None:
     x, out = op.t(0), op.out
     op.same_size(x, out)
     if (x.dtype, out.dtype) not in _QUANTIZE_TYPES:
-        raise op.fail(f"converts {x.dtype.lower()} to {out.dtype.lower()}; with int16 the compiled runtime quantizes int8, "
-                      f"int16 or float32 to int16 and int16 to int8, {REEXPORT}")
+        raise op.fail(f"converts {x.dtype.lower()} to {out.dtype.lower()}; the compiled runtime quantizes int8, int16, int32 "
+                      f"or float32 to int16, int16 or int32 to int8, and int8 or int16 to int32, {REEXPORT}")
     if x.dtype != "FLOAT32":
         op.multiplier(float(_scale(x)) / float(_scale(out)), "input")
 

@@ -493,9 +493,21 @@ def check_compilable(info: ModelInfo) -> None:
             raise TinyeffError(f"'{info.name}' tensor {t.index} has batch {t.shape[0]}; export the model with a batch of 1")
         if t.dtype == "FLOAT32" and float_boundary(info, t.index):
             continue
+        if t.dtype == "INT32" and _int32_side(info, t.index):
+            continue
         if t.dtype not in ("INT8", "INT16"):  # int16: TFLM's 16x8 (lower_int16)
             raise TinyeffError(f"'{info.name}' activation tensor {t.index} is {t.dtype.lower()}; the compiled runtime runs int8 "
-                               "and int16 models (float32 only as the model's input into QUANTIZE or its output from DEQUANTIZE)")
+                               "and int16 models (float32 only as the model's input into QUANTIZE or its output from DEQUANTIZE, "
+                               "int32 only into or out of QUANTIZE)")
+
+
+def _int32_side(info: ModelInfo, tensor: int) -> bool:
+    """Is TENSOR an int32 activation the compiled runtime holds: written and read only by QUANTIZE, or
+    read only as a transposed conv's output shape (which TFLM, and so the compiled runtime, ignores)?"""
+    readers = [(o.op, k) for o in info.ops for k, i in enumerate(o.inputs) if i == tensor]
+    writers = [o.op for o in info.ops if tensor in o.outputs]
+    return all(op == "QUANTIZE" or (op, k) == ("TRANSPOSE_CONV", 0) for op, k in readers) and \
+        all(op == "QUANTIZE" for op in writers)
 
 
 def lower(data: bytes, info: ModelInfo, path: str = "generic") -> LoweredModel:

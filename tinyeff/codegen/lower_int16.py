@@ -53,6 +53,10 @@ CONVERSIONS = {
     ("INT8", "INT16"): "te_requantize_8to16",
     ("INT16", "INT8"): "te_requantize_16to8",
     ("INT16", "INT16"): "te_requantize_16",
+    ("INT8", "INT32"): "te_requantize_8to32",
+    ("INT16", "INT32"): "te_requantize_16to32",
+    ("INT32", "INT8"): "te_requantize_32to8",
+    ("INT32", "INT16"): "te_requantize_32to16",
     ("FLOAT32", "INT16"): "te_quantize_float16",
     ("INT16", "FLOAT32"): "te_dequantize16",
 }
