@@ -351,6 +351,10 @@ def bench_summary(r) -> list[str]:
     ]
     if unit == "emulated instructions":
         lines.append("  (an emulator counts instructions; it is not a board's cycle count or latency)")
+    if not r.layers:
+        lines.append("  per layer                not measured: the runtime calls no layer hook (TFLM built with "
+                     "TF_LITE_STRIP_ERROR_STRINGS compiles its profiler out)")
+        return lines
     lines.append("  per layer (last inference):")
     lines += [f"    {l.index:3d} {l.op:22s} {l.latency:>14,.0f} {unit}" for l in r.layers]
     return lines

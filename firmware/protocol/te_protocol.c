@@ -128,8 +128,13 @@ static void lap(void) {
   put("\r\n");
 }
 
+/* Set once the runtime calls the layer hook: TFLM built with TF_LITE_STRIP_ERROR_STRINGS (its release
+ * flags) compiles its profiler calls out, and then no layer is timed - say so rather than send zeros. */
+static int layers_timed;
+
 void te_layer_done(int layer) {
   uint64_t now = te_port_ticks();
+  layers_timed = 1;
   if (layer >= 0 && layer < TINYEFF_LAYERS) layer_ticks[layer] = (uint32_t)(now - layer_mark);
   layer_mark = now;
 }
@@ -396,7 +401,7 @@ static void run_command(void) {
     put("-stack-"); put_u64(te_port_stack_used()); put("\r\n");
   } else if (strcmp(tok, "te-layers") == 0) {
     put("m-te-timer-["); put(te_port_timer_name()); put("]-hz-"); put_u64(te_port_ticks_hz()); put("\r\n");
-    for (int i = 0; i < TINYEFF_LAYERS; ++i) { put("m-te-layer-"); put_u64((uint64_t)i); put("-"); put_u64(layer_ticks[i]); put("\r\n"); }
+    for (int i = 0; layers_timed && i < TINYEFF_LAYERS; ++i) { put("m-te-layer-"); put_u64((uint64_t)i); put("-"); put_u64(layer_ticks[i]); put("\r\n"); }
   } else {
     put("e-[Unknown command: "); put_echo(tok); put("]\r\n");
   }
