@@ -141,6 +141,40 @@ def test_one_percent_of_bytes_corrupted_still_gives_the_exact_result(tiny_run, t
     _check_complete_and_exact(result, 30)
 
 
+class _NoLayerReplies:
+    """The link to a real QEMU board, except that every te-layers request is lost on the way: the
+    samples go through, the per-layer extra after them cannot."""
+
+    def __init__(self, device):
+        self._device = device
+
+    def send(self, data: bytes) -> None:
+        if not data.startswith(b"te-layers") or not self.samples_done:
+            self._device.send(data)
+
+    def __getattr__(self, name):
+        return getattr(self._device, name)
+
+
+@pytest.mark.emulator
+def test_an_extra_that_cannot_be_read_is_named_and_loses_no_sample(tiny_run, tmp_path, capsys):
+    from tinyeff.cli import bench_summary
+
+    board_id = "qemu-mps2-an386"
+    project = _project(tiny_run, tmp_path, board_id)
+    x, y = _inputs(project, tiny_run, 12)
+    with QemuDevice(project.elf, get_board(board_id)) as device:
+        link = _NoLayerReplies(device)
+        link.samples_done = False
+        dut = Dut(link, timeout=2, retries=1)
+        dut.wait_ready()
+        result = run_bench(project, dut, link, x, y, lambda i, n: setattr(link, "samples_done", i == n))
+    _check_complete_and_exact(result, 12)
+    assert result.layers == [] and len(result.missing) == 1 and result.missing[0].startswith("per-layer ticks: ")
+    assert result.arena_bytes == project.manifest["arena_bytes"]  # the extra after it is still read
+    assert any(l.startswith("  missing                  per-layer ticks") for l in bench_summary(result))
+
+
 @pytest.mark.emulator
 def test_bench_refuses_firmware_built_from_another_model(tiny_run, tmp_path):
     project = _project(tiny_run, tmp_path, "qemu-mps2-an386")

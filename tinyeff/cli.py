@@ -344,16 +344,19 @@ def bench_summary(r) -> list[str]:
         f"  agreement with host TFLM {_pct(r.exact_agreement)} of outputs bit-exact, {_pct(r.top1_agreement)} same top-1",
         f"  latency                  {r.latency_median:,.0f} {unit} per inference (median; min {r.latency_min:,.0f}, "
         f"max {r.latency_max:,.0f}; {r.timer} timer)" + (f", {r.latency_us_median:,.0f} us" if r.latency_us_median else ""),
-        f"  memory                   arena {r.arena_bytes:,} B"
-        + (f" ({r.arena_used_bytes:,} B of it used)" if r.arena_used_bytes != r.arena_bytes else "")
-        + f" + stack {r.stack_bytes:,} B (painted high-water mark)",
+        (f"  memory                   arena {r.arena_bytes:,} B"
+         + (f" ({r.arena_used_bytes:,} B of it used)" if r.arena_used_bytes != r.arena_bytes else "")
+         + f" + stack {r.stack_bytes:,} B (painted high-water mark)") if r.arena_bytes is not None
+        else "  memory                   not read (below)",
         f"  link                     {r.resets} device resets, {r.retries} exchanges retried, {r.errors} samples lost to errors",
     ]
     if unit == "emulated instructions":
         lines.append("  (an emulator counts instructions; it is not a board's cycle count or latency)")
+    lines += [f"  missing                  {m}" for m in r.missing]
     if not r.layers:
-        lines.append("  per layer                not measured: the runtime calls no layer hook (TFLM built with "
-                     "TF_LITE_STRIP_ERROR_STRINGS compiles its profiler out)")
+        if not any(m.startswith("per-layer") for m in r.missing):
+            lines.append("  per layer                not measured: the runtime calls no layer hook (TFLM built with "
+                         "TF_LITE_STRIP_ERROR_STRINGS compiles its profiler out)")
         return lines
     lines.append("  per layer (last inference):")
     lines += [f"    {l.index:3d} {l.op:22s} {l.latency:>14,.0f} {unit}" for l in r.layers]
@@ -430,7 +433,7 @@ def demo_table(model: Path, project: Path, bench: dict) -> list[str]:
         f"| int8 .tflite for TFLM (file; host TFLM arena) | {len(data):,} B | {arena.total:,} B |",
         f"| tinyeff compiled runtime (firmware {cost.firmware.flash_bytes:,} B minus empty-model firmware "
         f"{cost.empty.flash_bytes:,} B; arena + measured stack) | {cost.flash_bytes:,} B | "
-        f"{bench['arena_bytes'] + bench['stack_bytes']:,} B |",
+        (f"{bench['arena_bytes'] + bench['stack_bytes']:,} B |" if bench["arena_bytes"] is not None else "not read |"),
         "",
         f"on the emulated board: accuracy {_pct(bench['accuracy'])} (host TFLM int8 {_pct(bench['host_accuracy'])}), "
         f"{_pct(bench['exact_agreement'])} of outputs bit-exact with host TFLM, "

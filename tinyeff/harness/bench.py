@@ -85,9 +85,10 @@ class BenchResult:
     latency_us_median: float | None  # boards only: emulated time is not a board's time
     timer: str
     layers: list[LayerTime]
-    arena_bytes: int
-    arena_used_bytes: int
-    stack_bytes: int
+    arena_bytes: int | None  # None: te-mem could not be read (see missing)
+    arena_used_bytes: int | None
+    stack_bytes: int | None
+    missing: list[str]  # extras the device did not deliver, and why
     resets: int
     retries: int
     errors: int
@@ -146,8 +147,22 @@ def run_bench(project: Project, dut: Dut, device, x, y: np.ndarray,
                                f"last: {results[-1].error}")
         if progress:
             progress(i + 1, len(sent))
-    _, _, layer_ticks = dut.timer()  # per-layer ticks of the last inference
-    memory = dut.memory()
+    # per-layer ticks and memory are extras: one that cannot be read is named, and the samples stay
+    missing: list[str] = []
+    try:
+        _, _, layer_ticks = dut.timer()  # per-layer ticks of the last inference
+    except DeviceFault:
+        raise
+    except DeviceError as e:
+        layer_ticks = []
+        missing.append(f"per-layer ticks: {e}")
+    try:
+        memory = dut.memory()
+    except DeviceFault:
+        raise
+    except DeviceError as e:
+        memory = None
+        missing.append(f"memory use: {e}")
     done = [r for r in results if r.output is not None]
     lat = np.array([r.latency for r in done]) if done else np.zeros(1)
     ops = [l["op"] for l in man["layers"]]
@@ -165,7 +180,8 @@ def run_bench(project: Project, dut: Dut, device, x, y: np.ndarray,
         latency_us_median=None if device.latency_unit != "cycles" else float(np.median([r.ticks for r in done]) * 1e6 / hz),
         timer=timer,
         layers=[LayerTime(k, ops[k] if k < len(ops) else "?", device.ticks_to_latency(t, hz)) for k, t in enumerate(layer_ticks)],
-        arena_bytes=memory.arena_bytes, arena_used_bytes=memory.arena_used_bytes, stack_bytes=memory.stack_bytes, resets=resets, retries=dut.retried,
+        arena_bytes=memory and memory.arena_bytes, arena_used_bytes=memory and memory.arena_used_bytes,
+        stack_bytes=memory and memory.stack_bytes, missing=missing, resets=resets, retries=dut.retried,
         errors=len(results) - len(done), results=results,
     )
 
