@@ -109,6 +109,42 @@ def test_bench_command_writes_json_junit_and_plot(tiny_run, tmp_path, capsys):
 
 
 @pytest.mark.emulator
+def test_bench_over_a_port_labels_an_emulated_board_by_its_board_data(tiny_run, tmp_path, capsys):
+    """QEMU started by hand as a project's 'make run' starts it, its UART on a TCP port, benched with
+    --port socket://...: the firmware's board is emulated, so its timing is emulated instructions,
+    the same count the harness's own QEMU gives (-icount makes it exactly repeatable)."""
+    import socket
+
+    board = get_board("qemu-mps2-an386")
+    project = _project(tiny_run, tmp_path, board.id)
+    x, y = _inputs(project, tiny_run, 20)
+    own = _bench(project, board.id, x, y)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    qemu = subprocess.Popen(["qemu-system-arm", "-M", board.emulator.machine, "-display", "none", "-monitor", "none",
+                             "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-semihosting-config",
+                             "enable=on,target=native", "-icount", "shift=0", "-kernel", str(project.elf)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+        time.sleep(0.5)  # QEMU opens its port
+        rc = main(["bench", str(project.path), "--port", f"socket://127.0.0.1:{port}", "--data", str(tiny_run),
+                   "--limit", "20", "--json", str(tmp_path / "port.json"), "--quiet"])
+    finally:
+        qemu.kill()
+        qemu.wait()
+    assert rc == 0, capsys.readouterr().out
+    report = json.loads((tmp_path / "port.json").read_text())
+    assert report["latency_unit"] == "emulated instructions" and report["latency_us_median"] is None
+    assert report["exact_agreement"] == 1.0
+    # the same instructions, read through a timer whose ticks fall where the wait for input left them:
+    # one tick apart at most (1e9 / 25 MHz = 40 instructions)
+    tick = 1e9 / board.clock_hz  # SysTick counts the core clock
+    assert all(abs(r["latency"] - o.latency) <= tick for r, o in zip(report["results"], own.results))
+
+
+@pytest.mark.emulator
 @pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
 def test_reset_in_the_middle_of_a_bench_loses_and_duplicates_nothing(tiny_run, tmp_path, board_id):
     project = _project(tiny_run, tmp_path, board_id)

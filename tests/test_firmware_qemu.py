@@ -16,7 +16,7 @@ import pytest
 from tinyeff.boards import get_board
 from tinyeff.footprint import load_model_file
 from tinyeff.generate import generate
-from tinyeff.harness.device import QemuDevice
+from tinyeff.harness.device import QEMU_ICOUNT_SHIFT, QemuDevice
 from tinyeff.harness.dut import Dut
 from tinyeff.reference import tflm_outputs
 
@@ -64,7 +64,7 @@ def test_kws_firmware_is_bit_exact_in_qemu(kws_shaped_model, board_id, tmp_path)
         timer, hz, ticks = dut.timer()
         assert len(ticks) == len(info.ops) and sum(ticks) > 0
         assert (timer, hz) == ("systick", get_board(board_id).clock_hz)
-        assert QemuDevice.ICOUNT_SHIFT == 0
+        assert QEMU_ICOUNT_SHIFT == 0
         n = 1_000_000
         reply = dut.command(f"te-spin {n}")
         spin = re.fullmatch(rf"m-te-spin-\[{n}\]-\[(\d+)\]", reply[0])

@@ -27,6 +27,9 @@ class LinkClosed(TinyeffError):
     pass
 
 
+QEMU_ICOUNT_SHIFT = 0  # one emulated instruction per virtual nanosecond
+
+
 class SerialDevice:
     """A byte stream over a pyserial URL."""
 
@@ -86,11 +89,18 @@ class SerialDevice:
                 out, since = out + chunk, time.monotonic()
         return out
 
-    # Latency: ticks of the device's timer (te-layers says its rate) in the unit that is honest
-    # for this device. A real board's timer runs at its core clock or a known fraction of it.
-    latency_unit = "cycles"
+    # Latency: ticks of the device's timer (te-layers says its rate) in the unit that is honest for
+    # the board the firmware was built for, however the harness reached it. A real board's timer runs
+    # at its core clock or a known fraction of it. An emulated board's counts QEMU's virtual time,
+    # which under -icount (the kit's QemuDevice and a project's 'make run' both pass shift=0) is one
+    # emulated instruction per 2^shift ns: instructions, not cycles or a board's time.
+    @property
+    def latency_unit(self) -> str:
+        return "emulated instructions" if self.board is not None and self.board.emulated else "cycles"
 
     def ticks_to_latency(self, ticks: float, ticks_hz: int) -> float:
+        if self.board is not None and self.board.emulated:
+            return ticks * 1e9 / ticks_hz / (1 << QEMU_ICOUNT_SHIFT)
         clock = self.board.clock_hz if self.board else ticks_hz
         return ticks * clock / ticks_hz
 
@@ -113,8 +123,6 @@ def _free_port() -> int:
 class QemuDevice(SerialDevice):
     """A QEMU-emulated board running ELF, its UART0 on a local TCP port."""
 
-    ICOUNT_SHIFT = 0  # one emulated instruction per virtual nanosecond
-
     def __init__(self, elf: Path, board: Board, connect_timeout: float = 10.0, relay=None):
         """RELAY, when given, maps QEMU's serial address (host, port) to the pyserial URL to talk
         through instead: tests put a fault-injecting relay between the harness and the board."""
@@ -132,7 +140,7 @@ class QemuDevice(SerialDevice):
         self.cmd = [qemu, "-M", board.emulator.machine, "-display", "none", "-nographic",
                     "-monitor", f"tcp:127.0.0.1:{self._monitor_port},server=on,wait=off",
                     "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
-                    "-semihosting-config", "enable=on,target=native", "-icount", f"shift={self.ICOUNT_SHIFT}",
+                    "-semihosting-config", "enable=on,target=native", "-icount", f"shift={QEMU_ICOUNT_SHIFT}",
                     "-kernel", str(elf)]
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + connect_timeout
@@ -147,14 +155,6 @@ class QemuDevice(SerialDevice):
                     raise TinyeffError(f"QEMU did not open its serial port ({' '.join(self.cmd)}); "
                                        "check that the ELF was built for this board") from None
                 time.sleep(0.05)
-
-    latency_unit = "emulated instructions"
-
-    def ticks_to_latency(self, ticks: float, ticks_hz: int) -> float:
-        """Timer ticks as emulated instructions: a tick is 1/ticks_hz s of virtual time, an instruction 2^shift ns.
-
-        QEMU's -icount clock is not a board's: this counts instructions, not cycles or time."""
-        return ticks * 1e9 / ticks_hz / (1 << self.ICOUNT_SHIFT)
 
     def reset(self) -> None:
         """Reset the emulated board as its reset button would (through QEMU's monitor)."""
