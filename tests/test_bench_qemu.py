@@ -8,11 +8,16 @@ model is refused, and a firmware that faults reports its PC.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import socket
 import subprocess
 import threading
+import time
 import xml.etree.ElementTree as ET
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,32 +113,40 @@ def test_bench_command_writes_json_junit_and_plot(tiny_run, tmp_path, capsys):
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.emulator
-def test_bench_over_a_port_labels_an_emulated_board_by_its_board_data(tiny_run, tmp_path, capsys):
-    """QEMU started by hand as a project's 'make run' starts it, its UART on a TCP port, benched with
-    --port socket://...: the firmware's board is emulated, so its timing is emulated instructions,
-    the same count the harness's own QEMU gives (-icount makes it exactly repeatable)."""
-    import socket
-
-    board = get_board("qemu-mps2-an386")
-    project = _project(tiny_run, tmp_path, board.id)
-    x, y = _inputs(project, tiny_run, 20)
-    own = _bench(project, board.id, x, y)
+@contextlib.contextmanager
+def _qemu_by_hand(board, elf):
+    """QEMU started as a project's 'make run' starts it, but with its UART on a TCP port (waiting for
+    the first connection before the board runs): what a user benches with --port socket://..."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     qemu = subprocess.Popen(["qemu-system-arm", "-M", board.emulator.machine, "-display", "none", "-monitor", "none",
                              "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-semihosting-config",
-                             "enable=on,target=native", "-icount", "shift=0", "-kernel", str(project.elf)],
+                             "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        import time
-        time.sleep(0.5)  # QEMU opens its port
-        rc = main(["bench", str(project.path), "--port", f"socket://127.0.0.1:{port}", "--data", str(tiny_run),
-                   "--limit", "20", "--json", str(tmp_path / "port.json"), "--quiet"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until QEMU listens (probing would count as its one connection)
+            if f":{port:04X} 00000000:0000 0A" in Path("/proc/net/tcp").read_text():
+                break
+            time.sleep(0.05)
+        yield ("127.0.0.1", port)
     finally:
         qemu.kill()
         qemu.wait()
+
+
+@pytest.mark.emulator
+def test_bench_over_a_port_labels_an_emulated_board_by_its_board_data(tiny_run, tmp_path, capsys):
+    """Benched with --port socket://...: the firmware's board is emulated, so its timing is emulated
+    instructions, the same count the harness's own QEMU gives (-icount makes it repeatable)."""
+    board = get_board("qemu-mps2-an386")
+    project = _project(tiny_run, tmp_path, board.id)
+    x, y = _inputs(project, tiny_run, 20)
+    own = _bench(project, board.id, x, y)
+    with _qemu_by_hand(board, project.elf) as (host, port):
+        rc = main(["bench", str(project.path), "--port", f"socket://{host}:{port}", "--data", str(tiny_run),
+                   "--limit", "20", "--json", str(tmp_path / "port.json"), "--quiet"])
     assert rc == 0, capsys.readouterr().out
     report = json.loads((tmp_path / "port.json").read_text())
     assert report["latency_unit"] == "emulated instructions" and report["latency_us_median"] is None
@@ -142,6 +155,27 @@ def test_bench_over_a_port_labels_an_emulated_board_by_its_board_data(tiny_run, 
     # one tick apart at most (1e9 / 25 MHz = 40 instructions)
     tick = 1e9 / board.clock_hz  # SysTick counts the core clock
     assert all(abs(r["latency"] - o.latency) <= tick for r, o in zip(report["results"], own.results))
+
+
+@pytest.mark.emulator
+def test_the_bench_command_survives_one_percent_of_bytes_damaged(tiny_run, tmp_path, capsys):
+    """What a user runs, with the settings a user gets, behind a relay that damages 1 % of the bytes in
+    both directions: every sample exact, and the per-layer ticks (asked for a few layers at a time) read."""
+    board = get_board("qemu-mps2-an386")
+    project = _project(tiny_run, tmp_path, board.id)
+    relay = CorruptingRelay(0.01, seed=4)
+    try:
+        with _qemu_by_hand(board, project.elf) as target:
+            rc = main(["bench", str(project.path), "--port", relay(target), "--data", str(tiny_run), "--limit", "25",
+                       "--json", str(tmp_path / "noisy.json"), "--quiet"])
+    finally:
+        relay.close()
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    report = json.loads((tmp_path / "noisy.json").read_text())
+    assert relay.corrupted > 0 and report["retries"] > 0
+    assert report["samples"] == 25 and report["errors"] == 0 and report["exact_agreement"] == 1.0
+    assert report["missing"] == [] and len(report["layers"]) == len(project.manifest["layers"])
 
 
 @pytest.mark.emulator
@@ -202,7 +236,7 @@ def test_an_extra_that_cannot_be_read_is_named_and_loses_no_sample(tiny_run, tmp
     with QemuDevice(project.elf, get_board(board_id)) as device:
         link = _NoLayerReplies(device)
         link.samples_done = False
-        dut = Dut(link, timeout=2, retries=1)
+        dut = Dut(link, timeout=2, retries=1, retry_for=0)
         dut.wait_ready()
         result = run_bench(project, dut, link, x, y, lambda i, n: setattr(link, "samples_done", i == n))
     _check_complete_and_exact(result, 12)

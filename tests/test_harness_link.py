@@ -62,7 +62,7 @@ def test_a_device_sending_garbage_fails_after_bounded_retries():
     end = FakeBoardEnd(lambda: bytes(rng.randrange(256) for _ in range(32)))
     try:
         with SerialDevice(end.url) as device:
-            dut = Dut(device, timeout=0.2, retries=2, quiet=0.05)
+            dut = Dut(device, timeout=0.2, retries=2, quiet=0.05, retry_for=0)
             with pytest.raises(DeviceError, match="failed 3 times"):
                 dut.signature()
             assert dut.retried == 2

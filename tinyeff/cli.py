@@ -433,7 +433,7 @@ def demo_table(model: Path, project: Path, bench: dict) -> list[str]:
         f"| int8 .tflite for TFLM (file; host TFLM arena) | {len(data):,} B | {arena.total:,} B |",
         f"| tinyeff compiled runtime (firmware {cost.firmware.flash_bytes:,} B minus empty-model firmware "
         f"{cost.empty.flash_bytes:,} B; arena + measured stack) | {cost.flash_bytes:,} B | "
-        (f"{bench['arena_bytes'] + bench['stack_bytes']:,} B |" if bench["arena_bytes"] is not None else "not read |"),
+        + (f"{bench['arena_bytes'] + bench['stack_bytes']:,} B |" if bench["arena_bytes"] is not None else "not read |"),
         "",
         f"on the emulated board: accuracy {_pct(bench['accuracy'])} (host TFLM int8 {_pct(bench['host_accuracy'])}), "
         f"{_pct(bench['exact_agreement'])} of outputs bit-exact with host TFLM, "

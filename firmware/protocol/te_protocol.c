@@ -139,6 +139,22 @@ void te_layer_done(int layer) {
   layer_mark = now;
 }
 
+/* te-layers [FROM COUNT]: the timer, how many layers were timed, then layers FROM..FROM+COUNT-1 (all by
+ * default). A host on a noisy link asks for a few at a time: a short reply passes its CRC far more often. */
+static void te_layers(const char *from_arg, const char *count_arg) {
+  const long timed = layers_timed ? TINYEFF_LAYERS : 0;
+  long from = from_arg ? parse_count(from_arg) : 0, count = count_arg ? parse_count(count_arg) : timed;
+  if (from < 0 || count < 0) {
+    put("e-[te-layers takes a first layer and a count]\r\n");
+    return;
+  }
+  put("m-te-timer-["); put(te_port_timer_name()); put("]-hz-"); put_u64(te_port_ticks_hz());
+  put("-layers-"); put_u64((uint64_t)timed); put("\r\n");
+  for (long i = from; i < timed && i < from + count; ++i) {
+    put("m-te-layer-"); put_u64((uint64_t)i); put("-"); put_u64(layer_ticks[i]); put("\r\n");
+  }
+}
+
 /* the host's number of the last inference te-run ran, and its ticks (-1: the arena has changed since) */
 static long last_run = -1;
 static uint64_t last_ticks;
@@ -368,7 +384,7 @@ static void run_command(void) {
     put("m-model-[tinyeff-"); put(TINYEFF_MODEL_SHA256); put("]\r\n");
   } else if (strcmp(tok, "help") == 0) {
     put("tinyeff DUT: name, timestamp, profile, db load N, db HEX, db print, infer N [W], results, "
-        "te-sig, te-out, te-mem, te-layers, te-put OFF LEN CRC, te-run CRC [N]\r\n");
+        "te-sig, te-out, te-mem, te-layers [F C], te-put OFF LEN CRC, te-run CRC [N]\r\n");
   } else if (strcmp(tok, "db") == 0) {
     db_command(word[1], word[2]);
   } else if (strcmp(tok, "infer") == 0) {
@@ -400,8 +416,7 @@ static void run_command(void) {
     put("m-te-mem-arena-"); put_u64(TINYEFF_ARENA_BYTES + TINYEFF_STATE_BYTES); put("-used-"); put_u64(tinyeff_arena_used());
     put("-stack-"); put_u64(te_port_stack_used()); put("\r\n");
   } else if (strcmp(tok, "te-layers") == 0) {
-    put("m-te-timer-["); put(te_port_timer_name()); put("]-hz-"); put_u64(te_port_ticks_hz()); put("\r\n");
-    for (int i = 0; layers_timed && i < TINYEFF_LAYERS; ++i) { put("m-te-layer-"); put_u64((uint64_t)i); put("-"); put_u64(layer_ticks[i]); put("\r\n"); }
+    te_layers(word[1], word[2]);
   } else {
     put("e-[Unknown command: "); put_echo(tok); put("]\r\n");
   }

@@ -8,8 +8,8 @@
  *   te-sig              m-te-sig-[model sha256]-[runtime]-[board]
  *   te-out              m-te-out-[every output's bytes, hex] of the last inference
  *   te-mem              m-te-mem-arena-N-used-U-stack-M (declared arena, the part in use; stack: painted high-water mark)
- *   te-layers           m-te-timer-[name]-hz-N, then m-te-layer-I-TICKS per layer (none if the runtime
- *                       calls no layer hook)
+ *   te-layers [F C]     m-te-timer-[name]-hz-N-layers-L (L: layers timed, 0 if the runtime calls no
+ *                       layer hook), then m-te-layer-I-TICKS for layers F..F+C-1 (default: all)
  *   te-put OFF LEN CRC  then LEN raw bytes into the inputs (all of them, one after another) at OFF; CRC-32 (zlib) in 8 hex digits;
  *                       m-te-put-ok, or an error on a CRC mismatch or 100 ms without a byte
  *   te-run CRC [N]      one inference if the whole input has CRC-32 CRC:

@@ -150,7 +150,7 @@ def run_bench(project: Project, dut: Dut, device, x, y: np.ndarray,
     # per-layer ticks and memory are extras: one that cannot be read is named, and the samples stay
     missing: list[str] = []
     try:
-        _, _, layer_ticks = dut.timer()  # per-layer ticks of the last inference
+        layer_ticks = dut.layer_ticks()  # of the last inference
     except DeviceFault:
         raise
     except DeviceError as e:

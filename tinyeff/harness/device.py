@@ -95,6 +95,12 @@ class SerialDevice:
     # which under -icount (the kit's QemuDevice and a project's 'make run' both pass shift=0) is one
     # emulated instruction per 2^shift ns: instructions, not cycles or a board's time.
     @property
+    def quiet(self) -> float:
+        """Seconds of silence after which the device has said all it will: an emulator answers in
+        microseconds, a board at 115200 baud within milliseconds (USB serial adds its own latency)."""
+        return 0.05 if self.board is not None and self.board.emulated else 0.3
+
+    @property
     def latency_unit(self) -> str:
         return "emulated instructions" if self.board is not None and self.board.emulated else "cycles"
 

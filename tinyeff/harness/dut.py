@@ -76,14 +76,25 @@ def _ready_like(line: str) -> bool:
     return len(tail) == 7 and sum(a != b for a, b in zip(tail, "m-ready")) <= 2
 
 
+LAYERS_PER_REPLY = 4  # per-layer ticks asked for in one exchange
+# Any command but an inference is answered within milliseconds (a te-put whose bytes stop coming
+# fails after 100 ms): waiting longer for its first line only delays the retry of a damaged request.
+REPLY_START_S = 2.0
+
+
 class Dut:
     """A device running tinyeff firmware, driven over DEVICE (anything with send/read_until/drain)."""
 
-    def __init__(self, device, timeout: float = 30.0, retries: int = 8, quiet: float = 0.3):
-        """TIMEOUT: seconds to wait for a reply; RETRIES: how often a damaged exchange is sent
-        again; QUIET: seconds of silence that end a resync (an emulator answers in microseconds,
-        a board at 115200 baud in milliseconds)."""
+    def __init__(self, device, timeout: float = 30.0, retries: int = 8, quiet: float | None = None, retry_for: float = 120.0):
+        """TIMEOUT: seconds to wait for a reply; a damaged exchange is sent again at least RETRIES
+        times and for as long as RETRY_FOR seconds since its first try (a noisy link fails short
+        exchanges often but cheaply: a count alone gives up on it too soon); QUIET: seconds of
+        silence that end a resync (an emulator answers in microseconds, a board at 115200 baud in
+        milliseconds; by default the device's own figure)."""
+        quiet = quiet if quiet is not None else getattr(device, "quiet", 0.3)
         self.device, self.timeout, self.retries, self.quiet = device, timeout, retries, quiet
+        self.retry_for = retry_for
+        self._inference_s = 0.0  # the longest a te-run took to answer so far
         self.retried = 0  # exchanges sent again after a corrupted or lost reply
         self.runs = 0  # inferences asked for with te-run: each one's number, so a retry never runs twice
 
@@ -125,10 +136,20 @@ class Dut:
     # ------------------------------------------------------------ exchanges that survive a noisy link
 
     def _read_reply(self, timeout: float) -> list[str]:
+        """The lines of one reply: up to its m-ready, or, once the reply has begun, up to a silence of
+        twice QUIET - the device sends a reply in one burst, so a damaged m-ready or line end costs a
+        moment, not the whole TIMEOUT (which is for the wait before the first line: an inference)."""
         lines: list[str] = []
         deadline = time.monotonic() + timeout
         while True:
-            line = self._read(b"\n", max(deadline - time.monotonic(), 0.0)).decode("ascii", "replace").replace("\r", "").rstrip("\n")
+            wait = max(deadline - time.monotonic(), 0.0)
+            try:
+                raw = self._read(b"\n", min(wait, 2 * self.quiet) if lines else wait)
+            except DeviceTimeout:
+                if lines:
+                    return lines
+                raise
+            line = raw.decode("ascii", "replace").replace("\r", "").rstrip("\n")
             if line:
                 lines.append(line)
             self._check_faults(lines)
@@ -144,15 +165,19 @@ class Dut:
 
     def _exchange(self, request: bytes, parse, what: str, timeout: float | None = None):
         """Send the te- REQUEST until its reply passes its CRC and PARSE accepts the lines
-        (returns non-None); bounded retries."""
+        (returns non-None); retried as __init__ says."""
         last: list[str] = []
-        for attempt in range(self.retries + 1):
+        start = time.monotonic()
+        attempt = 0
+        while attempt <= self.retries or time.monotonic() - start < self.retry_for:
             if attempt:
                 self.retried += 1
+                time.sleep(min(0.01 * 2 ** attempt, 1.0))  # back off: a busy device gets a moment
                 self.resync()
+            attempt += 1
             self.device.send(request)
             try:
-                lines = self._read_reply(timeout or self.timeout)
+                lines = self._read_reply(timeout or min(self.timeout, REPLY_START_S))
             except DeviceTimeout:
                 last = self.device.last_lines()
                 continue
@@ -161,7 +186,7 @@ class Dut:
             if value is not None:
                 return value
             last = lines
-        raise DeviceError(f"{what} failed {self.retries + 1} times; the device's last lines were {last}; "
+        raise DeviceError(f"{what} failed {attempt} times in {time.monotonic() - start:.0f} s; the device's last lines were {last}; "
                           "check the link (baud rate, cable) and that the board runs this firmware")
 
     def signature(self) -> Signature:
@@ -201,8 +226,12 @@ class Dut:
 
         for _ in range(self.retries + 1):
             self.put_input(data)
-            result = self._exchange(request, parse, "running an inference (te-run)", timeout)
+            # until one inference has answered, the whole TIMEOUT; then a few times the longest seen
+            wait = timeout or (min(self.timeout, max(REPLY_START_S, 4 * self._inference_s)) if self._inference_s else self.timeout)
+            started = time.monotonic()
+            result = self._exchange(request, parse, "running an inference (te-run)", wait)
             if result is not _STALE:
+                self._inference_s = max(self._inference_s, time.monotonic() - started)
                 return result
             self.retried += 1
         raise DeviceError(f"the device's input never matched the {len(data)} bytes sent after {self.retries + 1} uploads; "
@@ -234,16 +263,29 @@ class Dut:
             return None
         return self._exchange(b"te-out%", parse, "reading the output (te-out)")
 
-    def timer(self) -> tuple[str, int, list[int]]:
-        """The device timer's name and rate, and the ticks each layer took in the last inference."""
-        def parse(lines):
-            head = [m for m in (re.fullmatch(r"m-te-timer-\[(\w+)\]-hz-(\d+)", l) for l in lines) if m]
-            ticks = [int(l.rsplit("-", 1)[1]) for l in lines if re.fullmatch(r"m-te-layer-\d+-\d+", l)]
-            return (head[0].group(1), int(head[0].group(2)), ticks) if head else None
-        return self._exchange(b"te-layers%", parse, "reading per-layer ticks (te-layers)")
+    def timer(self) -> tuple[str, int, int]:
+        """The device timer's name and rate, and how many layers it timed in the last inference."""
+        return self._layers(0, 0)[0]
 
     def layer_ticks(self) -> list[int]:
-        return self.timer()[2]
+        """The ticks each layer took in the last inference, LAYERS_PER_REPLY layers per exchange: a
+        reply's CRC fails more often the longer it is, so a model's worth in one would rarely pass on a
+        noisy link."""
+        timed = self.timer()[2]
+        ticks: list[int] = []
+        for first in range(0, timed, LAYERS_PER_REPLY):
+            ticks += self._layers(first, min(LAYERS_PER_REPLY, timed - first))[1]
+        return ticks
+
+    def _layers(self, first: int, count: int) -> tuple[tuple[str, int, int], list[int]]:
+        def parse(lines):
+            head = [m for m in (re.fullmatch(r"m-te-timer-\[(\w+)\]-hz-(\d+)-layers-(\d+)", l) for l in lines) if m]
+            rows = [m for m in (re.fullmatch(r"m-te-layer-(\d+)-(\d+)", l) for l in lines) if m]
+            if not head or [int(m.group(1)) for m in rows] != list(range(first, first + count)):
+                return None
+            return (head[0].group(1), int(head[0].group(2)), int(head[0].group(3))), [int(m.group(2)) for m in rows]
+        return self._exchange(f"te-layers {first} {count}%".encode(), parse,
+                              f"reading per-layer ticks (te-layers {first} {count})")
 
     def memory(self) -> "DeviceMemory":
         """The model's arena, the part of it in use, and the stack's painted high-water mark (te-mem)."""
