@@ -159,7 +159,8 @@ def _type(m, g, rng):
 
 def _constant_tensor(m, g, rng):
     """A tensor whose buffer holds data (a weight, bias or constant operand), or None."""
-    return _pick(rng, [t for t in g.tensors if m.buffers[t.buffer].data is not None and len(m.buffers[t.buffer].data)])
+    return _pick(rng, [t for t in g.tensors if t.buffer < len(m.buffers)  # an earlier mutation may have moved it past them
+                       and m.buffers[t.buffer].data is not None and len(m.buffers[t.buffer].data)])
 
 
 def _buffer(m, g, rng):

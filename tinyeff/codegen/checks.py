@@ -91,6 +91,20 @@ def _check_graph(info: ModelInfo) -> None:
     for i in info.inputs:
         if info.tensors[i].constant:
             raise _model_error(info, f"input tensor {i} holds constant data, so no input can reach the model; {REEXPORT}")
+    # state kept from one inference to the next is lowered for the LSTM's hidden and cell state only
+    from tinyeff.codegen import checks_lstm  # it builds on this module
+
+    states = {op.inputs[k] for op in info.ops if op.op == checks_lstm.OP for k in (checks_lstm.HIDDEN, checks_lstm.CELL)
+              if k < len(op.inputs)}
+    for op in info.ops:
+        stray = [i for i in (*op.inputs, *op.outputs) if i >= 0 and info.tensors[i].variable and i not in states]
+        if stray:
+            raise _op_error(info, op, f"uses tensor {stray[0]}, a variable tensor (state kept from one inference to the next), "
+                            f"which only an LSTM's hidden and cell state may be; {REEXPORT}")
+    stray = [i for i in (*info.inputs, *info.outputs) if info.tensors[i].variable]
+    if stray:
+        raise _model_error(info, f"has tensor {stray[0]}, a variable tensor (state kept from one inference to the next), as "
+                           f"an input or output; {REEXPORT}")
     written = set(info.inputs)
     for op in info.ops:
         if op.op not in _ARITY:

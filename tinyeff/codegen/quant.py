@@ -15,8 +15,13 @@ import numpy as np
 
 
 def round_half_away(x: float) -> int:
-    """std::round: ties away from zero (Python's round() would round ties to even)."""
-    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+    """std::round: ties away from zero (Python's round() would round ties to even). Not floor(|x| + 0.5):
+    that sum rounds in double, up to 1 for the largest double below 1/2 and up by one for odd
+    integers from 2^52 to 2^53; the fraction |x| - floor(|x|) is exact."""
+    a = abs(x)
+    r = math.floor(a)
+    r += a - r >= 0.5
+    return -r if x < 0 else r
 
 
 def quantize_multiplier(m: float) -> tuple[int, int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from tinyeff.footprint.arena import ArenaUse, host_tflm_arena
-from tinyeff.footprint.tflite_file import ModelInfo, OpInfo, TensorInfo, load_model_file, read_model, require_quantized
+from tinyeff.footprint.tflite_file import (ModelInfo, OpInfo, TensorInfo, load_model_file, read_model, require_loadable,
+                                           require_quantized)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,5 +40,5 @@ def measure(model: bytes, name: str = "model") -> Footprint:
 
 __all__ = [
     "ArenaUse", "Footprint", "ModelInfo", "OpInfo", "TensorInfo",
-    "host_tflm_arena", "load_model_file", "measure", "read_model", "require_quantized",
+    "host_tflm_arena", "load_model_file", "measure", "read_model", "require_loadable", "require_quantized",
 ]

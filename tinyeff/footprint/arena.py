@@ -14,6 +14,7 @@ import re
 
 from tinyeff._native import captured_fds
 from tinyeff.errors import TinyeffError
+from tinyeff.footprint.tflite_file import read_model, require_loadable
 
 _START_ARENA = 1 << 20
 _MAX_ARENA = 1 << 27
@@ -37,6 +38,7 @@ def tflm_interpreter(model: bytes, name: str = "model"):
     """A host TFLM interpreter for MODEL with an arena large enough, and the log it printed while loading."""
     from tflite_micro.python.tflite_micro import runtime
 
+    require_loadable(read_model(model, name))  # what TFLM would crash on instead of refusing
     arena = _START_ARENA
     while True:
         with captured_fds(1, 2) as log:

@@ -1,0 +1,122 @@
+"""Properties of the requantization arithmetic in tinyeff/codegen/quant.py, which promises TFLM's
+constants to the last bit: the Q31 multiplier encodes its float to half a unit, rounding is C's
+std::round for every double, and requantizing with the constants gives the host TFLM's outputs.
+
+Deterministic (derandomize): the same examples every run, so CI never meets a new one by chance.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+import numpy as np
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+from model_edit import pack
+from tinyeff.codegen import quant
+from tinyeff.reference import tflm_outputs
+
+CHECKS = settings(derandomize=True, database=None, deadline=None, max_examples=400)
+INT8 = st.integers(-128, 127)
+
+
+def _float32(lo: float, hi: float):
+    return st.floats(lo, hi, width=32, allow_subnormal=False)
+
+
+@CHECKS
+@given(st.one_of(st.floats(0, 2.0**40, allow_subnormal=True),
+                 # just below a power of two: the Q31 mantissa rounds up to 2^31 and must carry into the shift
+                 st.builds(lambda k, ulps: math.ldexp(1 - ulps * 2.0**-53, k), st.integers(-40, 40), st.integers(1, 2**22))))
+@example(0.0)
+@example(2.0**-32)  # the smallest multiplier kept: shift -31
+@example(2.0**-32 * (1 - 2.0**-53))  # the largest flushed to 0
+@example(1 - 2.0**-33)
+@example(2.0**31 - 1)
+def test_multiplier_encodes_its_value(m):
+    q, shift = quant.quantize_multiplier(m)
+    if q == 0:
+        assert shift == 0 and m < 2.0**-32, (m, q, shift)
+        return
+    assert 2**30 <= q < 2**31, (m, q)  # a positive int32
+    # exact arithmetic: within half a unit of the Q31 mantissa of m
+    assert abs(Fraction(q) * Fraction(2) ** (shift - 31) - Fraction(m)) <= Fraction(2) ** (shift - 32), (m, q, shift)
+
+
+@CHECKS
+@given(st.floats(allow_nan=False, allow_infinity=False))
+@example(0.49999999999999994)  # the largest double below 1/2: x + 0.5 rounds up to 1.0 in double
+@example(2.0**52 + 1)  # an odd integer where x + 0.5 is not a double
+@example(-2.5)
+@example(2.0**31 - 0.5)
+def test_round_half_away_is_c_round(x):
+    assert quant.round_half_away(x) == int(Decimal(x).to_integral_value(ROUND_HALF_UP)), x
+
+
+def _unary_int8_model(op: str, x_q: tuple[float, int], y_q: tuple[float, int], n: int) -> bytes:
+    """A model of one int8 op (RELU, RELU6) from a [1, N] input to a [1, N] output."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    def tensor(name: bytes, q: tuple[float, int]):
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, np.array([1, n], np.int32), schema.TensorType.INT8, 0
+        t.quantization = schema.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = np.array([q[0]], np.float32), np.array([q[1]], np.int64)
+        return t
+
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = getattr(schema.BuiltinOperator, op)
+    node = schema.OperatorT()
+    node.opcodeIndex, node.inputs, node.outputs = 0, np.array([0], np.int32), np.array([1], np.int32)
+    g = schema.SubGraphT()
+    g.tensors, g.inputs, g.outputs, g.operators = [tensor(b"x", x_q), tensor(b"y", y_q)], [0], [1], [node]
+    m = schema.ModelT()
+    m.version, m.operatorCodes, m.subgraphs, m.buffers = 3, [code], [g], [schema.BufferT()]
+    return pack(m)
+
+
+def _multiply_by_quantized_multiplier(x: int, q: int, shift: int) -> int:
+    """TFLM's integer requantization (kernels/internal/common.h, double rounding): a saturating
+    rounding doubling high multiply, then a rounding right shift."""
+    a = x * (1 << max(shift, 0))
+    if a == q == -(2**31):
+        high = 2**31 - 1
+    else:
+        t = a * q + (1 << 30 if a * q >= 0 else 1 - (1 << 30))
+        high = t // 2**31 if t >= 0 else -(-t // 2**31)  # C's int64 division truncates toward zero
+    right = max(-shift, 0)
+    mask = (1 << right) - 1
+    return (high >> right) + ((high & mask) > (mask >> 1) + (high < 0))
+
+
+@settings(CHECKS, max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+# the output scale is x_scale * 2^exponent * mantissa rounded to float32, with a mantissa of any bits,
+# so that the ratio of the two scales is seldom a float32 itself (TFLM divides them in double)
+@given(op=st.sampled_from(["RELU", "RELU6"]), x_scale=_float32(2.0**-100, 2.0**100), x_zp=INT8,
+       # mostly ratios that keep outputs inside int8 (where a multiplier one unit off can show), some extreme
+       exponent=st.one_of(st.integers(-1, 8), st.integers(-22, 30)), mantissa=st.floats(1, 2, exclude_max=True),
+       y_zp=INT8)
+@example(op="RELU", x_scale=1.0, x_zp=0, exponent=-22, mantissa=1.0, y_zp=-128)  # the largest left shift
+@example(op="RELU", x_scale=1.0, x_zp=-1, exponent=1, mantissa=1.0, y_zp=0)  # x / 2: every odd input is a tie
+@example(op="RELU6", x_scale=2.0**-28, x_zp=127, exponent=0, mantissa=1.0, y_zp=0)  # 6 / scale far past int8
+@example(op="RELU6", x_scale=12.0, x_zp=3, exponent=0, mantissa=1.0, y_zp=0)  # 6 / scale = 0.5: a tie
+def test_requantization_matches_tflm(op, x_scale, x_zp, exponent, mantissa, y_zp):
+    """Every int8 input through RELU (requantized by in/out scale) and RELU6 (clamped at the input's
+    codes of 0 and 6) in the host TFLM and by quant.py's constants."""
+    with np.errstate(over="ignore"):
+        y_scale = float(np.float32(x_scale * 2.0**exponent * mantissa))
+    assume(0 < y_scale < math.inf)
+    # where 6.0 is no int32 code TFLM's float-to-int conversion is undefined; checks.py refuses such a RELU6
+    assume(op == "RELU" or 6 / x_scale < 2**31 - 1)
+    x = np.arange(-128, 128, dtype=np.int8)
+    if op == "RELU":
+        q, shift, lo, hi = quant.relu_params(x_scale, y_scale, y_zp)
+        want = [min(hi, max(lo, y_zp + _multiply_by_quantized_multiplier(int(v) - x_zp, q, shift))) for v in x]
+    else:
+        (lo, hi), (y_scale, y_zp) = quant.relu6_bounds(x_scale, x_zp), (x_scale, x_zp)  # RELU6 keeps the input's codes
+        want = [min(hi, max(lo, int(v))) for v in x]
+    got = tflm_outputs(_unary_int8_model(op, (x_scale, x_zp), (y_scale, y_zp), len(x)), x.reshape(1, 1, -1))
+    assert got.reshape(-1).tolist() == want

@@ -1,0 +1,204 @@
+"""The .tflite reader and `tinyeff inspect` over damaged files: every input ends in a result or a
+TinyeffError of one sentence, never another exception.
+
+Seeds are real models: the third-party ones in shared/models and small converter-made ones. The
+reader runs under atheris (libFuzzer's engine plus tflite_mutate's structure-aware mutations) in a
+subprocess, so that a crash is saved as a file under tmp_path and named by the failure. The full
+`inspect` path, which also loads the model into the host TFLM interpreter, runs fewer mutants in a
+worker process: TFLM's release build checks little and aborts or crashes on some damaged ops
+(SOFTMAX with a beta of 0, a MEAN whose axis is not a constant, an op code swapped for another
+op's), which kills the worker without being the kit's fault. What the kit can tell is wrong before
+TFLM sees it (offsets outside the file, indices past the tensors, impossible quantization, weights
+shorter than their shape) it must refuse: the targeted mutants below each do one of those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import multiprocessing
+import os
+import random
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tflite_mutate
+from model_edit import edit
+from op_models import make_case
+from test_model_fuzz import mutant
+
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+SEED_CASES = ("conv_k3x3_s2_same_relu_d1", "dw_k3_s1_same_None_m2", "dense_softmax", "add_relu", "concat",
+              "tconv_k3_s2_same_relu", "float_io_conv", "mean_gap_keepdims", "pad", "slice_channels")
+FUZZ_RUNS = 100_000  # about a minute on one core of the CI machine
+INSPECT_MUTANTS = 500
+TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="module")
+def seeds() -> dict[str, bytes]:
+    models = {p.stem: p.read_bytes() for p in sorted(SHARED_MODELS.glob("*.tflite"))}
+    if not models and os.environ.get("CI"):
+        pytest.fail(f"no third-party models in {SHARED_MODELS} (CI always has shared/ beside the clone)")
+    return models | {case: make_case(case) for case in SEED_CASES}
+
+
+def test_reader_survives_fuzzing(seeds, tmp_path):
+    try:
+        import atheris  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("atheris is missing; make setup installs the test extras")
+        pytest.skip("atheris is not installed (pip install -e '.[test]')")
+    corpus, artifacts = tmp_path / "corpus", tmp_path / "artifacts"
+    corpus.mkdir()
+    artifacts.mkdir()
+    for name, data in seeds.items():
+        (corpus / f"{name}.tflite").write_bytes(data)
+    # libFuzzer adds what it finds to the first corpus directory and writes crash-* to the artifact prefix
+    run = subprocess.run([sys.executable, str(Path(__file__).with_name("fuzz_read_model.py")), "-seed=1",
+                          f"-runs={FUZZ_RUNS}", "-max_total_time=600", "-timeout=10", f"-artifact_prefix={artifacts}/",
+                          str(corpus)], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    found = sorted(str(p) for p in artifacts.iterdir())
+    why = run.stderr[run.stderr.find("=== Uncaught"):][:4000] if "=== Uncaught" in run.stderr else run.stderr[-4000:]
+    assert run.returncode == 0 and not found, f"the reader failed on {found}:\n{why}"
+    assert f"Done {FUZZ_RUNS} runs" in run.stderr, run.stderr[-2000:]
+
+
+# ---- `tinyeff inspect` in a worker process
+
+
+def _serve(conn) -> None:
+    from tinyeff.cli import main
+
+    while True:
+        try:
+            path = conn.recv()
+        except EOFError:
+            return
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+                rc = main(["inspect", path])
+            conn.send((rc, err.getvalue()))
+        except BaseException:  # anything but TinyeffError (which main turns into exit code 2) is a kit bug
+            conn.send((None, traceback.format_exc()))
+
+
+class _Inspector:
+    """`tinyeff inspect` in a spawned worker: (exit code, stderr), (None, traceback), or ('crash', how)."""
+
+    def __init__(self):
+        self._ctx = multiprocessing.get_context("spawn")  # the parent holds TensorFlow's threads: no fork
+        self._start()
+
+    def _start(self) -> None:
+        self.conn, child = self._ctx.Pipe()
+        self.proc = self._ctx.Process(target=_serve, args=(child,), daemon=True)
+        self.proc.start()
+        child.close()
+
+    def __call__(self, path: Path):
+        self.conn.send(str(path))
+        if self.conn.poll(TIMEOUT_S):
+            with contextlib.suppress(EOFError):
+                return self.conn.recv()
+            self.proc.join(5)
+            how = f"the worker died with exit code {self.proc.exitcode}"
+        else:
+            self.proc.kill()
+            self.proc.join(5)
+            how = f"the worker hung for {TIMEOUT_S} s"
+        self.conn.close()
+        self._start()
+        return "crash", how
+
+    def close(self) -> None:
+        self.conn.close()
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def inspector():
+    w = _Inspector()
+    yield w
+    w.close()
+
+
+def _targeted(data: bytes) -> dict[str, bytes]:
+    """DATA (a model with per-channel weights) with damage the kit can see and TFLM's release build
+    would not: it aborts on an impossible scale and reads past a vector or the file on the rest."""
+
+    def tensor(g, per_channel: bool = False):
+        return next(t for t in g.tensors if t.quantization is not None and t.quantization.scale is not None
+                    and len(t.quantization.scale) > per_channel)
+
+    def negative_scale(m, g):
+        tensor(g).quantization.scale[0] = -0.5
+
+    def nan_scale(m, g):
+        tensor(g).quantization.scale[0] = np.nan
+
+    def few_zero_points(m, g):
+        tensor(g, per_channel=True).quantization.zeroPoint = np.zeros(2, np.int64)
+
+    def short_weights(m, g):
+        t = tensor(g, per_channel=True)
+        m.buffers[t.buffer].data = m.buffers[t.buffer].data[:-4]
+
+    def input_index(m, g):
+        g.operators[0].inputs[0] = len(g.tensors) + 3
+
+    def no_outputs(m, g):
+        g.operators[0].outputs = np.array([], np.int32)
+
+    def opcode_index(m, g):
+        g.operators[0].opcodeIndex = len(m.operatorCodes) + 1
+
+    def buffer_index(m, g):
+        g.tensors[0].buffer = len(m.buffers) + 5
+
+    changes = (negative_scale, nan_scale, few_zero_points, short_weights, input_index, no_outputs, opcode_index, buffer_index)
+    return {f.__name__: edit(data, f) for f in changes} | {"truncated": data[:len(data) // 2]}
+
+
+def test_inspect_refuses_or_reports_every_mutant(seeds, inspector, tmp_path):
+    seed = "conv_k3x3_s2_same_relu_d1"
+    cases = [(f"{what} in {seed}", data) for what, data in _targeted(seeds[seed]).items()]
+    names = list(seeds)
+    for k in range(INSPECT_MUTANTS):
+        name = names[k % len(names)]
+        if k % 3 == 0:  # schema-level edits (shapes, scales, options, wiring), as tests/test_model_fuzz.py makes them
+            data, desc = mutant(seeds[name], np.random.default_rng([7, k]))
+        else:  # fields and vector bytes of the file itself
+            rng, data = random.Random(k), seeds[name]
+            for _ in range(rng.randint(1, 3)):
+                data = tflite_mutate.structured(data, rng)
+            desc = "offsets, lengths and vector bytes"
+        cases.append((f"{name} mutant {k} ({desc})", data))
+    outcomes, failures, crashes = {}, [], []
+    for k, (desc, data) in enumerate(cases):
+        path = tmp_path / f"mutant_{k}.tflite"
+        path.write_bytes(data)
+        rc, err = inspector(path)
+        targeted = k < len(cases) - INSPECT_MUTANTS
+        if rc == "crash":  # TFLM's, unless the kit should have refused the model
+            (failures if targeted else crashes).append(f"{path} ({desc}): {err}")
+        elif rc is None:
+            failures.append(f"{path} ({desc}) raised:\n{err[-1500:]}")
+        elif rc != 0 and (rc != 2 or len(err.strip().splitlines()) != 1 or not err.startswith("tinyeff: error: ")):
+            failures.append(f"{path} ({desc}) exited {rc} without one sentence:\n{err[-1500:]}")
+        elif targeted and rc != 2:
+            failures.append(f"{path} ({desc}) was not refused")
+        outcomes[rc] = outcomes.get(rc, 0) + 1
+    assert not failures, f"{len(failures)} of {len(cases)} models broke `tinyeff inspect`:\n\n" + "\n\n".join(failures[:8])
+    # both sides reached, and TFLM's own crashes on damaged ops stay the exception they are now (9 in 3,000)
+    assert outcomes.get(0, 0) >= INSPECT_MUTANTS // 10 and outcomes.get(2, 0) >= INSPECT_MUTANTS // 10, outcomes
+    assert len(crashes) <= INSPECT_MUTANTS // 100, "TFLM crashed on:\n" + "\n".join(crashes)
