@@ -41,7 +41,9 @@ _CTYPES = {"FLOAT32": "float", "INT16": "int16_t", "INT32": "int32_t"}
 
 
 def _ptr(offset: int, dtype: str = "INT8") -> str:
-    # tensors wider than a byte sit at 4-aligned offsets of the 16-aligned arena (plan.ALIGN)
+    # a tensor wider than a byte sits at an offset aligned to its element size in the 16-aligned arena:
+    # buffers start at multiples of plan.ALIGN, and an in-place partner (same type) is shifted from its
+    # partner's offset by the difference of their sizes, a multiple of the element size
     return f"({_CTYPES[dtype]} *)(te_arena + {offset})" if dtype in _CTYPES else f"te_arena + {offset}"
 
 
