@@ -119,7 +119,7 @@ def test_every_grid_case_is_bit_exact_on_the_boards_kernel_path(board_id, grid_m
         case_dir = tmp_path / f"g{k}"
         case_dir.mkdir()
         compile_model(data, read_model(data, name), name, board_id, path=path).write(case_dir)
-        rename = [f"-Dtinyeff_{f}=g{k}_{f}" for f in ("input", "output", "invoke")]
+        rename = [f"-Dtinyeff_{f}=g{k}_{f}" for f in ("input", "output", "invoke", "arena_used")]
         objects.append(tmp_path / f"g{k}.o")
         _compile(["arm-none-eabi-gcc", *arch, *rename, f"-I{case_dir}", "-c", str(case_dir / "tinyeff_model.c"), "-o", str(objects[-1])])
     (tmp_path / "driver.c").write_text(_driver(grid_models))

@@ -202,3 +202,35 @@ def test_inspect_refuses_or_reports_every_mutant(seeds, inspector, tmp_path):
     # both sides reached, and TFLM's own crashes on damaged ops stay the exception they are now (9 in 3,000)
     assert outcomes.get(0, 0) >= INSPECT_MUTANTS // 10 and outcomes.get(2, 0) >= INSPECT_MUTANTS // 10, outcomes
     assert len(crashes) <= INSPECT_MUTANTS // 100, "TFLM crashed on:\n" + "\n".join(crashes)
+
+
+def test_offsets_that_alias_are_refused_before_they_are_unpacked(monkeypatch):
+    """A vector of 50,000 offsets to one subgraph: every read is inside the file, but unpacking it
+    would build 50,000 subgraphs (the fuzzer met such a file, and the reader took 2.4 GB)."""
+    import tracemalloc
+
+    from model_edit import pack, unpack
+    from tinyeff.errors import TinyeffError
+    from tinyeff.footprint import read_model
+
+    m = unpack(make_case("conv_k3x3_s2_same_relu_d1"))
+    graph = m.subgraphs[0]
+    packed, pack_graph = {}, type(graph).Pack
+    # the schema's Pack writes each list entry anew; this writes the subgraph once and points at it again
+    def pack_once(self, builder):
+        if id(self) not in packed:
+            packed[id(self)] = pack_graph(self, builder)
+        return packed[id(self)]
+
+    monkeypatch.setattr(type(graph), "Pack", pack_once)
+    m.subgraphs = [graph] * 50_000
+    data = pack(m)
+    monkeypatch.undo()
+    assert len(data) < 300_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(TinyeffError, match="point into each other"):
+            read_model(data, "aliased")
+        assert tracemalloc.get_traced_memory()[1] < 200 * 2**20
+    finally:
+        tracemalloc.stop()

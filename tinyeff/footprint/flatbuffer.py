@@ -9,6 +9,7 @@ and raise ``Corrupt`` instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import struct
@@ -22,7 +23,32 @@ _U16, _U32, _I32 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<i")
 
 
 class Corrupt(Exception):
-    """A flatbuffer offset, length or vtable points outside the file."""
+    """A flatbuffer offset, length or vtable points outside the file, or its offsets alias so much that
+    reading it would unpack far more than the file holds."""
+
+
+# Offsets may point at the same table many times over (a vector of 10,000 offsets to one subgraph):
+# every read is in the file, yet unpacking it makes gigabytes of objects (found by the fuzzer). A read
+# under read_budget(N) may touch at most N tables and vector items in all.
+_items_left: int | None = None
+
+
+@contextlib.contextmanager
+def read_budget(items: int):
+    global _items_left
+    saved, _items_left = _items_left, items
+    try:
+        yield
+    finally:
+        _items_left = saved
+
+
+def _charge(items: int) -> None:
+    global _items_left
+    if _items_left is not None:
+        _items_left -= items
+        if _items_left < 0:
+            raise Corrupt("its offsets point into each other, so reading it would unpack far more than the file holds")
 
 
 def _read(buf: bytes, fmt: struct.Struct, off: int):
@@ -38,6 +64,7 @@ class Table(flatbuffers.table.Table):
     __slots__ = ("_vtable", "_vtable_size")
 
     def __init__(self, buf: bytes, pos: int):
+        _charge(1)
         self.Bytes, self.Pos = buf, pos
         self._vtable = pos - _read(buf, _I32, pos)
         self._vtable_size = _read(buf, _U16, self._vtable)
@@ -78,6 +105,7 @@ class Table(flatbuffers.table.Table):
         end = at + 4 + n * item_size
         if end + string > len(self.Bytes) or (string and self.Bytes[end] != 0):
             raise Corrupt(f"the {'string' if string else 'vector'} of {n} items at {at} runs past the file's end")
+        _charge(n)
         return at + 4, n
 
 

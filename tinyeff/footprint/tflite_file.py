@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyeff.errors import TinyeffError
-from tinyeff.footprint.flatbuffer import Corrupt, checked_module
+from tinyeff.footprint.flatbuffer import Corrupt, checked_module, read_budget
 
 REEXPORT = "export the model again"
 
@@ -150,16 +150,18 @@ def read_model(data: bytes, name: str = "model") -> ModelInfo:
         raise TinyeffError(f"'{name}' is not a TFLite model (no TFL3 flatbuffer identifier); give an int8 .tflite file")
     schema = _schema()
     try:
-        root = schema.Model.GetRootAs(data, 0)
-        # The object API reads every field of the file, each read checked: TFLM's Python wrapper unpacks
-        # the file the same way, and its C++ then follows many of the same offsets.
-        model = schema.ModelT.InitFromObj(root)
-        buffers = []  # (start, bytes) of each buffer's data in the file
-        for b, buf in enumerate(model.buffers or ()):
-            tab = root.Buffers(b)._tab
-            buffers.append((tab.Vector(tab.Offset(4)), len(buf.data)) if buf.data is not None else (0, 0))
-    except Corrupt:
-        raise TinyeffError(f"'{name}' is truncated or corrupt: its flatbuffer points outside the file; {REEXPORT}") from None
+        # a file's tables and vector items fit in its bytes; an honest file reads each about once
+        with read_budget(4 * len(data) + 1024):
+            root = schema.Model.GetRootAs(data, 0)
+            # The object API reads every field of the file, each read checked: TFLM's Python wrapper unpacks
+            # the file the same way, and its C++ then follows many of the same offsets.
+            model = schema.ModelT.InitFromObj(root)
+            buffers = []  # (start, bytes) of each buffer's data in the file
+            for b, buf in enumerate(model.buffers or ()):
+                tab = root.Buffers(b)._tab
+                buffers.append((tab.Vector(tab.Offset(4)), len(buf.data)) if buf.data is not None else (0, 0))
+    except Corrupt as e:
+        raise TinyeffError(f"'{name}' is truncated or corrupt ({e}); {REEXPORT}") from None
     return _Reader(data, name, buffers).model(model)
 
 
