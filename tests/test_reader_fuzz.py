@@ -19,6 +19,7 @@ import io
 import multiprocessing
 import os
 import random
+import resource
 import subprocess
 import sys
 import traceback
@@ -61,9 +62,12 @@ def test_reader_survives_fuzzing(seeds, tmp_path):
     for name, data in seeds.items():
         (corpus / f"{name}.tflite").write_bytes(data)
     # libFuzzer adds what it finds to the first corpus directory and writes crash-* to the artifact prefix
+    # Linux carries a process's peak RSS through fork and exec, and libFuzzer's RSS limit reads that peak:
+    # after the rest of the suite (TensorFlow loaded) pytest's own is over 2 GB. The limit is 2 GB above it.
+    rss_limit_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 2048
     run = subprocess.run([sys.executable, str(Path(__file__).with_name("fuzz_read_model.py")), "-seed=1",
                           f"-runs={FUZZ_RUNS}", "-max_total_time=600", "-timeout=10", f"-artifact_prefix={artifacts}/",
-                          str(corpus)], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+                          f"-rss_limit_mb={rss_limit_mb}", str(corpus)], capture_output=True, text=True, timeout=900, cwd=tmp_path)
     found = sorted(str(p) for p in artifacts.iterdir())
     why = run.stderr[run.stderr.find("=== Uncaught"):][:4000] if "=== Uncaught" in run.stderr else run.stderr[-4000:]
     assert run.returncode == 0 and not found, f"the reader failed on {found}:\n{why}"
