@@ -73,9 +73,9 @@ def _run(project: Project, board: str, data: bytes, info) -> dict:
         dut.wait_ready()
         runs = [dut.run(s.tobytes()) for s in x]
         _, hz, _ = dut.timer()
-        arena, stack = dut.memory()
+        memory = dut.memory()
     exact = sum(np.array_equal(r.output, w) for r, w in zip(runs, want))
-    return {"ram": arena + stack, "instructions": statistics.median(device.ticks_to_latency(r.ticks, hz) for r in runs),
+    return {"ram": memory.arena_bytes + memory.stack_bytes, "instructions": statistics.median(device.ticks_to_latency(r.ticks, hz) for r in runs),
             "exact": f"{exact}/{SAMPLES}"}
 
 

@@ -4,13 +4,36 @@ trained run, made once per session."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from shared_models import SHARED_MODELS
 from tinyeff.cli import main
 
-KWS_MODEL = Path(__file__).resolve().parents[2] / "shared" / "models" / "kws_ref_model.tflite"
+
+KWS_MODEL = SHARED_MODELS / "kws_ref_model.tflite"
+
+
+def _cached(name: str, make) -> Path:
+    """MAKE() once per machine when TINYEFF_TEST_CACHE names a directory, else once per session.
+
+    Mutation testing runs a fresh pytest per mutant; retraining the session's models in each would
+    cost more than the tests. The cache is only for that: the models come from unmutated code, so a
+    mutant the fixtures alone would expose survives there, which can only lower the score."""
+    cache = os.environ.get("TINYEFF_TEST_CACHE")
+    if not cache:
+        return make()
+    stored = Path(cache) / name
+    if not stored.exists():
+        made = make()
+        partial = stored.with_name(name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        (shutil.copytree if made.is_dir() else shutil.copy2)(made, partial / made.name)
+        partial.rename(stored)
+    return next(stored.iterdir())
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +48,10 @@ def kws_model() -> Path:
 
 @pytest.fixture(scope="session")
 def kws_like_model(tmp_path_factory) -> Path:
+    return _cached("kws_like_model", lambda: _make_kws_like_model(tmp_path_factory))
+
+
+def _make_kws_like_model(tmp_path_factory) -> Path:
     """A model of the KWS reference's topology that the kit makes itself (seeded random weights, full
     int8), so that a clone without shared/ still runs the KWS-shaped tests: a 10x4 stride-2 stem conv
     on 49x10x1, four depthwise-separable blocks of 64 channels, average pooling, dense 12, softmax."""
@@ -74,6 +101,10 @@ def kws_shaped_model(request) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A trained DS-CNN run small enough to make in about ten seconds."""
+    return _cached("tiny_run", lambda: _make_tiny_run(tmp_path_factory))
+
+
+def _make_tiny_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     rc = main(["train", "dscnn", "--data", "digits", "--out", str(out), "--width", "24", "--depth", "2",
                "--epochs", "60", "--quiet"])

@@ -17,7 +17,6 @@ which makes a mutant without a reference, not a tinyeff failure.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from model_edit import TYPES, pack, unpack
 from op_models import make_case
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import read_model
+from worker import Worker
 
 SEED_CASES = ("conv_k3x3_s2_same_relu_d1", "dw_k3_s1_same_None_m2", "dense_softmax", "add_relu", "avgpool_3_s2_same",
               "flatten_dense", "concat", "mul_const", "pad", "mean_gap_keepdims", "logistic_dense", "float_io_conv",
@@ -272,7 +272,7 @@ def _serve(conn) -> None:
 
     while True:
         try:
-            kind, data, x, workdir, path = conn.recv()
+            kind, data, x, workdir, path = conn.recv()  # one request: ("tflm" | "host", model, inputs, workdir, path)
         except EOFError:
             return
         try:
@@ -284,42 +284,6 @@ def _serve(conn) -> None:
         except Exception as e:  # reported to the parent, which decides what it means
             result = ("error", f"{type(e).__name__}: {e}")
         conn.send(result)
-
-
-class _Worker:
-    def __init__(self):
-        self._ctx = multiprocessing.get_context("spawn")  # the parent holds TensorFlow's threads: no fork
-        self._start()
-
-    def _start(self) -> None:
-        self.conn, child = self._ctx.Pipe()
-        self.proc = self._ctx.Process(target=_serve, args=(child,), daemon=True)
-        self.proc.start()
-        child.close()
-
-    def call(self, kind: str, data: bytes, x: np.ndarray, workdir: Path | None = None, path: str = "") -> tuple[str, object]:
-        """('ok', outputs), ('error', message) for an exception, or ('crash', how) when the worker died or hung."""
-        self.conn.send((kind, data, x, str(workdir), path))
-        if self.conn.poll(RUN_TIMEOUT_S):
-            try:
-                return self.conn.recv()
-            except EOFError:
-                pass
-            self.proc.join(5)
-            how = f"worker died with exit code {self.proc.exitcode}"
-        else:
-            self.proc.kill()
-            self.proc.join(5)
-            how = f"worker hung for {RUN_TIMEOUT_S} s"
-        self.conn.close()
-        self._start()
-        return "crash", how
-
-    def close(self) -> None:
-        self.conn.close()
-        self.proc.join(10)
-        if self.proc.is_alive():
-            self.proc.kill()
 
 
 # ---- the generated C under AddressSanitizer and UBSan
@@ -433,7 +397,7 @@ def _seed_model(case: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def worker():
-    w = _Worker()
+    w = Worker(_serve, RUN_TIMEOUT_S)
     yield w
     w.close()
 
@@ -447,7 +411,7 @@ def sanitized(tmp_path_factory):
     return _Sanitized(tmp_path_factory.mktemp("asan_kernels"))
 
 
-def check_mutant(data: bytes, desc: str, rng, path: str, worker: _Worker, sanitized: _Sanitized, workdir: Path,
+def check_mutant(data: bytes, desc: str, rng, path: str, worker: Worker, sanitized: _Sanitized, workdir: Path,
                  host_library: bool = False) -> tuple[str, str]:
     """(outcome, failure or ''): outcome is 'refused', 'no reference' (TFLM will not run it), 'bit-exact' or 'bug'.
     HOST_LIBRARY also runs the library build_for_host makes (a full -O2 build of the kernels: ~1 s)."""
@@ -463,7 +427,7 @@ def check_mutant(data: bytes, desc: str, rng, path: str, worker: _Worker, saniti
     except Exception:
         return "bug", f"{desc}: compile_model raised\n{traceback.format_exc(limit=-4)}"
     x = _inputs(info, rng)
-    status, want = worker.call("tflm", data, x)
+    status, want = worker.call(("tflm", data, x, None, ""))
     if status != "ok":
         return "no reference", ""
     want = _as_bytes(want)
@@ -473,7 +437,7 @@ def check_mutant(data: bytes, desc: str, rng, path: str, worker: _Worker, saniti
     if got != want:
         return "bug", f"{desc}: the sanitized build's outputs differ from TFLM's"
     if host_library:
-        status, got = worker.call("host", data, x, workdir / "host", path)
+        status, got = worker.call(("host", data, x, str(workdir / "host"), path))
         if status != "ok":
             return "bug", f"{desc}: build_for_host: {got}"
         if _as_bytes(got) != want:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import multiprocessing
 import os
 import random
 import resource
@@ -29,11 +28,12 @@ import numpy as np
 import pytest
 
 import tflite_mutate
+from shared_models import SHARED_MODELS
 from model_edit import edit
 from op_models import make_case
 from test_model_fuzz import mutant
+from worker import Worker
 
-SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 SEED_CASES = ("conv_k3x3_s2_same_relu_d1", "dw_k3_s1_same_None_m2", "dense_softmax", "add_relu", "concat",
               "tconv_k3_s2_same_relu", "float_io_conv", "mean_gap_keepdims", "pad", "slice_channels")
 FUZZ_RUNS = 100_000  # about a minute on one core of the CI machine
@@ -94,45 +94,11 @@ def _serve(conn) -> None:
             conn.send((None, traceback.format_exc()))
 
 
-class _Inspector:
-    """`tinyeff inspect` in a spawned worker: (exit code, stderr), (None, traceback), or ('crash', how)."""
-
-    def __init__(self):
-        self._ctx = multiprocessing.get_context("spawn")  # the parent holds TensorFlow's threads: no fork
-        self._start()
-
-    def _start(self) -> None:
-        self.conn, child = self._ctx.Pipe()
-        self.proc = self._ctx.Process(target=_serve, args=(child,), daemon=True)
-        self.proc.start()
-        child.close()
-
-    def __call__(self, path: Path):
-        self.conn.send(str(path))
-        if self.conn.poll(TIMEOUT_S):
-            with contextlib.suppress(EOFError):
-                return self.conn.recv()
-            self.proc.join(5)
-            how = f"the worker died with exit code {self.proc.exitcode}"
-        else:
-            self.proc.kill()
-            self.proc.join(5)
-            how = f"the worker hung for {TIMEOUT_S} s"
-        self.conn.close()
-        self._start()
-        return "crash", how
-
-    def close(self) -> None:
-        self.conn.close()
-        self.proc.join(10)
-        if self.proc.is_alive():
-            self.proc.kill()
-
-
 @pytest.fixture(scope="module")
 def inspector():
-    w = _Inspector()
-    yield w
+    """`tinyeff inspect` in a worker: (exit code, stderr), (None, traceback), or ('crash', how)."""
+    w = Worker(_serve, TIMEOUT_S)
+    yield w.call
     w.close()
 
 
@@ -191,7 +157,7 @@ def test_inspect_refuses_or_reports_every_mutant(seeds, inspector, tmp_path):
     for k, (desc, data) in enumerate(cases):
         path = tmp_path / f"mutant_{k}.tflite"
         path.write_bytes(data)
-        rc, err = inspector(path)
+        rc, err = inspector(str(path))
         targeted = k < len(cases) - INSPECT_MUTANTS
         if rc == "crash":  # TFLM's, unless the kit should have refused the model
             (failures if targeted else crashes).append(f"{path} ({desc}): {err}")
