@@ -1,7 +1,9 @@
 """A TCP relay that damages bytes on their way between the harness and an emulated board.
 
 It stands where a noisy UART cable would: every byte, in both directions, is replaced by
-another with probability RATE (seeded, so a failure can be replayed).
+another with probability RATE. Each direction draws from its own generator seeded from SEED, so
+which bytes are damaged depends only on the bytes sent, not on how the two relay threads
+interleave: a failure can be replayed.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import time
 class CorruptingRelay:
     def __init__(self, rate: float, seed: int = 0):
         self.rate = rate
-        self._rng = random.Random(seed)
-        self._lock = threading.Lock()
+        self._seed = seed
+        self._lock = threading.Lock()  # guards the counters the two directions share
         self.corrupted = 0
         self.relayed = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -42,23 +44,26 @@ class CorruptingRelay:
         for s in (client, board):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sockets += [client, board]
-        threading.Thread(target=self._pump, args=(client, board), daemon=True).start()
-        self._pump(board, client)
+        threading.Thread(target=self._pump, args=(client, board, random.Random(f"{self._seed}:to-board")),
+                         daemon=True).start()
+        self._pump(board, client, random.Random(f"{self._seed}:to-harness"))
 
-    def _damage(self, data: bytes) -> bytes:
+    def _damage(self, data: bytes, rng: random.Random) -> bytes:
         out = bytearray(data)
+        damaged = 0
+        for i, b in enumerate(out):
+            if rng.random() < self.rate:
+                out[i] = (b + rng.randrange(1, 256)) % 256
+                damaged += 1
         with self._lock:
-            for i, b in enumerate(out):
-                if self._rng.random() < self.rate:
-                    out[i] = (b + self._rng.randrange(1, 256)) % 256
-                    self.corrupted += 1
+            self.corrupted += damaged
             self.relayed += len(out)
         return bytes(out)
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, rng: random.Random) -> None:
         try:
             while data := src.recv(4096):
-                dst.sendall(self._damage(data))
+                dst.sendall(self._damage(data, rng))
         except OSError:
             pass
         finally:

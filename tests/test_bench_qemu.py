@@ -13,7 +13,6 @@ import dataclasses
 import json
 import socket
 import subprocess
-import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -47,12 +46,12 @@ def _inputs(project, tiny_run, n):
     return bench_inputs(str(tiny_run), project.model, limit=n)
 
 
-def _bench(project, board_id, x, y, relay=None, progress=None, **dut_options):
-    """Run_bench on a fresh QEMU for BOARD_ID; PROGRESS gets (i, n, device) to act on the device mid-bench."""
+def _bench(project, board_id, x, y, relay=None, **dut_options):
+    """Run_bench on a fresh QEMU for BOARD_ID."""
     with QemuDevice(project.elf, get_board(board_id), relay=relay) as device:
         dut = Dut(device, **{"timeout": 10, **dut_options})
         dut.wait_ready()
-        return run_bench(project, dut, device, x, y, progress and (lambda i, n: progress(i, n, device)))
+        return run_bench(project, dut, device, x, y)
 
 
 def _check_complete_and_exact(result, n):
@@ -178,20 +177,41 @@ def test_the_bench_command_survives_one_percent_of_bytes_damaged(tiny_run, tmp_p
     assert report["missing"] == [] and len(report["layers"]) == len(project.manifest["layers"])
 
 
+class _ResetDuringInference:
+    """The link to a real QEMU board that presses the board's reset right after the harness's Nth
+    te-run request (counting retries) has gone out, for each N in AT: the board is then mid-sample,
+    at the same protocol step in every run, which a timer could not promise."""
+
+    def __init__(self, device, at: set[int]):
+        self._device, self._at = device, at
+        self.runs_sent = 0
+        self.resets_sent: list[int] = []
+
+    def send(self, data: bytes) -> None:
+        self._device.send(data)
+        if data.startswith(b"te-run "):
+            self.runs_sent += 1
+            if self.runs_sent in self._at:
+                self._device.reset()
+                self.resets_sent.append(self.runs_sent)
+
+    def __getattr__(self, name):
+        return getattr(self._device, name)
+
+
 @pytest.mark.emulator
 @pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
 def test_reset_in_the_middle_of_a_bench_loses_and_duplicates_nothing(tiny_run, tmp_path, board_id):
     project = _project(tiny_run, tmp_path, board_id)
     x, y = _inputs(project, tiny_run, 200)
-    resets_sent = []
-
-    def progress(i, n, device):  # press reset from another thread while samples are in flight
-        if i in (50, 120):
-            threading.Timer(0.002, lambda: (device.reset(), resets_sent.append(i))).start()
-
-    result = _bench(project, board_id, x, y, progress=progress)
-    assert len(resets_sent) == 2
-    assert result.resets >= 1  # a reset between two exchanges is seen as the next one's banner
+    with QemuDevice(project.elf, get_board(board_id)) as device:
+        link = _ResetDuringInference(device, at={50, 120})
+        dut = Dut(link, timeout=10)
+        dut.wait_ready()
+        result = run_bench(project, dut, link, x, y)
+    assert link.resets_sent == [50, 120]
+    # the reply to each interrupted te-run is the banner: both resets are seen and the two samples sent again
+    assert result.resets == 2
     _check_complete_and_exact(result, 200)
 
 
