@@ -97,3 +97,63 @@ def test_a_runtime_that_does_not_fit_says_by_how_much():
     assert tflm.problem_on(small) == "RAM 25,296 B > 24,576 B left for a model"
     assert RuntimeFootprint("compiled", 27253, 8960).problem_on(small) == ""
     assert RuntimeFootprint("compiled", 0, 0, unsupported="uses GATHER").problem_on(small) == "uses GATHER"
+
+
+# ---- the host TFLM interpreter behind every arena figure (tinyeff/footprint/arena.py)
+
+
+@pytest.fixture(scope="module")
+def small_conv() -> bytes:
+    from op_models import make_case
+
+    return make_case("conv_k3x3_s2_same_relu_d1")
+
+
+def test_an_op_tflm_has_no_kernel_for_is_named(small_conv):
+    from model_edit import edit
+
+    def lsh_projection(model, graph):  # an op of the schema that TFLM never implemented
+        code = model.operatorCodes[graph.operators[0].opcodeIndex]
+        code.builtinCode = code.deprecatedBuiltinCode = 15
+
+    data = edit(small_conv, lsh_projection)
+    with pytest.raises(TinyeffError, match=r"^'edited' uses LSH_PROJECTION, which TFLM does not support; remove that op"):
+        host_tflm_arena(data, "edited")
+
+
+def test_a_model_tflm_refuses_to_prepare_gets_tflm_s_reasons_in_one_sentence(small_conv):
+    from model_edit import TYPES, edit
+
+    def int16_output(model, graph):  # int8 in, int16 out: the conv kernel's Prepare refuses it
+        graph.tensors[graph.operators[0].outputs[0]].type = TYPES["INT16"]
+
+    with pytest.raises(TinyeffError) as e:
+        host_tflm_arena(edit(small_conv, int16_output), "edited")
+    message = str(e.value)
+    assert message.startswith("TFLM cannot load 'edited' (") and message.endswith("); check that it is a valid int8 model")
+    assert "input->type != output->type (9 != 7); Node CONV_2D (number 0) failed to prepare" in message
+    assert "\n" not in message
+
+
+def test_a_model_whose_arena_passes_the_first_try_is_measured_all_the_same():
+    """The interpreter starts with 1 MiB and grows 4x until TFLM can allocate: a model whose two
+    activations take 2 MiB must load and report them, not stop at the first size."""
+    from tinyeff._native import tensorflow
+    from tinyeff.compress.quantize import keras_to_int8
+
+    keras = tensorflow().keras
+    x = keras.Input((256, 256, 16), batch_size=1)
+    model = keras.Model(x, keras.layers.Conv2D(16, 1)(x))
+    rep = np.random.default_rng(0).normal(0, 1, (4, 256, 256, 16)).astype(np.float32)
+    use = host_tflm_arena(keras_to_int8(model, rep), "wide")
+    assert use.head >= 2 * 256 * 256 * 16  # input and output are both live during the conv
+    assert use.total == use.head + use.tail and use.tail > 0
+
+
+def test_tflm_s_allocation_log_is_read_line_by_line():
+    from tinyeff.footprint.arena import _line
+
+    log = "Arena allocation total 9000 bytes\nArena allocation head 7000 bytes\nArena allocation tail 2000 bytes\n"
+    assert [_line(log, w) for w in ("total", "head", "tail")] == [9000, 7000, 2000]
+    with pytest.raises(RuntimeError, match="TFLM printed no 'Arena allocation tail' line; it printed:\nnothing useful"):
+        _line("nothing useful", "tail")

@@ -50,13 +50,17 @@ def tflm_interpreter(model: bytes, name: str = "model"):
         text = "".join(log)
         if error is None:
             return interp
-        if "arena" in (str(error) + text).lower() and arena < _MAX_ARENA:
+        # the arena was too small ("Failed to resize buffer. Requested: R, available A, missing: M" for
+        # the activations, the same with "missing" for the persistent tail): try again with 4x
+        if "missing: " in text and arena < _MAX_ARENA:
             arena *= 4
             continue
         missing = re.findall(r"Didn't find op for builtin opcode '(\w+)'", text)
         if missing:
             raise TinyeffError(f"'{name}' uses {', '.join(sorted(set(missing)))}, which TFLM does not support; remove that op from the model")
-        raise TinyeffError(f"TFLM cannot load '{name}' ({text.strip().splitlines()[-1] if text.strip() else error}); check that it is a valid int8 model")
+        # TFLM prints the failed check, then the node that failed: both, in order, say what is wrong
+        why = "; ".join(line.strip() for line in text.splitlines() if line.strip()) or str(error)
+        raise TinyeffError(f"TFLM cannot load '{name}' ({why}); check that it is a valid int8 model")
 
 
 def host_tflm_arena(model: bytes, name: str = "model") -> ArenaUse:
