@@ -131,7 +131,7 @@ def test_kws_reference_is_bit_exact_on_varied_inputs(kws_shaped_model, tmp_path)
 def test_kws_plan_needs_far_less_than_tflm(kws_shaped_model):
     data, info = load_model_file(kws_shaped_model)
     plan = compile_model(data, info, "kws").plan
-    tflm = host_tflm_arena(data)
+    tflm = host_tflm_arena(data, "model")
     assert plan.arena_bytes <= 0.6 * tflm.total
     assert plan.arena_bytes < tflm.head  # in-place ops beat TFLM's activation plan, not only its tail
     lifetimes_only = plan_memory(compile_model(data, info, "kws").model, inplace=False)

@@ -15,7 +15,7 @@ def test_kws_reference_model_is_read_and_measured(kws_model):
     assert info.input().shape == (1, 49, 10, 1) and info.output().shape == (1, 12)
     # DS-CNN KWS: conv 10x4 (1->64) on 25x5, four separable blocks of 64, dense 64->12
     assert info.macs == 25 * 5 * 64 * 40 + 4 * (25 * 5 * 64 * 9 + 25 * 5 * 64 * 64) + 64 * 12
-    assert host_tflm_arena(data).total == 24272  # the figure DESIGN.md measured with tflite-micro
+    assert host_tflm_arena(data, "model").total == 24272  # the figure DESIGN.md measured with tflite-micro
 
 
 def test_inspect_cli_reports_kws_arena(kws_model, capsys):
@@ -59,7 +59,7 @@ def test_arena_of_a_kit_model_matches_the_interpreter_running_it(tiny_run):
     from tflite_micro.python.tflite_micro import runtime
 
     data, info = load_model_file(tiny_run / "model.int8.tflite")
-    arena = host_tflm_arena(data)
+    arena = host_tflm_arena(data, "model")
     assert arena.total == arena.head + arena.tail
     # the recorded arena is what the model uses; TFLM needs a few bytes more while it sets up
     # (measured here: 0 to 64), so a small margin on top of the record is always enough

@@ -34,7 +34,7 @@ def _line(text: str, what: str) -> int:
     return int(m.group(1))
 
 
-def tflm_interpreter(model: bytes, name: str = "model"):
+def tflm_interpreter(model: bytes, name: str):
     """A host TFLM interpreter for MODEL with an arena large enough, and the log it printed while loading."""
     from tflite_micro.python.tflite_micro import runtime
 
@@ -63,7 +63,7 @@ def tflm_interpreter(model: bytes, name: str = "model"):
         raise TinyeffError(f"TFLM cannot load '{name}' ({why}); check that it is a valid int8 model")
 
 
-def host_tflm_arena(model: bytes, name: str = "model") -> ArenaUse:
+def host_tflm_arena(model: bytes, name: str) -> ArenaUse:
     """Arena bytes the host TFLM interpreter allocates for MODEL (which must already be validated)."""
     interp = tflm_interpreter(model, name)
     with captured_fds(2) as log:
