@@ -157,3 +157,13 @@ def test_tflm_s_allocation_log_is_read_line_by_line():
     assert [_line(log, w) for w in ("total", "head", "tail")] == [9000, 7000, 2000]
     with pytest.raises(RuntimeError, match="TFLM printed no 'Arena allocation tail' line; it printed:\nnothing useful"):
         _line("nothing useful", "tail")
+
+
+def test_a_model_tflm_would_crash_on_is_refused_by_name_before_tflm_sees_it(small_conv):
+    from model_edit import edit
+
+    def negative_scale(model, graph):  # TFLM's release build aborts on it instead of refusing
+        graph.tensors[graph.operators[0].inputs[1]].quantization.scale[0] = -1.0
+
+    with pytest.raises(TinyeffError, match=r"^'edited' .*scale"):
+        host_tflm_arena(edit(small_conv, negative_scale), "edited")
