@@ -167,3 +167,34 @@ def test_a_model_tflm_would_crash_on_is_refused_by_name_before_tflm_sees_it(smal
 
     with pytest.raises(TinyeffError, match=r"^'edited' .*scale"):
         host_tflm_arena(edit(small_conv, negative_scale), "edited")
+
+
+def test_a_crash_inside_tflm_is_one_sentence_and_the_command_goes_on(kws_like_model, tmp_path, capsys):
+    """TFLM's release build aborts on a SOFTMAX whose beta is negative; the kit loads models into
+    TFLM in a child process (tinyeff/footprint/contained.py), so inspect names it and returns."""
+    from model_edit import edit
+
+    def negative_beta(model, graph):
+        for op in graph.operators:
+            if model.operatorCodes[op.opcodeIndex].builtinCode == 25:  # SOFTMAX
+                op.builtinOptions.beta = -1.0
+
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(edit(kws_like_model.read_bytes(), negative_beta))
+    assert main(["inspect", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"tinyeff: error: TFLM, loading '{bad}', crashed (signal SIGABRT): the model is damaged in a way "
+                   "the kit's checks do not catch; export it again from the training framework")
+    assert main(["inspect", str(kws_like_model)]) == 0  # the next call gets a healthy TFLM
+
+
+def test_a_contained_call_returns_raises_or_names_the_crash():
+    import os
+
+    from tinyeff.footprint.contained import call_contained
+
+    assert call_contained(int, "12", what="int") == 12
+    with pytest.raises(ValueError, match="invalid literal"):
+        call_contained(int, "twelve", what="int")
+    with pytest.raises(TinyeffError, match=r"^abort crashed \(signal SIGABRT\): "):
+        call_contained(os.abort, what="abort")

@@ -20,7 +20,8 @@ class Worker:
 
     def _start(self) -> None:
         self.conn, child = self._ctx.Pipe()
-        self.proc = self._ctx.Process(target=self._serve, args=(child,), daemon=True)
+        # not a daemon: the kit starts children of its own (tinyeff/footprint/contained.py); close() ends it
+        self.proc = self._ctx.Process(target=self._serve, args=(child,))
         self.proc.start()
         child.close()
 

@@ -14,6 +14,7 @@ import re
 
 from tinyeff._native import captured_fds
 from tinyeff.errors import TinyeffError
+from tinyeff.footprint.contained import call_contained
 from tinyeff.footprint.tflite_file import read_model, require_loadable
 
 _START_ARENA = 1 << 20
@@ -64,7 +65,12 @@ def tflm_interpreter(model: bytes, name: str):
 
 
 def host_tflm_arena(model: bytes, name: str) -> ArenaUse:
-    """Arena bytes the host TFLM interpreter allocates for MODEL (which must already be validated)."""
+    """Arena bytes the host TFLM interpreter allocates for MODEL, measured in a child process: what
+    TFLM aborts on instead of refusing ends as a TinyeffError, not as the end of the caller."""
+    return call_contained(_measure, model, name, what=f"TFLM, loading '{name}',")
+
+
+def _measure(model: bytes, name: str) -> ArenaUse:
     interp = tflm_interpreter(model, name)
     with captured_fds(2) as log:
         interp.print_allocations()
