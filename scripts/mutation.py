@@ -114,7 +114,7 @@ def run_module(module: str, jobs: int) -> None:
     _write_config(dest, module)
     env = dict(os.environ, TINYEFF_TEST_CACHE=str(WORK / "fixture-cache"))
     print(f"mutating tinyeff/{module} (tests: {', '.join(MODULES[module])})", flush=True)
-    subprocess.run([str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(jobs)],
+    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
                    cwd=dest, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
