@@ -10,7 +10,8 @@ process, about half a second), which forks one child per call and reports the ch
 exception, or how it died. The server is single-threaded and has imported only the kit's reader
 and TFLM, so forking it is safe where forking the caller (TensorFlow's threads) would not be;
 multiprocessing's own fork server is not used because it re-imports the caller's main script in
-every child.
+every child. TINYEFF_CONTAINED=inline makes calls in the calling process instead, for debuggers and
+for tools that follow one process (mutation testing's coverage of which test reaches what).
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ def call_contained(fn: Callable[..., T], *args, what: str) -> T:
     or hangs, TinyeffError saying that WHAT crashed. FN must be a module-level function and ARGS
     and its result picklable."""
     global _server
+    if os.environ.get("TINYEFF_CONTAINED") == "inline":  # for debuggers and coverage tools that stay in one process
+        return fn(*args)
     with _lock:
         if _server is None or _server.proc.poll() is not None:
             if _server is None:
