@@ -44,8 +44,9 @@ MODULES: dict[str, list[str]] = {
     "codegen/quant.py": ["tests/test_quant_properties.py", "tests/test_compiled_runtime.py"],
     "codegen/plan.py": ["tests/test_plan_properties.py", "tests/test_compiled_runtime.py"],
     "codegen/lower.py": ["tests/test_compiled_runtime.py", "tests/test_int16.py", "tests/test_multi_io.py"],
-    "harness/dut.py": ["tests/test_harness_link.py"],
-    "harness/bench.py": ["tests/test_harness_link.py", "tests/test_bench_qemu.py"],
+    # the real firmware as a host process first (milliseconds per exchange), QEMU after
+    "harness/dut.py": ["tests/test_harness_link.py", "tests/test_dut_host.py"],
+    "harness/bench.py": ["tests/test_dut_host.py", "tests/test_harness_link.py", "tests/test_bench_qemu.py"],
     "compress/prune.py": ["tests/test_models_and_pruning.py"],
 }
 
