@@ -10,6 +10,7 @@ booted device.
 from __future__ import annotations
 
 import contextlib
+import time
 import zlib
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,7 +24,7 @@ from tinyeff.boards import get_board
 from tinyeff.generate import generate
 from tinyeff.harness.bench import Project, bench_inputs, run_bench
 from tinyeff.harness.device import SerialDevice
-from tinyeff.harness.dut import DeviceMemory, Dut, Signature
+from tinyeff.harness.dut import READY_PROBE_S, DeviceMemory, Dut, Signature
 from tinyeff.reference import tflm_outputs
 
 BOARD = "qemu-mps2-an386"  # a Cortex-M4F board: its DSP-path kernels, in their portable C form on the host
@@ -155,6 +156,13 @@ def test_a_reconnected_harness_finds_the_device_as_it_left_it(host_project, samp
             dut = Dut(device, timeout=10)
             assert dut.output().tobytes() == first == _reference(project, x[5:6])[0]
             assert dut.signature().sha256 == project.manifest["model_sha256"]
+        # what `tinyeff bench --port` does first: wait_ready asks the silent device instead of timing out
+        with SerialDevice(url, board.serial_baud, board) as device:
+            dut = Dut(device, timeout=10)
+            started = time.monotonic()
+            assert dut.wait_ready() == ["m-ready"]
+            assert READY_PROBE_S <= time.monotonic() - started < READY_PROBE_S + 2
+            assert dut.run(x[6].tobytes()).output.tobytes() == _reference(project, x[6:7])[0]
 
 
 def test_bench_on_the_host_firmware_is_bit_exact(host_project, samples):

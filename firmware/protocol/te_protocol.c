@@ -155,8 +155,10 @@ static void te_layers(const char *from_arg, const char *count_arg) {
   }
 }
 
-/* the host's number of the last inference te-run ran, and its ticks (-1: the arena has changed since) */
+/* the host's number of the last inference te-run ran, the CRC of its input, and its ticks (-1:
+ * the arena has changed since) */
 static long last_run = -1;
+static uint32_t last_run_crc;
 static uint64_t last_ticks;
 
 static void invoke(void) {
@@ -286,7 +288,7 @@ static void te_put_byte(uint8_t b) {
  * the ticks it took and a CRC-32 of that text. N numbers the host's inference: a te-run with the
  * number of the last one run (the host asking again after a damaged reply) sends that inference's
  * outputs again instead of running another, so a model with state (an LSTM) advances once per
- * sample however noisy the link. */
+ * sample however noisy the link (a repeat must also carry the same input CRC). */
 static void te_run(const char *crc_arg, const char *n_arg) {
   int ok;
   uint32_t want = parse_hex32(crc_arg, &ok);
@@ -295,12 +297,15 @@ static void te_run(const char *crc_arg, const char *n_arg) {
   uint32_t have = crc32_update(0, db, TINYEFF_INPUT_BYTES);
   if (have != want) { put("e-[te-run input CRC "); put_hex32(have); put(", expected "); put_hex32(want); put("]\r\n"); return; }
   uint64_t ticks = last_ticks;
-  if (n < 0 || n != last_run) {
+  /* a repeat is the same number for the same input: a harness that connects again to a board that
+   * did not reset counts from the start again, and its first te-run must not get the old outputs */
+  if (n < 0 || n != last_run || have != last_run_crc) {
     load_inputs();
     uint64_t start = te_port_ticks();
     invoke();
     ticks = last_ticks = te_port_ticks() - start;
     last_run = n;
+    last_run_crc = have;
   }
   put("m-te-run-[");
   put_outputs();

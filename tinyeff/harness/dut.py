@@ -22,6 +22,7 @@ from tinyeff.harness.device import DeviceTimeout, LinkClosed
 
 READY = b"m-ready\r\n"
 BANNER = "m-init-done"
+READY_PROBE_S = 2.0  # silence after opening the port before wait_ready asks a device that booted already
 HEX_PER_COMMAND = 76  # "db " + 76 hex digits + "%" stays under the 80-byte command limit
 PUT_CHUNK = 64  # raw bytes per te-put: small enough that a corrupted chunk costs little to resend
 _STALE = object()
@@ -99,7 +100,22 @@ class Dut:
         self.runs = 0  # inferences asked for with te-run: each one's number, so a retry never runs twice
 
     def wait_ready(self) -> list[str]:
-        return self._lines(self._read(READY, self.timeout))
+        """The lines the device sends up to its first m-ready: its boot banner. A device that had
+        booted before the harness connected (a board whose port opening does not reset it), or whose
+        banner was lost while the port opened (pyserial's socket:// open empties its input), is
+        asked instead after READY_PROBE_S of silence: an empty command answers m-ready."""
+        first = min(self.timeout, READY_PROBE_S)
+        try:
+            return self._lines(self._read(READY, first))
+        except DeviceTimeout:
+            if self.timeout <= first:
+                raise
+        self.device.send(b"%")
+        # the reply to an empty command is "e-[Empty command]", then m-ready: not part of any banner
+        lines = [l for l in self._lines(self._read(READY, self.timeout - first)) if l != "e-[Empty command]"]
+        # a device that was only slow to boot answers the probe too, just after its banner: drop that
+        self._check_faults(self._lines(self.device.drain(self.quiet, limit=self.timeout)))
+        return lines
 
     def _read(self, marker: bytes, timeout: float) -> bytes:
         try:
