@@ -120,3 +120,54 @@ def test_requantization_matches_tflm(op, x_scale, x_zp, exponent, mantissa, y_zp
         want = [min(hi, max(lo, int(v))) for v in x]
     got = tflm_outputs(_unary_int8_model(op, (x_scale, x_zp), (y_scale, y_zp), len(x)), x.reshape(1, 1, -1))
     assert got.reshape(-1).tolist() == want
+
+
+# ---- the op preparations at the edges of their ranges (TFLM's limits, not typical scales)
+
+
+def test_q31_to_q15_rounds_to_nearest_and_saturates_at_the_top():
+    """TFLM's DownScaleInt32ToInt16Multiplier: (q + 2^15) >> 16, or 32767 where that would reach 2^15."""
+    top = range((1 << 31) - (1 << 17), 1 << 31)  # the band where the saturation decides
+    assert [quant.downscale_multiplier_to_int16(q) for q in top] == [min(32767, (q + 32768) >> 16) for q in top]
+    assert quant.downscale_multiplier_to_int16((1 << 31) - 1) == 32767
+    assert quant.downscale_multiplier_to_int16((1 << 30) + (1 << 15)) == (1 << 14) + 1  # a half rounds up
+    assert quant.downscale_multiplier_to_int16((1 << 30) + (1 << 15) - 1) == 1 << 14
+
+
+@CHECKS
+@given(_float32(2.0**-27, 2.0**6))
+def test_logistic_constants_are_the_nearest_q31_of_the_input_scale_in_q4(scale):
+    mult, left_shift, radius = quant.logistic_params(scale)
+    exact = Fraction(float(scale)) * 2**27 / 2**left_shift  # in [0.5, 1)
+    assert Fraction(1, 2) <= exact < 1 and 0 <= left_shift
+    assert abs(Fraction(mult, 2**31) - exact) <= Fraction(1, 2**32)  # to half a unit of Q31
+    # the radius: |x - zero point| beyond which the Q4 input is past +-15 (TFLM saturates there)
+    assert radius == math.floor(Fraction(15 * 2**27, 2**left_shift))
+    assert quant.tanh_params(scale) == (mult, left_shift, radius)
+
+
+def test_logistic_and_tanh_refuse_scales_outside_tflm_s_range_by_name():
+    import pytest
+
+    with pytest.raises(ValueError, match=r"^input scale 1e-09 is outside what TFLM's int8 logistic handles$"):
+        quant.logistic_params(1e-9)  # below 2^-28: a negative left shift
+    with pytest.raises(ValueError, match=r"^input scale 1e-09 is outside what TFLM's int8 tanh handles$"):
+        quant.tanh_params(1e-9)
+    # just below a power of two the Q31 mantissa rounds to 2^31, which TFLM's preparation refuses too
+    with pytest.raises(ValueError, match="outside what TFLM's int8 logistic handles"):
+        quant.logistic_params((1 - 2.0**-40) * 2.0**-20)
+    assert quant.logistic_params(0.75 * 2.0**-27)[1] == 0  # a left shift of 0 is in range
+
+
+@CHECKS
+@given(st.floats(2.0**-40, 2.0**8), st.floats(2.0**-8, 2.0**8), st.integers(1, 1 << 20))
+@example(2.0**-40, 2.0**-8, 49)  # in / out = 2^-32: the smallest multiplier kept, shift -31 before the count
+@example(1.0, 1.0, 1 << 20)
+def test_mean_folds_the_count_into_a_multiplier_tflm_can_apply(in_scale, out_scale, count):
+    """The MEAN multiplier is in_scale / out_scale / COUNT to within one unit of its last place, as
+    an int32 with a right shift of at most 31 (what TFLM's MultiplyByQuantizedMultiplier takes)."""
+    mult, shift = quant.mean_multiplier(in_scale, out_scale, count)
+    assert type(mult) is int and 0 <= mult < 1 << 31 and shift >= -31
+    base, base_shift = quant.quantize_multiplier(float(in_scale) / float(out_scale))
+    wanted = Fraction(base, count) * Fraction(2) ** (base_shift - 31)
+    assert abs(Fraction(mult) * Fraction(2) ** (shift - 31) - wanted) < Fraction(2) ** (shift - 31)
