@@ -25,12 +25,15 @@ def _cases():
                                 ((5, 4), (2, 1), "same", None, 1)]:
         name = f"conv_k{k[0]}x{k[1]}_s{s if isinstance(s, int) else 'x'.join(map(str, s))}_{pad}_{act}_d{dil}"
         cases[name] = ((9, 8, 3), lambda x, k=k, s=s, pad=pad, act=act, dil=dil: L.Conv2D(5, k, s, pad, activation=act, dilation_rate=dil, **rnd)(x))
+    # a dilation and a depthwise stride that differ by axis: a kernel that swapped the two would pass square ones
+    cases["conv_k3x3_s1_same_None_d2x1"] = ((9, 8, 3), lambda x: L.Conv2D(5, 3, 1, "same", dilation_rate=(2, 1), **rnd)(x))
     cases["conv_nobias"] = ((6, 6, 4), lambda x: L.Conv2D(6, 3, 1, "same", use_bias=False)(x))
     for k, s, pad, act, dm in [(3, 1, "same", "relu", 1), (3, 2, "same", None, 1), (3, 2, "valid", "relu6", 1),
                                (3, 1, "same", None, 2), (5, 1, "same", "relu", 1), (2, 2, "valid", None, 3)]:
         cases[f"dw_k{k}_s{s}_{pad}_{act}_m{dm}"] = (
             (9, 8, 4), lambda x, k=k, s=s, pad=pad, act=act, dm=dm: L.DepthwiseConv2D(k, s, pad, depth_multiplier=dm, activation=act,
                                                                                     bias_initializer=rnd["bias_initializer"])(x))
+    cases["dw_k3_s2x1_same_None_m1"] = ((9, 8, 4), lambda x: L.DepthwiseConv2D(3, (2, 1), "same", bias_initializer=rnd["bias_initializer"])(x))
     for act in (None, "relu"):
         cases[f"dense_{act}"] = ((20,), lambda x, act=act: L.Dense(7, activation=act, **rnd)(x))
     cases["dense_softmax"] = ((16,), lambda x: L.Softmax()(L.Dense(10, **rnd)(x)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_edit import edit, set_constant
+from model_edit import edit, set_constant, set_quantization
 from op_models import case_names, case_op, make_case
 from tinyeff.codegen import build_for_host, compile_model, plan_memory
 from tinyeff.errors import TinyeffError
@@ -58,6 +58,31 @@ def _values(tensor: int, *values: int):
     return lambda m, g: set_constant(m, g.tensors[tensor], np.array(values, np.int32))
 
 
+def _output_zero_point(zero_point: int):
+    """The last op's output zero point moved: with a fused RELU above -128, its clamp really clamps."""
+    def change(m, g):
+        g.tensors[g.operators[-1].outputs[0]].quantization.zeroPoint = np.array([zero_point], np.int64)
+    return change
+
+
+def _input_quantization(scale: float, zero_point: int, op: int = -1):
+    def change(m, g):
+        q = g.tensors[g.operators[op].inputs[0]].quantization
+        q.scale, q.zeroPoint = np.array([scale], np.float32), np.array([zero_point], np.int64)
+    return change
+
+
+def _per_tensor_weights(zero_point: int):
+    """The last op's weights quantized per tensor with a nonzero zero point (the converter writes per
+    channel and 0; other exporters and TFLM's per-tensor FULLY_CONNECTED take this)."""
+    def change(m, g):
+        x, w, b = (g.tensors[i] for i in g.operators[-1].inputs[:3])
+        scale = float(np.max(w.quantization.scale))
+        set_quantization(w, [scale], [zero_point])
+        set_quantization(b, [float(x.quantization.scale[0]) * scale], [0])
+    return change
+
+
 def _both(*changes):
     def change(m, g):
         for c in changes:
@@ -96,6 +121,12 @@ EDITED = {
                                                      _quantization(1, 0.01822521723806858, 0), _quantization(0, 0.04001724347472191, 0),
                                                      _quantization(2, 0.030249696224927902, 0))),
     "relu6_six_in_float32": ("relu6", _quantization(0, 1.3333333730697632, -100)),
+    # cases a converter never writes, which the kernel mutations of scripts/kernel_mutation.py showed the grid lacked
+    "conv_relu_clamp_above_minus_128": ("conv_k3x3_s2_same_relu_d1", _output_zero_point(-60)),
+    "dense_per_tensor_weight_offset": ("dense_None", _per_tensor_weights(3)),
+    "softmax_rows_below_code_0": ("dense_softmax", _input_quantization(0.3, -110)),
+    # an input scale where the rounding of TFLM's saturating doubling high multiply shows in tanh's output
+    "tanh_where_rounding_shows": ("tanh", _input_quantization(float.fromhex("0x1.73719ap-7"), -128, op=0)),
 }
 
 
