@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo-out
 
-.PHONY: setup demo test test-fast bench mutation clean
+.PHONY: setup demo test test-fast bench mutation kernel-mutation clean
 
 setup:
 	./scripts/setup.sh
@@ -30,6 +30,10 @@ bench: setup
 mutation: setup
 	$(BIN)/python -m pip install -q -e ".[test,mutation]"
 	$(BIN)/python scripts/mutation.py
+
+# The same question for the C kernels: hand-planted bugs against the host op grid (~40 min).
+kernel-mutation: setup
+	$(BIN)/python scripts/kernel_mutation.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
