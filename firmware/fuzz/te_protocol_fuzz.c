@@ -6,7 +6,7 @@
  * Build and run (tests/test_fuzz.py does, for a fixed budget):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DTE_INFER_MAX=3 -I<model dir> -Ifirmware/protocol \
  *     -Ifirmware/kernels firmware/fuzz/te_protocol_fuzz.c firmware/protocol/te_protocol.c \
- *     <model dir>/tinyeff_model.c firmware/kernels/tinyeff_kernels.c -o te_protocol_fuzz
+ *     <model dir>/tinyeff_model.c <the generic kernels' .c files the model uses> -o te_protocol_fuzz
  *   ./te_protocol_fuzz -max_total_time=60 firmware/fuzz/corpus
  */
 #include <stddef.h>
