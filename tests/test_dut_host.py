@@ -24,7 +24,7 @@ from tinyeff.boards import get_board
 from tinyeff.generate import generate
 from tinyeff.harness.bench import Project, bench_inputs, run_bench
 from tinyeff.harness.device import SerialDevice
-from tinyeff.harness.dut import READY_PROBE_S, DeviceMemory, Dut, Signature
+from tinyeff.harness.dut import READY_PROBE_S, DeviceError, DeviceMemory, Dut, Signature
 from tinyeff.reference import tflm_outputs
 
 BOARD = "qemu-mps2-an386"  # a Cortex-M4F board: its DSP-path kernels, in their portable C form on the host
@@ -100,10 +100,14 @@ def test_mlperf_commands_load_infer_and_results(host_project, samples):
     with _dut(exe) as (dut, _):
         dut.load(x[3].tobytes())
         assert dut.command("db print")[0] == "m-buffer-" + "-".join(f"{b:02x}" for b in x[3].tobytes()[:8])
-        _, lines = dut.infer(3, 2)
+        us, lines = dut.infer(3, 2)
         assert [l for l in lines if not l.startswith(("m-lap-us-", "m-results-"))] == [
             "m-warmup-start-2", "m-warmup-done", "m-infer-start-3", "m-infer-done"]
+        laps = [int(l.removeprefix("m-lap-us-")) for l in lines if l.startswith("m-lap-us-")]
+        assert len(laps) == 2 and us == laps[1] - laps[0] >= 0  # the time between the laps, as the runner reports it
         assert dut.output().tobytes() == want
+        _, lines = dut.infer()  # one inference, no warm-up
+        assert [l for l in lines if l.startswith(("m-warmup-start", "m-infer-start"))] == ["m-warmup-start-0", "m-infer-start-1"]
     q = np.frombuffer(want, np.int8).astype(np.float32)
     real = (q - np.float32(out["zero_point"])) * np.float32(out["scale"]) * np.float32(1000)
     milli = real.astype(np.int32)
@@ -203,3 +207,12 @@ def test_one_percent_of_bytes_damaged_still_gives_every_sample_exact(host_projec
     _check_complete_and_exact(result, 10)
     assert [(l.index, l.op) for l in result.layers] == [(l["index"], l["op"]) for l in project.manifest["layers"]]
     assert result.missing == []
+
+
+def test_a_command_the_device_refuses_is_named_with_the_device_s_words(host_project):
+    _, exe = host_project
+    with _dut(exe) as (dut, _):
+        with pytest.raises(DeviceError, match=r"^the device refused 'db frobnicate': e-\[.+\]$") as e:
+            dut.command("db frobnicate")
+        first = [l for l in dut.device.last_lines() if l.startswith("e-[")]
+        assert first and str(e.value).endswith(first[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import socket
 import threading
 import time
@@ -53,6 +54,27 @@ def test_a_silent_device_times_out_with_a_clear_message():
             with pytest.raises(DeviceTimeout, match=r"sent no 'm-ready' within .*last lines were \['m-init-done'\]"):
                 Dut(device, timeout=0.5).wait_ready()
             assert time.monotonic() - t < 3
+    finally:
+        end.close()
+
+
+@pytest.mark.parametrize(("call", "what"), [
+    (lambda dut: dut.signature(), "reading the firmware signature (te-sig)"),
+    (lambda dut: dut.output(), "reading the output (te-out)"),
+    (lambda dut: dut.memory(), "reading memory use (te-mem)"),
+    (lambda dut: dut.timer(), "reading per-layer ticks (te-layers 0 0)"),
+    (lambda dut: dut.put_input(bytes(300)), "uploading input bytes 0..64"),
+    (lambda dut: dut.run(bytes(4)), "uploading input bytes 0..4"),
+])
+def test_an_exchange_a_device_never_answers_names_what_it_was_doing(call, what):
+    end = FakeBoardEnd(b"")
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.2, retries=1, quiet=0.05, retry_for=0)
+            with pytest.raises(DeviceError, match=rf"^{re.escape(what)} failed 2 times in \d+ s; the device's last lines were \[\]; "
+                                                  "check the link"):
+                call(dut)
+            assert dut.retried == 1
     finally:
         end.close()
 
