@@ -100,11 +100,12 @@ def test_the_seeded_pipeline_gives_the_same_bytes_in_two_processes(tmp_path):
     """What the README promises a user who runs the same commands twice: train, then shrink to a
     budget (pruning steps, fine-tuning, full-int8), each in a fresh `tinyeff` process. Seeds cover
     the initial weights and the data order; op determinism covers the threaded reductions."""
-    import shutil
     import subprocess
+    import sys
 
-    tinyeff = shutil.which("tinyeff")
-    assert tinyeff, "the tinyeff command is not on PATH (pip install -e . puts it there)"
+    # the command pip installed beside this interpreter (make test runs .venv/bin/python without .venv/bin on PATH)
+    tinyeff = Path(sys.executable).with_name("tinyeff")
+    assert tinyeff.exists(), f"no tinyeff command beside {sys.executable} (pip install -e . puts it there)"
 
     def pipeline(out: Path) -> bytes:
         for argv in (["train", "dscnn", "--data", "digits", "--width", "12", "--depth", "1", "--epochs", "4",

@@ -6,6 +6,7 @@ sentence it proves. docs/README_CLAIMS.md maps every README claim to its test or
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import wave
@@ -56,7 +57,10 @@ def test_make_targets_set_up_then_run_what_the_readme_says(target, commands):
     "make test    # sets up, then runs the whole test suite (what CI runs)";
     "make test-fast    # leaves out tests marked slow";
     "make bench        # benchmarks/pipeline_digits.py and benchmarks/runtimes.py"."""
-    r = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True)  # -n: print, run nothing
+    # -n: print, run nothing; a clean environment, as a user's shell has (under `make test` the parent make's
+    # MAKELEVEL would make this one print its "Entering directory" lines)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    r = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["./scripts/setup.sh", *commands]
 
