@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 
@@ -42,7 +43,11 @@ def test_protocol_parser_survives_fuzzing(tmp_path):
     artifacts, cwd = tmp_path / "artifacts", tmp_path / "cwd"
     artifacts.mkdir()
     cwd.mkdir()
-    run = subprocess.run([str(exe), "-seed=1", f"-runs={FUZZ_RUNS}", "-max_len=512", "-timeout=20",
+    # Linux carries a process's peak RSS through fork and exec and libFuzzer's RSS limit reads that peak: after
+    # the rest of the suite (in whatever order pytest-randomly chose) pytest's own is over 2 GB, so the limit
+    # (default 2 GB) is set 2 GB above it
+    rss_limit_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 2048
+    run = subprocess.run([str(exe), "-seed=1", f"-runs={FUZZ_RUNS}", "-max_len=512", "-timeout=20", f"-rss_limit_mb={rss_limit_mb}",
                           f"-artifact_prefix={artifacts}/", str(corpus)],
                          capture_output=True, text=True, timeout=600, cwd=cwd)
     assert run.returncode == 0, f"{run.stderr[-3000:]}\nartifacts: {sorted(p.name for p in artifacts.iterdir())}"
