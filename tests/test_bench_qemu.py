@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from link_faults import CorruptingRelay
+from link_faults import FaultyRelay
 from tinyeff.boards import get_board
 from tinyeff.cli import main
 from tinyeff.errors import TinyeffError
@@ -51,7 +51,7 @@ def _bench(project, board_id, x, y, relay=None, **dut_options):
     with QemuDevice(project.elf, get_board(board_id), relay=relay) as device:
         dut = Dut(device, **{"timeout": 10, **dut_options})
         dut.wait_ready()
-        return run_bench(project, dut, device, x, y)
+        return run_bench(project, [dut], x, y)
 
 
 def _check_complete_and_exact(result, n):
@@ -162,7 +162,7 @@ def test_the_bench_command_survives_one_percent_of_bytes_damaged(tiny_run, tmp_p
     both directions: every sample exact, and the per-layer ticks (asked for a few layers at a time) read."""
     board = get_board("qemu-mps2-an386")
     project = _project(tiny_run, tmp_path, board.id)
-    relay = CorruptingRelay(0.01, seed=4)
+    relay = FaultyRelay(0.01, seed=4)
     try:
         with _qemu_by_hand(board, project.elf) as target:
             rc = main(["bench", str(project.path), "--port", relay(target), "--data", str(tiny_run), "--limit", "25",
@@ -208,7 +208,7 @@ def test_reset_in_the_middle_of_a_bench_loses_and_duplicates_nothing(tiny_run, t
         link = _ResetDuringInference(device, at={50, 120})
         dut = Dut(link, timeout=10)
         dut.wait_ready()
-        result = run_bench(project, dut, link, x, y)
+        result = run_bench(project, [dut], x, y)
     assert link.resets_sent == [50, 120]
     # the reply to each interrupted te-run is the banner: both resets are seen and the two samples sent again
     assert result.resets == 2
@@ -220,7 +220,7 @@ def test_reset_in_the_middle_of_a_bench_loses_and_duplicates_nothing(tiny_run, t
 def test_one_percent_of_bytes_corrupted_still_gives_the_exact_result(tiny_run, tmp_path, board_id):
     project = _project(tiny_run, tmp_path, board_id)
     x, y = _inputs(project, tiny_run, 30)
-    relay = CorruptingRelay(rate=0.01, seed=7)
+    relay = FaultyRelay(rate=0.01, seed=7)
     try:
         result = _bench(project, board_id, x, y, relay=relay, timeout=0.5, retries=20, quiet=0.05)
     finally:
@@ -258,7 +258,7 @@ def test_an_extra_that_cannot_be_read_is_named_and_loses_no_sample(tiny_run, tmp
         link.samples_done = False
         dut = Dut(link, timeout=2, retries=1, retry_for=0)
         dut.wait_ready()
-        result = run_bench(project, dut, link, x, y, lambda i, n: setattr(link, "samples_done", i == n))
+        result = run_bench(project, [dut], x, y, lambda i, n: setattr(link, "samples_done", i == n))
     _check_complete_and_exact(result, 12)
     assert result.layers == [] and len(result.missing) == 1 and result.missing[0].startswith("per-layer ticks: ")
     assert result.arena_bytes == project.manifest["arena_bytes"]  # the extra after it is still read
@@ -274,7 +274,7 @@ def test_bench_refuses_firmware_built_from_another_model(tiny_run, tmp_path):
         dut = Dut(device, timeout=10)
         dut.wait_ready()
         with pytest.raises(TinyeffError, match="flash this project first"):
-            run_bench(other, dut, device, x, y)
+            run_bench(other, [dut], x, y)
 
 
 @pytest.mark.emulator

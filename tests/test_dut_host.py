@@ -10,7 +10,13 @@ booted device.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
 import time
+import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,11 +25,12 @@ import numpy as np
 import pytest
 
 from host_firmware import build_host_firmware, host_firmware, run_host_firmware
-from link_faults import CorruptingRelay
+from link_faults import FaultyRelay
 from tinyeff.boards import get_board
 from tinyeff.generate import generate
 from tinyeff.harness.bench import Project, bench_inputs, run_bench
 from tinyeff.harness.device import SerialDevice
+from tinyeff.harness.report import resumable
 from tinyeff.harness.dut import READY_PROBE_S, DeviceError, DeviceMemory, Dut, Signature
 from tinyeff.reference import tflm_outputs
 
@@ -174,7 +181,7 @@ def test_bench_on_the_host_firmware_is_bit_exact(host_project, samples):
     x, y = samples
     with _dut(exe) as (dut, banner):
         assert banner == ["m-init-done", "m-ready"]
-        result = run_bench(project, dut, dut.device, [x], y)
+        result = run_bench(project, [dut], [x], y)
     _check_complete_and_exact(result, 30)
     assert result.resets == 0 and result.retries == 0
     assert result.timer == "posix_monotonic"
@@ -192,14 +199,14 @@ def test_one_percent_of_bytes_damaged_still_gives_every_sample_exact(host_projec
     project, exe = host_project
     x, y = samples[0][:10], samples[1][:10]
     board = get_board(BOARD)
-    relay = CorruptingRelay(rate=0.01, seed=7)
+    relay = FaultyRelay(rate=0.01, seed=7)
     try:
         with run_host_firmware(exe) as url:
             target = urlparse(url)
             with SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board) as device:
                 dut = Dut(device, timeout=0.5, retries=20, quiet=0.05)
                 dut.wait_ready()
-                result = run_bench(project, dut, device, [x], y)
+                result = run_bench(project, [dut], [x], y)
     finally:
         relay.close()
     assert relay.corrupted > 0.005 * relay.relayed
@@ -216,3 +223,131 @@ def test_a_command_the_device_refuses_is_named_with_the_device_s_words(host_proj
             dut.command("db frobnicate")
         first = [l for l in dut.device.last_lines() if l.startswith("e-[")]
         assert first and str(e.value).endswith(first[0])
+
+
+# ------------------------------------------------------------ several devices, and a bench that is cut off
+
+
+def _bench_cli(project: Project, tiny_run: Path, ports: list[str], *more: str) -> int:
+    from tinyeff.cli import main
+
+    return main(["bench", str(project.path), "--data", str(tiny_run), "--limit", "30", "--quiet",
+                 *[a for p in ports for a in ("--port", p)], *more])
+
+
+def _outcome(report: dict) -> list[tuple]:
+    """What must not depend on how many devices ran the bench, or on its being resumed: each sample's
+    index, label, output and reference bytes, exactness."""
+    return [(r["index"], r["label"], r["output"], r["reference"], r["exact"], r["error"]) for r in report["results"]]
+
+
+def test_two_boards_share_a_bench_and_give_what_one_gives(host_project, tiny_run, tmp_path):
+    """tinyeff bench with two --port: both devices run samples, the merged report is the one-device
+    report sample for sample, and it says which device ran which."""
+    project, exe = host_project
+    with run_host_firmware(exe) as one:
+        assert _bench_cli(project, tiny_run, [one], "--json", str(tmp_path / "one.json")) == 0
+    with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
+        assert _bench_cli(project, tiny_run, [a, b], "--json", str(tmp_path / "two.json"),
+                          "--junit", str(tmp_path / "two.xml")) == 0
+    single, merged = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert _outcome(merged) == _outcome(single) and merged["samples"] == 30 and merged["complete"]
+    assert merged["accuracy"] == single["accuracy"] == merged["host_accuracy"]
+    assert [d["url"] for d in merged["devices"]] == [a, b] and merged["device"] == f"{a}, {b}"
+    shares = {d["url"]: d["samples"] for d in merged["devices"]}
+    assert sum(shares.values()) == 30 and min(shares.values()) > 0, shares
+    assert {r["device"] for r in merged["results"]} == {a, b}
+    assert all(d["stopped"] is None and d["errors"] == 0 for d in merged["devices"])
+    assert len(ET.parse(tmp_path / "two.xml").getroot()) == 30
+
+
+def test_a_killed_bench_leaves_a_valid_report_and_resume_finishes_it(host_project, tiny_run, tmp_path):
+    """The bench runs as a user runs it (the tinyeff command, a process of its own); the link dies with
+    the 12th te-run request, and the process is killed while it waits. The JSON and JUnit it leaves
+    are whole documents holding the 11 samples finished; --resume keeps them, runs the other 19, and ends
+    with the report of an uninterrupted bench."""
+    project, exe = host_project
+    report, junit = tmp_path / "bench.json", tmp_path / "bench.xml"
+    with run_host_firmware(exe) as url:
+        relay = FaultyRelay(cut_at_run=12)
+        target = urlparse(url)
+        try:
+            cmd = [str(Path(sys.executable).with_name("tinyeff")), "bench", str(project.path), "--data", str(tiny_run),
+                   "--limit", "30", "--quiet", "--port", relay((target.hostname, target.port)),
+                   "--json", str(report), "--junit", str(junit)]
+            bench = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 60
+            while relay.runs < 12 and bench.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            bench.kill()
+            assert bench.wait() == -signal.SIGKILL, bench.stdout.read()
+            bench.stdout.close()
+        finally:
+            relay.close()
+    partial = json.loads(report.read_text())
+    assert partial["complete"] is False and partial["samples"] == 30
+    assert [r["index"] for r in partial["results"]] == list(range(11))
+    assert all(r["exact"] and r["error"] is None for r in partial["results"])
+    assert [c.get("name") for c in ET.parse(junit).getroot()] == [f"sample-{i}" for i in range(11)]
+    # killed in the middle of writing an entry: the whole entries before it are kept
+    cut = tmp_path / "cut.json"
+    cut.write_text(report.read_text()[:-40])
+    kept = resumable(cut, partial["model_sha256"], partial["inputs_sha256"])
+    assert [dataclasses.asdict(r) for r in kept] == partial["results"][:10]
+
+    with run_host_firmware(exe) as url:
+        assert _bench_cli(project, tiny_run, [url], "--json", str(report), "--junit", str(junit), "--resume") == 0
+        with run_host_firmware(exe) as again:
+            assert _bench_cli(project, tiny_run, [again], "--json", str(tmp_path / "whole.json")) == 0
+    resumed, whole = json.loads(report.read_text()), json.loads((tmp_path / "whole.json").read_text())
+    assert resumed["complete"] and _outcome(resumed) == _outcome(whole)
+    assert resumed["results"][:11] == partial["results"]  # kept, not run again
+    assert (resumed["accuracy"], resumed["exact_agreement"]) == (whole["accuracy"], 1.0)
+    assert ET.parse(junit).getroot().get("tests") == "30"
+
+
+def test_resume_refuses_a_report_of_other_inputs(host_project, tiny_run, tmp_path, capsys):
+    project, exe = host_project
+    with run_host_firmware(exe) as url:
+        assert _bench_cli(project, tiny_run, [url], "--json", str(tmp_path / "bench.json")) == 0
+    before = (tmp_path / "bench.json").read_bytes()
+    from tinyeff.cli import main
+
+    rc = main(["bench", str(project.path), "--data", str(tiny_run), "--limit", "20", "--port", "socket://127.0.0.1:9",
+               "--json", str(tmp_path / "bench.json"), "--resume"])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "reports a bench of other inputs (another --data or --limit)" in err and "Traceback" not in err
+    assert (tmp_path / "bench.json").read_bytes() == before  # refused before anything was written
+    assert main(["bench", str(project.path), "--data", str(tiny_run), "--resume"]) != 0
+    assert "--resume continues the report a bench wrote with --json" in capsys.readouterr().err
+
+
+def test_a_device_that_goes_silent_leaves_the_bench_and_the_others_finish_its_samples(host_project, samples):
+    """Of two devices, one's link dies with its third te-run: each sample it fails goes to the other
+    device, and after three in a row it leaves the bench (named in the report): nothing is lost. The
+    other device answers slowly (its replies held 0.1 s), so the silent one fails its three (about 0.7 s
+    each) while samples are left."""
+    project, exe = host_project
+    x, y = samples
+    board = get_board(BOARD)
+    relay = FaultyRelay(cut_at_run=3)
+    slow = FaultyRelay(delay=0.1)
+    try:
+        with run_host_firmware(exe) as good_url, run_host_firmware(exe) as bad_url:
+            target, good_target = urlparse(bad_url), urlparse(good_url)
+            with SerialDevice(slow((good_target.hostname, good_target.port)), board.serial_baud, board) as good, \
+                    SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board) as bad:
+                duts = [Dut(good, timeout=10), Dut(bad, timeout=0.3, retries=1, retry_for=0.3)]
+                for dut in duts:
+                    dut.wait_ready()
+                result = run_bench(project, duts, [x], y)
+    finally:
+        relay.close()
+        slow.close()
+    _check_complete_and_exact(result, 30)
+    gone = result.devices[1]
+    assert gone.url == bad.url and gone.stopped and "in a row" in gone.stopped
+    assert gone.samples == 2  # the two it answered before the cut; its three failed ones went to the other
+    assert result.devices[0].samples == 28 and result.devices[0].stopped is None
+    assert any(m.startswith(f"device {bad.url} left the bench") for m in result.missing)

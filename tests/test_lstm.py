@@ -213,9 +213,9 @@ def test_tflm_example_model_is_bit_exact_in_qemu(tmp_path):
 def test_a_damaged_link_does_not_advance_the_state_twice(models, tmp_path):
     """1 % of the bytes damaged both ways: replies are asked for again, and te-run's inference number
     makes the device resend a reply instead of running the LSTM (and moving its state) again."""
-    from link_faults import CorruptingRelay
+    from link_faults import FaultyRelay
 
-    relay = CorruptingRelay(rate=0.01, seed=11)
+    relay = FaultyRelay(rate=0.01, seed=11)
     try:
         result = bench_in_qemu(models["seq8"], tmp_path, relay=relay, timeout=0.5, retries=20, quiet=0.05)
     finally:
@@ -233,7 +233,7 @@ def bench_in_qemu(model: Path, tmp_path: Path, board: str = "qemu-mps2-an386", r
     with QemuDevice(project.elf, get_board(board), relay=relay) as device:
         dut = Dut(device, **{"timeout": 30, **dut_options})
         dut.wait_ready()
-        result = run_bench(project, dut, device, x, np.full(len(x), -1))
+        result = run_bench(project, [dut], x, np.full(len(x), -1))
     assert result.errors == 0 and result.samples == len(x)
     assert result.exact_agreement == 1.0
     return result

@@ -108,7 +108,7 @@ def test_two_inputs_and_outputs_bit_exact_in_qemu(two_io_model, tmp_path):
     with QemuDevice(project.elf, get_board("qemu-mps2-an386")) as device:
         dut = Dut(device, timeout=10)
         dut.wait_ready()
-        result = run_bench(project, dut, device, x, y)
+        result = run_bench(project, [dut], x, y)
     assert result.errors == 0 and result.samples == SAMPLES
     assert result.exact_agreement == 1.0
     assert result.accuracy == result.host_accuracy

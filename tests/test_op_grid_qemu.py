@@ -123,7 +123,8 @@ def test_every_grid_case_is_bit_exact_on_the_boards_kernel_path(board_id, grid_m
         objects.append(tmp_path / f"g{k}.o")
         _compile(["arm-none-eabi-gcc", *arch, *rename, f"-I{case_dir}", "-c", str(case_dir / "tinyeff_model.c"), "-o", str(objects[-1])])
     (tmp_path / "driver.c").write_text(_driver(grid_models))
-    port = [f"-DTE_UART_BASE={board.baremetal.uart_base:#x}u", f"-DTE_CLOCK_HZ={board.clock_hz}u"]
+    port = [f"-DTE_UART_BASE={board.baremetal.uart_base:#x}u", f"-DTE_UART_RX_IRQ={board.baremetal.uart_rx_irq}",
+            f"-DTE_CLOCK_HZ={board.clock_hz}u"]
     sources = [tmp_path / "driver.c", fw / "ports" / "cmsdk" / "te_port_cmsdk.c", *(kernels / f for f in paths.sources(path))]
     for src in sources:
         objects.append(tmp_path / f"{src.stem}.o")

@@ -37,6 +37,7 @@ class BareMetal:
     ram_origin: int
     uart: str  # "cmsdk"
     uart_base: int
+    uart_rx_irq: int  # its receive interrupt's NVIC number: the firmware sleeps (WFI) until a byte comes
 
 
 @dataclasses.dataclass(frozen=True)

@@ -349,7 +349,14 @@ def bench_summary(r) -> list[str]:
          + f" + stack {r.stack_bytes:,} B (painted high-water mark)") if r.arena_bytes is not None
         else "  memory                   not read (below)",
         f"  link                     {r.resets} device resets, {r.retries} exchanges retried, {r.errors} samples lost to errors",
+        f"  wall time                {r.wall_seconds:,.1f} s for the samples on {len(r.devices)} device{'s' if len(r.devices) > 1 else ''}",
     ]
+    if len(r.devices) > 1:
+        lines.append(f"  devices                  {len(r.devices)}, sharing the samples:")
+        lines += [f"    {d.url}: {d.samples} samples, {d.errors} errors"
+                  + (f", latency median {d.latency_median:,.0f} (min {d.latency_min:,.0f}, max {d.latency_max:,.0f})"
+                     if d.latency_median is not None else "")
+                  + (f"; left the bench: {d.stopped}" if d.stopped else "") for d in r.devices]
     if unit == "emulated instructions":
         lines.append("  (an emulator counts instructions; it is not a board's cycle count or latency)")
     lines += [f"  missing                  {m}" for m in r.missing]
@@ -364,20 +371,36 @@ def bench_summary(r) -> list[str]:
 
 
 def cmd_bench(args) -> int:
-    from tinyeff.harness.bench import Project, bench_inputs, run_bench, write_json, write_junit, write_plot
+    import contextlib
+
+    from tinyeff.harness.bench import Project, bench_inputs, inputs_sha256, run_bench
     from tinyeff.harness.dut import Dut
-    from tinyeff.harness.flash import open_device
+    from tinyeff.harness.flash import open_devices
+    from tinyeff.harness.report import Journal, resumable, write_json, write_junit, write_plot
 
     project = Project.load(Path(args.project))
     x, y = bench_inputs(args.data, project.model, args.lang, limit=args.limit or None)
     if args.min_accuracy is not None and (y < 0).any():
         raise TinyeffError(f"--min-accuracy needs labels, and '{args.data}' has none; add 'labels' to it or drop --min-accuracy")
+    if args.resume and not args.json:
+        raise TinyeffError("--resume continues the report a bench wrote with --json; give that --json file")
+    man = project.manifest
+    key = inputs_sha256(project, x, y)
+    done = resumable(Path(args.json), man["model_sha256"], key) if args.resume else []
     progress = Progress(args.quiet)
-    with open_device(project, args.port, args.emulator) as device:
-        dut = Dut(device, timeout=args.timeout)
-        dut.wait_ready()
-        result = run_bench(project, dut, device, x, y,
-                           lambda i, n: progress.transient(f"bench: sample {i}/{n}") if i < n else progress(f"bench: {n} samples done"))
+    if done:
+        progress(f"bench: {len(done)} samples kept from {args.json}, {len(y) - len(done)} to run")
+    header = {"board": man["board"], "runtime": man["runtime"], "model_sha256": man["model_sha256"], "inputs_sha256": key,
+              "samples": len(y)}
+    journal = Journal(args.json, args.junit, header, done) if args.json or args.junit else None
+    with contextlib.ExitStack() as stack:
+        duts = []
+        for device in open_devices(project, args.port or [], args.emulator, args.jobs, stack):
+            duts.append(Dut(device, timeout=args.timeout))
+            duts[-1].wait_ready()
+        result = run_bench(project, duts, x, y,
+                           lambda i, n: progress.transient(f"bench: sample {i}/{n}") if i < n else progress(f"bench: {n} samples done"),
+                           on_sample=journal and journal.add, done=done)
     print("\n".join(bench_summary(result)))
     if args.json:
         write_json(result, Path(args.json))
@@ -535,13 +558,17 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="run a test set on the device: accuracy, agreement with host TFLM, latency, memory")
     be.add_argument("project", help="a directory made by 'tinyeff generate'")
     be.add_argument("--data", required=True, help="the run directory the model came from (its test split), or a dataset")
-    be.add_argument("--port", help="the board's serial port as a pyserial URL (/dev/ttyACM0, socket://host:port, rfc2217://...)")
+    be.add_argument("--port", action="append", help="the board's serial port as a pyserial URL (/dev/ttyACM0, socket://host:port, "
+                    "rfc2217://...); repeat for several boards running the same firmware: they share the samples")
     be.add_argument("--emulator", choices=("qemu", "renode"), help="run on an emulator (default for qemu-* boards)")
+    be.add_argument("--jobs", type=int, help="emulators started at once, sharing the samples (default 1)")
     be.add_argument("--lang", default="en")
     be.add_argument("--limit", type=int, help="bench only the first N samples")
     be.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply before retrying")
     be.add_argument("--min-accuracy", type=float, help="fail (exit 1, JUnit failure) below this accuracy, e.g. 0.9")
-    be.add_argument("--json", help="write the full result as JSON")
+    be.add_argument("--json", help="write the full result as JSON (it grows sample by sample while the bench runs)")
+    be.add_argument("--resume", action="store_true", help="keep the finished samples of the --json report of an interrupted "
+                    "bench of the same inputs and run the rest")
     be.add_argument("--junit", help="write JUnit XML (one case per sample) for CI")
     be.add_argument("--plot", help="write a PNG of the latency distribution and per-layer latency")
     be.add_argument("--quiet", action="store_true")

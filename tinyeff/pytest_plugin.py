@@ -52,7 +52,7 @@ class TinyeffDevice:
         from tinyeff.harness.bench import bench_inputs, run_bench
 
         x, y = bench_inputs(str(data), self.project.model, lang, limit=limit)
-        return run_bench(self.project, self.dut, self.device, x, y)
+        return run_bench(self.project, [self.dut], x, y)
 
     def run(self, sample: bytes):
         """One inference on raw int8 input bytes: the device's output and ticks."""

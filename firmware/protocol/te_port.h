@@ -10,7 +10,8 @@ extern "C" {
 
 void te_port_init(void);
 void te_port_putc(char c);
-int te_port_poll(void);            /* a received byte 0..255, or -1 at once when none is waiting */
+int te_port_poll(void);            /* a received byte 0..255, or -1 when none came (a port may sleep
+                                      until a byte or a timer tick first) */
 uint64_t te_port_ticks(void);      /* monotonic, te_port_ticks_hz() per second */
 uint32_t te_port_ticks_hz(void);
 const char *te_port_timer_name(void);

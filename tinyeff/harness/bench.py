@@ -8,8 +8,12 @@ firmware built from another model stops the bench with that reason.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -58,6 +62,9 @@ class SampleResult:
     latency: float | None = None  # the same in BenchResult.latency_unit
     error: str | None = None
     exact: bool = False  # every output's bytes equal host TFLM's
+    device: str = ""  # the URL of the device that ran it
+    resets: int = 0  # device resets while this sample ran (it was sent again after each)
+    retries: int = 0  # exchanges of this sample sent again after a damaged or lost reply
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +75,25 @@ class LayerTime:
 
 
 @dataclasses.dataclass(frozen=True)
+class DeviceSummary:
+    """One device of a bench over several."""
+
+    url: str
+    samples: int  # samples it finished (results and per-sample errors)
+    errors: int
+    latency_median: float | None  # None: it finished no sample
+    latency_min: float | None
+    latency_max: float | None
+    stopped: str | None  # why it was taken out of the bench before the end, if it was
+
+
+@dataclasses.dataclass(frozen=True)
 class BenchResult:
     board: str
     runtime: str
     model_sha256: str
-    device: str
+    inputs_sha256: str  # of the inputs and labels benched: a resumed bench must be given the same
+    device: str  # the devices' URLs, comma-separated
     samples: int
     accuracy: float | None  # device top-1 (output 0) against the labels; None without labels
     host_accuracy: float | None  # host TFLM top-1 against the labels
@@ -92,62 +113,120 @@ class BenchResult:
     resets: int
     retries: int
     errors: int
+    wall_seconds: float  # the samples' part of the bench, start to end (a resumed bench: this run's part)
+    devices: list[DeviceSummary]
     results: list[SampleResult]
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def _top1(outputs: list[list[int]]) -> np.ndarray:
-    return np.array([int(np.argmax(o)) for o in outputs])
-
-
-def run_bench(project: Project, dut: Dut, device, x, y: np.ndarray,
-              progress: Callable[[int, int], None] | None = None) -> BenchResult:
-    """Run every sample of X on DUT: one array per model input (or one array for a one-input model), first
-    axis = samples, in each input's type; Y holds the labels (-1 where there are none)."""
-    man = project.manifest
-    sig = dut.signature()
-    if sig.sha256 != man["model_sha256"]:
-        raise TinyeffError(f"the device runs firmware for model {sig.sha256[:16]} ({sig.runtime}, {sig.board}) but "
-                           f"{project.path} is for {man['model_sha256'][:16]}; flash this project first (tinyeff flash)")
+def _packed_inputs(project: Project, x) -> np.ndarray:
+    """The bytes each sample's inputs go up as, one row per sample."""
     xs = [x] if isinstance(x, np.ndarray) else list(x)
-    inputs = tuple(IoTensor.from_json(t) for t in man["inputs"])
+    return model_io.pack(tuple(IoTensor.from_json(t) for t in project.manifest["inputs"]), xs)
+
+
+def inputs_sha256(project: Project, x, y: np.ndarray) -> str:
+    """What identifies a bench's inputs: the bytes sent, sample by sample, and the labels."""
+    h = hashlib.sha256(np.ascontiguousarray(_packed_inputs(project, x)).tobytes())
+    h.update(np.asarray(y, np.int64).tobytes())
+    return h.hexdigest()
+
+
+class _Shared:
+    """The state the threads of a bench over several devices share, under one condition: the samples
+    still to run, the results so far, and who is still benching."""
+
+    def __init__(self, todo: list[int], done: list[SampleResult], total: int, devices: int, on_sample, progress):
+        self.cond = threading.Condition()
+        self.todo = collections.deque(todo)
+        self.results = {r.index: r for r in done}
+        self.total, self.devices, self.on_sample, self.progress = total, devices, on_sample, progress
+        self.tries = collections.Counter()  # sample -> devices it failed on so far
+        self.benching = devices  # devices still taking samples
+        self.running = 0  # samples being run now: one that fails may come back to the queue
+        self.stopped: dict[str, str] = {}  # device URL -> why it left the bench
+        self.failure: BaseException | None = None  # what ends the whole bench
+
+
+def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
+              progress: Callable[[int, int], None] | None = None,
+              on_sample: Callable[[SampleResult], None] | None = None,
+              done: list[SampleResult] = ()) -> BenchResult:
+    """Run every sample of X on the devices of DUTS (each takes the next sample when it is free, so a
+    fast board does more): X is one array per model input (or one array for a one-input model), first
+    axis = samples, in each input's type; Y holds the labels (-1 where there are none). DONE: results of
+    an earlier, interrupted bench of the same inputs, not run again; ON_SAMPLE is called with each new
+    result as it comes in (a report that grows)."""
+    man = project.manifest
+    for dut in duts:
+        sig = dut.signature()
+        if sig.sha256 != man["model_sha256"]:
+            raise TinyeffError(f"the device on {dut.device.url} runs firmware for model {sig.sha256[:16]} ({sig.runtime}, "
+                               f"{sig.board}) but {project.path} is for {man['model_sha256'][:16]}; flash this project first "
+                               "(tinyeff flash)")
+    xs = [x] if isinstance(x, np.ndarray) else list(x)
     outputs = tuple(IoTensor.from_json(t) for t in man["outputs"])
-    sent = model_io.pack(inputs, xs)
+    sent = _packed_inputs(project, xs)
     reference = tflm_run(project.model, xs)
     wanted = model_io.pack(outputs, reference)  # the bytes the device must send back, sample by sample
     reference0 = reference[0].reshape(len(sent), -1)
-    timer, hz, _ = dut.timer()  # the timer's rate converts each sample's ticks as it comes in
-    results: list[SampleResult] = []
-    resets = 0
-    for i in range(len(sent)):
-        ref = reference0[i].tolist()
-        for attempt in range(RESETS_PER_SAMPLE + 1):
+    clocks = {id(dut): dut.timer() for dut in duts}  # each timer's rate converts its samples' ticks as they come in
+    kept = {r.index for r in done}
+    shared = _Shared([i for i in range(len(sent)) if i not in kept], list(done), len(sent), len(duts), on_sample, progress)
+
+    def sample(dut: Dut, i: int) -> SampleResult:
+        """Sample I on DUT, sent again after each device reset (up to RESETS_PER_SAMPLE)."""
+        ref, label, device = reference0[i].tolist(), int(y[i]), dut.device
+        retried = dut.retried
+        for resets in range(RESETS_PER_SAMPLE + 1):
             try:
                 inference = dut.run(sent[i].tobytes())
-                got = inference.output.view(np.uint8)
-                output = model_io.unpack(outputs, got[None])[0].reshape(-1).tolist() if got.size == wanted.shape[1] else []
-                results.append(SampleResult(i, int(y[i]), output, ref, inference.ticks,
-                                            device.ticks_to_latency(inference.ticks, hz), exact=got.tobytes() == wanted[i].tobytes()))
-                break
             except DeviceReset:
-                resets += 1
                 dut.resync()
+                continue
             except DeviceFault:
                 raise
             except DeviceError as e:
-                results.append(SampleResult(i, int(y[i]), None, ref, None, error=str(e)))
-                break
-        else:
-            results.append(SampleResult(i, int(y[i]), None, ref, None,
-                                        error=f"the device reset {RESETS_PER_SAMPLE + 1} times on this sample"))
-        if len(results) >= ERRORS_IN_A_ROW and all(r.error for r in results[-ERRORS_IN_A_ROW:]):
-            raise TinyeffError(f"the device failed {ERRORS_IN_A_ROW} samples in a row (samples {i - ERRORS_IN_A_ROW + 1}..{i}), "
-                               f"last: {results[-1].error}")
-        if progress:
-            progress(i + 1, len(sent))
-    # per-layer ticks and memory are extras: one that cannot be read is named, and the samples stay
+                return SampleResult(i, label, None, ref, None, error=str(e), device=device.url, resets=resets,
+                                    retries=dut.retried - retried)
+            got = inference.output.view(np.uint8)
+            output = model_io.unpack(outputs, got[None])[0].reshape(-1).tolist() if got.size == wanted.shape[1] else []
+            return SampleResult(i, label, output, ref, inference.ticks, device.ticks_to_latency(inference.ticks, clocks[id(dut)][1]),
+                                exact=got.tobytes() == wanted[i].tobytes(), device=device.url, resets=resets,
+                                retries=dut.retried - retried)
+        return SampleResult(i, label, None, ref, None, error=f"the device reset {RESETS_PER_SAMPLE + 1} times on this sample",
+                            device=device.url, resets=RESETS_PER_SAMPLE + 1, retries=dut.retried - retried)
+
+    started = time.monotonic()
+    if len(duts) == 1:
+        _bench_on(duts[0], sample, shared)
+    else:
+        threads = [threading.Thread(target=_bench_on, args=(dut, sample, shared), daemon=True) for dut in duts]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:  # Ctrl-C: the devices finish the sample they run and stop
+            with shared.cond:
+                shared.todo.clear()
+                shared.cond.notify_all()
+            raise
+    wall = time.monotonic() - started
+    if shared.failure is not None:
+        raise shared.failure
+    results = [shared.results[i] for i in sorted(shared.results)]
+    if len(shared.stopped) == len(duts):
+        raise TinyeffError("; ".join(f"the device on {url} {why}" for url, why in shared.stopped.items())
+                           + f"; {sum(r.error is None for r in results)} of {len(sent)} samples finished (a --json report "
+                           "keeps them: --resume runs the rest); check the device and the link")
+
+    # per-layer ticks and memory are extras, read from a device still in the bench: one that cannot be
+    # read is named, and the samples stay
+    dut = next(d for d in duts if d.device.url not in shared.stopped)
+    retried = dut.retried
     missing: list[str] = []
     try:
         layer_ticks = dut.layer_ticks()  # of the last inference
@@ -163,27 +242,81 @@ def run_bench(project: Project, dut: Dut, device, x, y: np.ndarray,
     except DeviceError as e:
         memory = None
         missing.append(f"memory use: {e}")
-    done = [r for r in results if r.output is not None]
-    lat = np.array([r.latency for r in done]) if done else np.zeros(1)
+    missing += [f"device {url} left the bench: {why}" for url, why in shared.stopped.items()]
+    timer, hz, _ = clocks[id(dut)]
+    finished = [r for r in results if r.output is not None]
+    lat = np.array([r.latency for r in finished]) if finished else np.zeros(1)
     ops = [l["op"] for l in man["layers"]]
-    n = max(len(done), 1)
+    n = max(len(finished), 1)
     labelled = bool(len(y)) and bool((np.asarray(y) >= 0).all())
     return BenchResult(
-        board=man["board"], runtime=man["runtime"], model_sha256=man["model_sha256"], device=device.url,
-        samples=len(results),
-        accuracy=float(sum(bool(r.output) and int(np.argmax(r.output)) == r.label for r in done) / len(results)) if labelled else None,
+        board=man["board"], runtime=man["runtime"], model_sha256=man["model_sha256"], inputs_sha256=inputs_sha256(project, xs, y),
+        device=", ".join(d.device.url for d in duts), samples=len(results),
+        accuracy=float(sum(bool(r.output) and int(np.argmax(r.output)) == r.label for r in finished) / len(results)) if labelled else None,
         host_accuracy=float((reference0.argmax(axis=1) == y).mean()) if labelled else None,
-        exact_agreement=float(sum(r.exact for r in done) / len(results)),
-        top1_agreement=float(sum(bool(r.output) and int(np.argmax(r.output)) == int(np.argmax(r.reference)) for r in done) / n),
-        latency_unit=device.latency_unit,
+        exact_agreement=float(sum(r.exact for r in finished) / len(results)),
+        top1_agreement=float(sum(bool(r.output) and int(np.argmax(r.output)) == int(np.argmax(r.reference)) for r in finished) / n),
+        latency_unit=dut.device.latency_unit,
         latency_median=float(np.median(lat)), latency_min=float(lat.min()), latency_max=float(lat.max()),
-        latency_us_median=None if device.latency_unit != "cycles" else float(np.median([r.ticks for r in done]) * 1e6 / hz),
+        latency_us_median=None if dut.device.latency_unit != "cycles" else float(np.median([r.ticks for r in finished]) * 1e6 / hz),
         timer=timer,
-        layers=[LayerTime(k, ops[k] if k < len(ops) else "?", device.ticks_to_latency(t, hz)) for k, t in enumerate(layer_ticks)],
+        layers=[LayerTime(k, ops[k] if k < len(ops) else "?", dut.device.ticks_to_latency(t, hz)) for k, t in enumerate(layer_ticks)],
         arena_bytes=memory and memory.arena_bytes, arena_used_bytes=memory and memory.arena_used_bytes,
-        stack_bytes=memory and memory.stack_bytes, missing=missing, resets=resets, retries=dut.retried,
-        errors=len(results) - len(done), results=results,
+        stack_bytes=memory and memory.stack_bytes, missing=missing,
+        resets=sum(r.resets for r in results), retries=sum(r.retries for r in results) + dut.retried - retried,
+        errors=len(results) - len(finished), wall_seconds=wall, devices=[_summary(d.device.url, results, shared.stopped) for d in duts],
+        results=results,
     )
+
+
+def _bench_on(dut: Dut, sample, shared: _Shared) -> None:
+    """One device's share of a bench: the next sample still to run, until none is left and none is
+    running. A sample that fails on one device while others bench goes back to the queue for another
+    (once per device). A device that fails ERRORS_IN_A_ROW samples in a row is gone, not noisy: it
+    leaves the bench."""
+    url = dut.device.url
+    failed: list[int] = []
+    try:
+        while True:
+            with shared.cond:
+                while not shared.todo and shared.running and shared.failure is None:
+                    shared.cond.wait()
+                if not shared.todo or shared.failure is not None:
+                    return
+                i = shared.todo.popleft()
+                shared.running += 1
+            r = sample(dut, i)
+            with shared.cond:
+                shared.running -= 1
+                shared.tries[i] += 1
+                failed = failed + [i] if r.error else []
+                if r.error and shared.benching > 1 and shared.tries[i] < shared.devices:
+                    shared.todo.append(i)
+                else:
+                    shared.results[i] = r
+                    if shared.on_sample:
+                        shared.on_sample(r)
+                    if shared.progress:
+                        shared.progress(len(shared.results), shared.total)
+                shared.cond.notify_all()
+                if len(failed) >= ERRORS_IN_A_ROW:
+                    shared.stopped[url] = f"failed samples {', '.join(map(str, failed))} in a row, the last with: {r.error}"
+                    return
+    except BaseException as e:  # a HardFault, a closed link: the whole bench ends with it
+        with shared.cond:
+            shared.failure = shared.failure or e
+    finally:
+        with shared.cond:
+            shared.benching -= 1
+            shared.cond.notify_all()
+
+
+def _summary(url: str, results: list[SampleResult], stopped: dict[str, str]) -> DeviceSummary:
+    mine = [r for r in results if r.device == url]
+    lat = [r.latency for r in mine if r.latency is not None]
+    return DeviceSummary(url, len(mine), sum(r.error is not None for r in mine),
+                         float(np.median(lat)) if lat else None, min(lat) if lat else None, max(lat) if lat else None,
+                         stopped.get(url))
 
 
 def bench_inputs(data: str, model: bytes, lang: str = "en", limit: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
@@ -253,59 +386,3 @@ def _dataset_inputs(data: str, t: IoTensor, lang: str) -> tuple[np.ndarray, np.n
     if t.dtype != "int8":
         raise TinyeffError(f"the model takes {t.dtype} input; tinyeff quantizes datasets to int8 only: give the inputs as an .npz file")
     return quantize_input(x, t.scale, t.zero_point), np.asarray(y)
-
-
-# ------------------------------------------------------------ reports
-
-
-def write_json(result: BenchResult, path: Path) -> None:
-    Path(path).write_text(json.dumps(result.to_json(), indent=1) + "\n")
-
-
-def write_junit(result: BenchResult, path: Path, min_accuracy: float | None = None) -> None:
-    """JUnit XML for CI: one test case per sample (bit-exact with host TFLM, or its error) and one
-    for the accuracy bar when one is given."""
-    from xml.sax.saxutils import quoteattr
-
-    cases = []
-    for r in result.results:
-        name = quoteattr(f"sample-{r.index}")
-        if r.error:
-            cases.append(f'  <testcase classname="tinyeff.bench" name={name}><error message={quoteattr(r.error)}/></testcase>')
-        elif not r.exact:
-            msg = quoteattr(f"device output {r.output} differs from host TFLM {r.reference}")
-            cases.append(f'  <testcase classname="tinyeff.bench" name={name}><failure message={msg}/></testcase>')
-        else:
-            cases.append(f'  <testcase classname="tinyeff.bench" name={name}/>')
-    if min_accuracy is not None:
-        if result.accuracy is None:
-            raise TinyeffError("--min-accuracy needs labelled data; give 'labels' in the .npz file or drop --min-accuracy")
-        body = "" if result.accuracy >= min_accuracy else \
-            f"<failure message={quoteattr(f'accuracy {result.accuracy:.4f} is below {min_accuracy:.4f}')}/>"
-        cases.append(f'  <testcase classname="tinyeff.bench" name="accuracy">{body}</testcase>')
-    failures = sum("<failure" in c for c in cases)
-    errors = sum("<error" in c for c in cases)
-    suite = quoteattr(f"tinyeff bench {result.board} {result.runtime}")
-    Path(path).write_text(f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name={suite} tests="{len(cases)}" '
-                          f'failures="{failures}" errors="{errors}">\n' + "\n".join(cases) + "\n</testsuite>\n")
-
-
-def write_plot(result: BenchResult, path: Path) -> None:
-    """Latency distribution and per-layer latency, side by side, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    a.hist([r.latency for r in result.results if r.latency is not None], bins=30, color="#3b6ea5")
-    a.set_xlabel(f"{result.latency_unit} per inference")
-    a.set_ylabel("samples")
-    a.set_title(f"{result.board}: {result.samples} samples")
-    b.barh([f"{l.index} {l.op}" for l in result.layers], [l.latency for l in result.layers], color="#c0504d")
-    b.invert_yaxis()
-    b.set_xlabel(f"{result.latency_unit} (last inference)")
-    b.set_title("per layer")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -46,6 +46,20 @@ def flash(project: Project, port: str | None = None) -> str:
     return f"flashed {board.id} through PlatformIO"
 
 
+def open_devices(project: Project, ports: list[str], emulator: str | None, jobs: int | None, stack) -> list:
+    """The devices to bench PROJECT on at once, entered into STACK (a contextlib.ExitStack) so that all
+    are released, also when one fails to open: one per serial port in PORTS, or JOBS emulators."""
+    if ports and jobs:
+        raise TinyeffError("--jobs starts emulators; to bench on several boards give one --port per board")
+    if len(set(ports)) != len(ports):
+        raise TinyeffError(f"a port is given twice ({', '.join(ports)}); give each board's port once")
+    if jobs is not None and jobs < 1:
+        raise TinyeffError(f"--jobs {jobs}: give the number of emulators to start, 1 or more")
+    if ports:
+        return [stack.enter_context(open_device(project, port, emulator)) for port in ports]
+    return [stack.enter_context(open_device(project, None, emulator)) for _ in range(jobs or 1)]
+
+
 def open_device(project: Project, port: str | None = None, emulator: str | None = None):
     """The device to bench PROJECT on: the serial PORT, or the board's emulator."""
     board = get_board(project.manifest["board"])
