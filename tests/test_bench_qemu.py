@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import random
 import socket
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -27,7 +29,7 @@ from tinyeff.cli import main
 from tinyeff.errors import TinyeffError
 from tinyeff.generate import generate
 from tinyeff.harness.bench import Project, bench_inputs, run_bench
-from tinyeff.harness.device import QemuDevice
+from tinyeff.harness.device import QemuDevice, qemu_monitor
 from tinyeff.harness.dut import DeviceFault, Dut
 from tinyeff.harness.flash import build
 
@@ -113,13 +115,13 @@ def test_bench_command_writes_json_junit_and_plot(tiny_run, tmp_path, capsys):
 
 
 @contextlib.contextmanager
-def _qemu_by_hand(board, elf):
+def _qemu_by_hand(board, elf, monitor: int | None = None):
     """QEMU started as a project's 'make run' starts it, but with its UART on a TCP port (waiting for
-    the first connection before the board runs): what a user benches with --port socket://..."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    qemu = subprocess.Popen(["qemu-system-arm", "-M", board.emulator.machine, "-display", "none", "-monitor", "none",
+    the first connection before the board runs): what a user benches with --port socket://...
+    MONITOR: a local TCP port for QEMU's monitor (qemu_monitor(MONITOR, "stop") pauses the board)."""
+    port = _free_port()
+    qemu = subprocess.Popen(["qemu-system-arm", "-M", board.emulator.machine, "-display", "none", "-monitor",
+                             f"tcp:127.0.0.1:{monitor},server=on,wait=off" if monitor else "none",
                              "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-semihosting-config",
                              "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -133,6 +135,12 @@ def _qemu_by_hand(board, elf):
     finally:
         qemu.kill()
         qemu.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.mark.emulator
@@ -156,25 +164,63 @@ def test_bench_over_a_port_labels_an_emulated_board_by_its_board_data(tiny_run, 
     assert all(abs(r["latency"] - o.latency) <= tick for r, o in zip(report["results"], own.results))
 
 
+@pytest.fixture(scope="module")
+def an386_project(tiny_run, tmp_path_factory) -> Project:
+    """The tiny run's compiled-runtime project for qemu-mps2-an386, built once for the module."""
+    return _project(tiny_run, tmp_path_factory.mktemp("an386"), "qemu-mps2-an386")
+
+
+def _resets_and_a_hang(monitor: int):
+    """An on_run hook: the board is reset right after the 8th and the 20th te-run request, and paused
+    (QEMU's monitor 'stop') for 3 s right after the 14th: longer than the harness waits for a reply."""
+    def on_run(n: int) -> None:
+        if n in (8, 20):
+            qemu_monitor(monitor, "system_reset")
+        elif n == 14:
+            qemu_monitor(monitor, "stop")
+            threading.Timer(3.0, qemu_monitor, (monitor, "cont")).start()
+    return on_run
+
+
+# fault -> FaultyRelay options (a callable: made from the QEMU monitor's port)
+LINK_FAULTS = {
+    "0.1 % of bytes damaged": dict(rate=0.001, seed=3),
+    "1 % of bytes damaged": dict(rate=0.01, seed=4),
+    "1 % of bytes dropped": dict(drop=0.01, seed=5),
+    "1 % of bytes doubled": dict(duplicate=0.01, seed=6),
+    "garbage at boot": dict(boot_garbage=bytes(random.Random(7).randrange(256) for _ in range(300)) + b"\r\n"),
+    "two resets and a hang": lambda monitor: dict(on_run=_resets_and_a_hang(monitor)),
+}
+
+
 @pytest.mark.emulator
-def test_the_bench_command_survives_one_percent_of_bytes_damaged(tiny_run, tmp_path, capsys):
-    """What a user runs, with the settings a user gets, behind a relay that damages 1 % of the bytes in
-    both directions: every sample exact, and the per-layer ticks (asked for a few layers at a time) read."""
-    board = get_board("qemu-mps2-an386")
-    project = _project(tiny_run, tmp_path, board.id)
-    relay = FaultyRelay(0.01, seed=4)
+@pytest.mark.parametrize("fault", LINK_FAULTS)
+def test_the_bench_command_survives(fault, an386_project, tiny_run, tmp_path, capsys):
+    """What a user runs (tinyeff bench --port), with the settings a user gets, on a link or a board with
+    FAULT: every sample exact (host TFLM's bytes, as a clean run gives), the per-layer ticks (asked for
+    a few layers at a time) read, and the report counting what happened."""
+    board, project = get_board("qemu-mps2-an386"), an386_project
+    monitor = _free_port()
+    options = LINK_FAULTS[fault]
+    relay = FaultyRelay(**(options(monitor) if callable(options) else options))
     try:
-        with _qemu_by_hand(board, project.elf) as target:
+        with _qemu_by_hand(board, project.elf, monitor) as target:
             rc = main(["bench", str(project.path), "--port", relay(target), "--data", str(tiny_run), "--limit", "25",
-                       "--json", str(tmp_path / "noisy.json"), "--quiet"])
+                       "--json", str(tmp_path / "bench.json"), "--quiet"])
     finally:
         relay.close()
     out = capsys.readouterr().out
     assert rc == 0, out
-    report = json.loads((tmp_path / "noisy.json").read_text())
-    assert relay.corrupted > 0 and report["retries"] > 0
-    assert report["samples"] == 25 and report["errors"] == 0 and report["exact_agreement"] == 1.0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["complete"] and report["samples"] == 25 and report["errors"] == 0 and report["exact_agreement"] == 1.0
+    assert [r["index"] for r in report["results"]] == list(range(25))  # none lost, none twice
     assert report["missing"] == [] and len(report["layers"]) == len(project.manifest["layers"])
+    if "bytes" in fault:
+        assert relay.corrupted > 0 and report["retries"] > 0  # the damage was met, not missed
+    if fault == "two resets and a hang":
+        assert report["resets"] == 2 and report["retries"] > 0
+        assert sum(r["resets"] for r in report["results"]) == 2
+    assert f"{report['resets']} device resets, {report['retries']} exchanges retried, 0 samples lost" in out
 
 
 class _ResetDuringInference:

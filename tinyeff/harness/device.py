@@ -126,6 +126,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def qemu_monitor(port: int, command: str) -> None:
+    """Run COMMAND in the QEMU monitor listening on 127.0.0.1:PORT (system_reset, stop, cont...)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as m:
+        m.sendall(command.encode() + b"\n")
+        # the monitor runs a command only if the connection stays open until it has: wait for
+        # the prompt that follows the command's echo
+        seen = b""
+        deadline = time.monotonic() + 5
+        while seen.count(b"(qemu)") < 2 and time.monotonic() < deadline:
+            chunk = m.recv(4096)
+            if not chunk:
+                break
+            seen += chunk
+
+
 class QemuDevice(SerialDevice):
     """A QEMU-emulated board running ELF, its UART0 on a local TCP port."""
 
@@ -164,17 +179,7 @@ class QemuDevice(SerialDevice):
 
     def reset(self) -> None:
         """Reset the emulated board as its reset button would (through QEMU's monitor)."""
-        with socket.create_connection(("127.0.0.1", self._monitor_port), timeout=5) as m:
-            m.sendall(b"system_reset\n")
-            # the monitor runs a command only if the connection stays open until it has: wait for
-            # the prompt that follows the command's echo
-            seen = b""
-            deadline = time.monotonic() + 5
-            while seen.count(b"(qemu)") < 2 and time.monotonic() < deadline:
-                chunk = m.recv(4096)
-                if not chunk:
-                    break
-                seen += chunk
+        qemu_monitor(self._monitor_port, "system_reset")
 
     def close(self) -> None:
         try:

@@ -24,7 +24,8 @@ READY = b"m-ready\r\n"
 BANNER = "m-init-done"
 READY_PROBE_S = 2.0  # silence after opening the port before wait_ready asks a device that booted already
 HEX_PER_COMMAND = 76  # "db " + 76 hex digits + "%" stays under the 80-byte command limit
-PUT_CHUNK = 64  # raw bytes per te-put: small enough that a corrupted chunk costs little to resend
+PUT_CHUNK = 64  # raw bytes per te-put on a clean link: small enough that a corrupted chunk costs little to resend
+MIN_PUT_CHUNK = 8  # ... and on a noisy one: each damaged te-put halves the chunk, each clean one doubles it
 _STALE = object()
 
 
@@ -77,10 +78,16 @@ def _ready_like(line: str) -> bool:
     return len(tail) == 7 and sum(a != b for a, b in zip(tail, "m-ready")) <= 2
 
 
-LAYERS_PER_REPLY = 4  # per-layer ticks asked for in one exchange
+LAYERS_PER_REPLY = 4  # per-layer ticks asked for in one exchange on a clean link (one on a noisy one)
 # Any command but an inference is answered within milliseconds (a te-put whose bytes stop coming
 # fails after 100 ms): waiting longer for its first line only delays the retry of a damaged request.
+# The wait starts at REPLY_START_S and then follows the device: ANSWER_MARGIN times the slowest
+# whole answer seen, never below MIN_REPLY_WAIT_S; a wait that runs out doubles it again.
 REPLY_START_S = 2.0
+MIN_REPLY_WAIT_S = 0.1
+ANSWER_MARGIN = 8
+MAX_BACKOFF_S = 0.5
+MIN_QUIET_S = 0.005  # the shortest silence that ends a resync
 
 
 class Dut:
@@ -96,6 +103,11 @@ class Dut:
         self.device, self.timeout, self.retries, self.quiet = device, timeout, retries, quiet
         self.retry_for = retry_for
         self._inference_s = 0.0  # the longest a te-run took to answer so far
+        self._reply_wait = REPLY_START_S  # how long to wait for any other exchange's reply to begin
+        self._answer_s = 0.0  # the slowest whole answer to an exchange other than an inference so far
+        self._put_chunk = PUT_CHUNK
+        self._layers_per_reply = LAYERS_PER_REPLY
+        self.attempts = 0  # tries the last exchange took
         self.retried = 0  # exchanges sent again after a corrupted or lost reply
         self.runs = 0  # inferences asked for with te-run: each one's number, so a retry never runs twice
 
@@ -175,31 +187,47 @@ class Dut:
     def resync(self) -> None:
         """Bring the device back to an empty command line: a lone '%' ends any half-received
         command (or is a byte of an unfinished te-put, which then fails its CRC or times out),
-        and whatever it replies is read and dropped."""
+        and whatever it replies is read and dropped - until a silence of QUIET, or less where the
+        device has shown it answers faster (twice its slowest whole answer)."""
         self.device.send(b"%")
-        self._check_faults(self._lines(self.device.drain(self.quiet, limit=self.timeout)))
+        quiet = min(self.quiet, max(MIN_QUIET_S, 2 * self._answer_s)) if self._answer_s else self.quiet
+        self._check_faults(self._lines(self.device.drain(quiet, limit=self.timeout)))
 
-    def _exchange(self, request: bytes, parse, what: str, timeout: float | None = None):
+    def _exchange(self, request: bytes, parse, what: str, timeout: float | None = None, attempts: int | None = None):
         """Send the te- REQUEST until its reply passes its CRC and PARSE accepts the lines
-        (returns non-None); retried as __init__ says."""
+        (returns non-None); retried as __init__ says, or ATTEMPTS times at most. TIMEOUT: the wait
+        for the reply to begin (an inference's), doubled after each try that went unanswered (up to
+        the Dut's timeout); by default the device's usual answer time with a margin."""
         last: list[str] = []
         start = time.monotonic()
-        attempt = 0
-        while attempt <= self.retries or time.monotonic() - start < self.retry_for:
+        attempt = silent = 0
+        while (attempt <= self.retries or time.monotonic() - start < self.retry_for) and attempt != attempts:
             if attempt:
                 self.retried += 1
-                time.sleep(min(0.01 * 2 ** attempt, 1.0))  # back off: a busy device gets a moment
+                if silent:  # no answer: a busy device gets a moment; a damaged answer is asked again at once
+                    time.sleep(min(0.01 * 2 ** silent, MAX_BACKOFF_S))
+                # also after a whole but damaged reply: a damaged request can draw two replies (its
+                # te-put bytes read as a command), and the second must not pass for the next one's
                 self.resync()
             attempt += 1
+            self.attempts = attempt
+            sent = time.monotonic()
             self.device.send(request)
             try:
-                lines = self._read_reply(timeout or min(self.timeout, REPLY_START_S))
+                lines = self._read_reply(timeout or min(self.timeout, self._reply_wait))
             except DeviceTimeout:
-                last = self.device.last_lines()
+                last, silent = self.device.last_lines(), silent + 1
+                if timeout is None:
+                    self._reply_wait = min(self._reply_wait * 2, REPLY_START_S, self.timeout)
+                else:  # a slow inference is answered in the end: te-run N asked again does not run it again
+                    timeout = min(timeout * 2, max(timeout, self.timeout))
                 continue
             body = _verified(lines)
             value = parse(body) if body is not None else None
             if value is not None:
+                if timeout is None:
+                    self._answer_s = max(self._answer_s, time.monotonic() - sent)
+                    self._reply_wait = min(max(MIN_REPLY_WAIT_S, ANSWER_MARGIN * self._answer_s), REPLY_START_S)
                 return value
             last = lines
         raise DeviceError(f"{what} failed {attempt} times in {time.monotonic() - start:.0f} s; the device's last lines were {last}; "
@@ -217,12 +245,23 @@ class Dut:
         return self._exchange(b"te-sig%", parse, "reading the firmware signature (te-sig)")
 
     def put_input(self, data: bytes) -> None:
-        """Load DATA into the device's input buffer in CRC-checked binary chunks."""
-        for off in range(0, len(data), PUT_CHUNK):
-            chunk = data[off : off + PUT_CHUNK]
+        """Load DATA into the device's input buffer in CRC-checked binary chunks: smaller ones while
+        the link damages them (a request must arrive whole), larger again once it does not."""
+        off = 0
+        while off < len(data):
+            chunk = data[off : off + self._put_chunk]
             request = f"te-put {off} {len(chunk)} {zlib.crc32(chunk):08x}%".encode() + chunk
-            self._exchange(request, lambda lines: True if any("m-te-put-ok" in l for l in lines) else None,
-                           f"uploading input bytes {off}..{off + len(chunk)}")
+            smallest = len(chunk) <= MIN_PUT_CHUNK
+            try:
+                self._exchange(request, lambda lines: True if any("m-te-put-ok" in l for l in lines) else None,
+                               f"uploading input bytes {off}..{off + len(chunk)}", attempts=None if smallest else 2)
+            except DeviceError:
+                if smallest:
+                    raise
+                self._put_chunk = max(self._put_chunk // 2, MIN_PUT_CHUNK)
+                continue
+            off += len(chunk)
+            self._put_chunk = max(self._put_chunk // 2, MIN_PUT_CHUNK) if self.attempts > 1 else min(self._put_chunk * 2, PUT_CHUNK)
 
     def run(self, data: bytes, timeout: float | None = None) -> Inference:
         """One inference on DATA: upload, run, and the output bytes with the ticks it took. The request
@@ -243,7 +282,8 @@ class Dut:
         for _ in range(self.retries + 1):
             self.put_input(data)
             # until one inference has answered, the whole TIMEOUT; then a few times the longest seen
-            wait = timeout or (min(self.timeout, max(REPLY_START_S, 4 * self._inference_s)) if self._inference_s else self.timeout)
+            # a few times the longest inference seen (REPLY_START_S before the first), doubled while unanswered
+            wait = timeout or min(self.timeout, max(REPLY_START_S, 4 * self._inference_s))
             started = time.monotonic()
             result = self._exchange(request, parse, "running an inference (te-run)", wait)
             if result is not _STALE:
@@ -284,13 +324,14 @@ class Dut:
         return self._layers(0, 0)[0]
 
     def layer_ticks(self) -> list[int]:
-        """The ticks each layer took in the last inference, LAYERS_PER_REPLY layers per exchange: a
-        reply's CRC fails more often the longer it is, so a model's worth in one would rarely pass on a
-        noisy link."""
+        """The ticks each layer took in the last inference, up to LAYERS_PER_REPLY layers per exchange
+        (one while the link damages replies): a reply's CRC fails more often the longer it is, so a
+        model's worth in one would rarely pass on a noisy link."""
         timed = self.timer()[2]
         ticks: list[int] = []
-        for first in range(0, timed, LAYERS_PER_REPLY):
-            ticks += self._layers(first, min(LAYERS_PER_REPLY, timed - first))[1]
+        while len(ticks) < timed:
+            ticks += self._layers(len(ticks), min(self._layers_per_reply, timed - len(ticks)))[1]
+            self._layers_per_reply = 1 if self.attempts > 1 else min(self._layers_per_reply * 2, LAYERS_PER_REPLY)
         return ticks
 
     def _layers(self, first: int, count: int) -> tuple[tuple[str, int, int], list[int]]:
