@@ -223,6 +223,27 @@ def test_the_bench_command_survives(fault, an386_project, tiny_run, tmp_path, ca
     assert f"{report['resets']} device resets, {report['retries']} exchanges retried, 0 samples lost" in out
 
 
+@pytest.mark.emulator
+def test_the_bench_command_on_two_emulators_gives_what_one_gives(an386_project, tiny_run, tmp_path, capsys):
+    """--jobs 2 starts two QEMU boards that share the samples: the merged report holds every sample once,
+    with the one-board run's outputs and instruction counts (-icount: one SysTick tick apart at most, as
+    the waits before a sample leave the timer), and says which board ran which."""
+    project = an386_project
+    common = ["bench", str(project.path), "--data", str(tiny_run), "--limit", "40", "--quiet"]
+    assert main(common + ["--json", str(tmp_path / "one.json")]) == 0
+    assert main(common + ["--jobs", "2", "--json", str(tmp_path / "two.json"), "--plot", str(tmp_path / "two.png")]) == 0
+    out = capsys.readouterr().out
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert [(r["index"], r["output"]) for r in two["results"]] == [(r["index"], r["output"]) for r in one["results"]]
+    assert two["exact_agreement"] == 1.0 and two["accuracy"] == one["accuracy"]
+    tick = 1e9 / get_board("qemu-mps2-an386").clock_hz
+    assert all(abs(a["latency"] - b["latency"]) <= tick for a, b in zip(one["results"], two["results"]))
+    assert len(two["devices"]) == 2 and all(d["samples"] > 0 for d in two["devices"])
+    assert sum(d["samples"] for d in two["devices"]) == 40 and {r["device"] for r in two["results"]} == {d["url"] for d in two["devices"]}
+    assert "devices                  2, sharing the samples:" in out
+    assert (tmp_path / "two.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 class _ResetDuringInference:
     """The link to a real QEMU board that presses the board's reset right after the harness's Nth
     te-run request (counting retries) has gone out, for each N in AT: the board is then mid-sample,

@@ -452,7 +452,8 @@ void te_protocol_byte(char c) {
 }
 
 void te_protocol_idle(void) {
-  /* dropped bytes would leave te-put waiting forever: give up after 100 ms of silence */
+  /* dropped bytes would leave te-put waiting forever: give up after 100 ms of silence (noticed
+   * when the port next returns without a byte: a port that sleeps may notice it later) */
   if (bin_left && te_port_ticks() - bin_last_tick > te_port_ticks_hz() / 10u) {
     line_crc = 0;
     put("e-[te-put timed out with "); put_u64(bin_left); put(" of "); put_u64(bin_len); put(" bytes missing]\r\n");

@@ -164,10 +164,11 @@ def write_plot(result: BenchResult, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    urls = [d.url for d in result.devices]
-    a.hist([[r.latency for r in result.results if r.latency is not None and r.device == u] for u in urls],
-           bins=30, stacked=True, label=urls if len(urls) > 1 else None)
-    if len(urls) > 1:
+    per_device = {d.url: [r.latency for r in result.results if r.latency is not None and r.device == d.url]
+                  for d in result.devices}
+    per_device = {url: lat for url, lat in per_device.items() if lat} or {"": []}
+    a.hist(list(per_device.values()), bins=30, stacked=True, label=list(per_device))
+    if len(per_device) > 1:
         a.legend(fontsize=7)
     a.set_xlabel(f"{result.latency_unit} per inference")
     a.set_ylabel("samples")
