@@ -116,7 +116,7 @@ def resumable(path: Path, model_sha256: str, inputs_sha256: str) -> list[SampleR
                                "give --json a new file or drop --resume")
         r = SampleResult(**entry)
         if r.error is None:
-            finished[r.index] = r  # a sample given back to another device after an error appears twice
+            finished[r.index] = r
     return [finished[i] for i in sorted(finished)]
 
 
