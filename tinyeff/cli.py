@@ -394,8 +394,14 @@ def cmd_bench(args) -> int:
               "samples": len(y)}
     journal = Journal(args.json, args.junit, header, done) if args.json or args.junit else None
     with contextlib.ExitStack() as stack:
+        places = []
+        if args.labgrid:
+            from tinyeff.harness.farm import LabgridPlaces
+
+            places = stack.enter_context(LabgridPlaces(args.labgrid, args.coordinator, args.labgrid_wait))
+            progress(f"bench: acquired labgrid place{'s' * (len(places) > 1)} {', '.join(p.name for p in places)}")
         duts = []
-        for device in open_devices(project, args.port or [], args.emulator, args.jobs, stack):
+        for device in open_devices(project, args.port or [], args.emulator, args.jobs, stack, places):
             duts.append(Dut(device, timeout=args.timeout))
             duts[-1].wait_ready()
         result = run_bench(project, duts, x, y,
@@ -562,6 +568,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "rfc2217://...); repeat for several boards running the same firmware: they share the samples")
     be.add_argument("--emulator", choices=("qemu", "renode"), help="run on an emulator (default for qemu-* boards)")
     be.add_argument("--jobs", type=int, help="emulators started at once, sharing the samples (default 1)")
+    be.add_argument("--labgrid", action="append", metavar="PLACE", help="acquire this place of a labgrid farm, load the "
+                    "firmware through its GDB server, bench, release it; repeat for several places at once")
+    be.add_argument("--coordinator", help="the labgrid coordinator as HOST:PORT (default: $LG_COORDINATOR, else 127.0.0.1:20408)")
+    be.add_argument("--labgrid-wait", type=float, default=0.0, metavar="SECONDS",
+                    help="wait this long for a place someone else holds (default: refuse at once, naming the holder)")
     be.add_argument("--lang", default="en")
     be.add_argument("--limit", type=int, help="bench only the first N samples")
     be.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply before retrying")

@@ -7,13 +7,17 @@ Installed with the package (entry point ``pytest11``). A user's test reads::
 
 and CI runs ``pytest --tinyeff-project fw/ --tinyeff-port /dev/ttyACM0`` (a real board) or
 ``pytest --tinyeff-project model.int8.tflite --tinyeff-board qemu-mps2-an386`` (an emulated
-board: the project is generated and built first). Without a port or an emulated board the
+board: the project is generated and built first), or ``pytest --tinyeff-project fw/
+--tinyeff-labgrid PLACE --lg-coordinator HOST:PORT`` (a board of a labgrid farm, acquired for the
+test, loaded through its GDB server and released after; ``--lg-coordinator`` is labgrid's own pytest
+option, read from $LG_COORDINATOR when not given). Without a port or an emulated board the
 tests that use ``tinyeff_device`` skip, saying why. The device is always released, also when
 a test fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,8 @@ def pytest_addoption(parser) -> None:
     group.addoption("--tinyeff-board", help="board id (checked against the project; needed to generate from a .tflite)")
     group.addoption("--tinyeff-port", help="serial port of a real board, as a pyserial URL")
     group.addoption("--tinyeff-emulator", choices=("qemu", "renode"), help="run on an emulator instead of a board")
+    group.addoption("--tinyeff-labgrid", metavar="PLACE", help="a place of a labgrid farm (coordinator: labgrid's "
+                    "--lg-coordinator or $LG_COORDINATOR), acquired for each test and released after")
 
 
 def pytest_configure(config) -> None:
@@ -33,9 +39,9 @@ def pytest_configure(config) -> None:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    if config.getoption("--tinyeff-port"):
+    if config.getoption("--tinyeff-port") or config.getoption("--tinyeff-labgrid"):
         return
-    skip = pytest.mark.skip(reason="needs a real board: pass --tinyeff-port")
+    skip = pytest.mark.skip(reason="needs a real board: pass --tinyeff-port (or --tinyeff-labgrid)")
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)
@@ -92,15 +98,24 @@ def tinyeff_device(pytestconfig, tinyeff_project):
         pytest.fail(f"--tinyeff-board {board} but {tinyeff_project} was generated for {project.manifest['board']}")
     port = pytestconfig.getoption("--tinyeff-port")
     emulator = pytestconfig.getoption("--tinyeff-emulator")
-    if not port and not emulator and get_board(project.manifest["board"]).emulator is None:
+    place = pytestconfig.getoption("--tinyeff-labgrid")
+    if not port and not emulator and not place and get_board(project.manifest["board"]).emulator is None:
         pytest.skip(f"{project.manifest['board']} is a real board: pass --tinyeff-port")
-    try:
-        if port:
-            flash(project, port)
-        device = open_device(project, port, emulator)
-    except TinyeffError as e:
-        pytest.skip(str(e)) if "not installed" in str(e) else pytest.fail(str(e))
-    with device:
+    with contextlib.ExitStack() as stack:
+        try:
+            if place:
+                from tinyeff.harness.farm import LabgridPlaces
+                from tinyeff.harness.flash import open_place
+
+                coordinator = pytestconfig.getoption("lg_coordinator", default=None)
+                acquired = stack.enter_context(LabgridPlaces([place], coordinator))
+                device = stack.enter_context(open_place(project, acquired[0]))
+            else:
+                if port:
+                    flash(project, port)
+                device = stack.enter_context(open_device(project, port, emulator))
+        except TinyeffError as e:
+            pytest.skip(str(e)) if "not installed" in str(e) else pytest.fail(str(e))
         dut = Dut(device)
         dut.wait_ready()
         yield TinyeffDevice(project, device, dut)

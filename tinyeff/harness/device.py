@@ -141,6 +141,26 @@ def qemu_monitor(port: int, command: str) -> None:
             seen += chunk
 
 
+def qemu_command(board: Board, serial: int, *, monitor: int | None = None, elf: Path | None = None,
+                 gdb: int | None = None, host: str = "127.0.0.1") -> list[str]:
+    """The QEMU command line of an emulated BOARD with its UART on TCP port SERIAL. With ELF the
+    board runs it, and does not start until the harness connects (wait=on: no output is lost).
+    Without, it starts halted with empty memory behind a GDB server on port GDB, as a board in a
+    farm waits to be flashed (gdb_load.py), and its UART takes connections as they come."""
+    qemu = shutil.which("qemu-system-arm")
+    if qemu is None:
+        raise TinyeffError("qemu-system-arm is not installed; install it with 'apt-get install qemu-system-arm' (make setup does)")
+    if (elf is None) == (gdb is None):
+        raise TinyeffError("an emulated board either runs an ELF or waits for one on a GDB port; give one of the two")
+    # nodelay: the UART sends a byte at a time; with Nagle on QEMU's side and delayed ACKs on
+    # ours every exchange would wait ~40 ms (measured: 45 ms per command, 1 ms with nodelay)
+    cmd = [qemu, "-M", board.emulator.machine, "-display", "none", "-nographic",
+           "-monitor", f"tcp:{host}:{monitor},server=on,wait=off" if monitor else "none",
+           "-serial", f"tcp:{host}:{serial},server=on,wait={'on' if elf else 'off'},nodelay=on",
+           "-semihosting-config", "enable=on,target=native", "-icount", f"shift={QEMU_ICOUNT_SHIFT}"]
+    return cmd + (["-kernel", str(elf)] if elf else ["-S", "-gdb", f"tcp:{host}:{gdb}"])
+
+
 class QemuDevice(SerialDevice):
     """A QEMU-emulated board running ELF, its UART0 on a local TCP port."""
 
@@ -149,20 +169,11 @@ class QemuDevice(SerialDevice):
         through instead: tests put a fault-injecting relay between the harness and the board."""
         if board.emulator is None or board.emulator.kind != "qemu":
             raise TinyeffError(f"{board.id} has no QEMU machine; choose a qemu-* board or pass --port")
-        qemu = shutil.which("qemu-system-arm")
-        if qemu is None:
-            raise TinyeffError("qemu-system-arm is not installed; install it with 'apt-get install qemu-system-arm' (make setup does)")
         if not Path(elf).is_file():
             raise TinyeffError(f"no firmware at {elf}; build the project first with 'make -C <project>'")
         port, self._monitor_port = _free_port(), _free_port()
         self.board = board
-        # nodelay: the UART sends a byte at a time; with Nagle on QEMU's side and delayed ACKs on
-        # ours every exchange would wait ~40 ms (measured: 45 ms per command, 1 ms with nodelay)
-        self.cmd = [qemu, "-M", board.emulator.machine, "-display", "none", "-nographic",
-                    "-monitor", f"tcp:127.0.0.1:{self._monitor_port},server=on,wait=off",
-                    "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
-                    "-semihosting-config", "enable=on,target=native", "-icount", f"shift={QEMU_ICOUNT_SHIFT}",
-                    "-kernel", str(elf)]
+        self.cmd = qemu_command(board, port, monitor=self._monitor_port, elf=elf)
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + connect_timeout
         while True:

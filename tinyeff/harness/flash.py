@@ -16,6 +16,8 @@ from tinyeff.build import build_project
 from tinyeff.errors import TinyeffError
 from tinyeff.harness.bench import Project
 from tinyeff.harness.device import QemuDevice, SerialDevice
+from tinyeff.harness.farm import Place
+from tinyeff.harness.gdb_load import load_over_gdb
 
 EMULATORS = ("qemu", "renode")
 
@@ -46,9 +48,15 @@ def flash(project: Project, port: str | None = None) -> str:
     return f"flashed {board.id} through PlatformIO"
 
 
-def open_devices(project: Project, ports: list[str], emulator: str | None, jobs: int | None, stack) -> list:
+def open_devices(project: Project, ports: list[str], emulator: str | None, jobs: int | None, stack,
+                 places: list[Place] = ()) -> list:
     """The devices to bench PROJECT on at once, entered into STACK (a contextlib.ExitStack) so that all
-    are released, also when one fails to open: one per serial port in PORTS, or JOBS emulators."""
+    are released, also when one fails to open: one per serial port in PORTS, one per labgrid place in
+    PLACES (acquired by the caller; loaded through the place's GDB server when it has one), or JOBS emulators."""
+    if places:
+        if ports or jobs or emulator:
+            raise TinyeffError("--labgrid benches on the farm's boards; leave out --port, --jobs and --emulator")
+        return [stack.enter_context(open_place(project, place)) for place in places]
     if ports and jobs:
         raise TinyeffError("--jobs starts emulators; to bench on several boards give one --port per board")
     if len(set(ports)) != len(ports):
@@ -58,6 +66,32 @@ def open_devices(project: Project, ports: list[str], emulator: str | None, jobs:
     if ports:
         return [stack.enter_context(open_device(project, port, emulator)) for port in ports]
     return [stack.enter_context(open_device(project, None, emulator)) for _ in range(jobs or 1)]
+
+
+def firmware_elf(project: Project) -> Path:
+    """The ELF to load onto a board: a QEMU board's project is built here, a PlatformIO project's
+    must have been built with 'pio run' (its ELF is under .pio/build/<env>/)."""
+    if get_board(project.manifest["board"]).baremetal is not None:
+        return build(project)
+    elfs = sorted((project.path / ".pio" / "build").glob("*/firmware.elf"))
+    if not elfs:
+        raise TinyeffError(f"'{project.path}' has not been built; run 'pio run -d {project.path}' first, then bench")
+    return elfs[0]
+
+
+def open_place(project: Project, place: Place) -> SerialDevice:
+    """The UART of a labgrid place's board, opened before the firmware is loaded so that its boot
+    banner is read from the first byte."""
+    board = get_board(project.manifest["board"])
+    device = SerialDevice(place.serial_url, board.serial_baud, board)
+    device.url = f"{place.name} ({place.serial_url})"  # how reports and errors name the board
+    try:
+        if place.gdb is not None:
+            load_over_gdb(place.gdb.host, place.gdb.port, firmware_elf(project), place.gdb.reset)
+    except BaseException:
+        device.close()
+        raise
+    return device
 
 
 def open_device(project: Project, port: str | None = None, emulator: str | None = None):
