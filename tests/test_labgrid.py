@@ -87,6 +87,14 @@ def test_places_that_cannot_be_used_are_named(lab):
     assert lab.holder("bench-a") is None
 
 
+@pytest.mark.emulator
+def test_a_farm_bench_with_a_port_too_is_refused_and_releases_the_place(lab, project, tiny_run, capsys):
+    rc = main(["bench", str(project.path), "--data", str(tiny_run), "--labgrid", "bench-a", "--coordinator", lab.address,
+               "--port", "socket://127.0.0.1:1"])
+    assert rc == 2 and "leave out --port, --jobs and --emulator" in capsys.readouterr().err
+    assert lab.holder("bench-a") is None
+
+
 def test_an_unreachable_coordinator_is_one_sentence():
     with pytest.raises(TinyeffError, match="cannot reach the labgrid coordinator at 127.0.0.1:"):
         with LabgridPlaces(["bench-a"], f"127.0.0.1:{free_port()}"):
