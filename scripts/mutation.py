@@ -99,7 +99,10 @@ def _write_config(dest: Path, module: str) -> None:
         f'only_mutate = ["tinyeff/{module}"]',
         'also_copy = ["firmware", "templates", "boards", "benchmarks", "scripts"]',
         # one order, stop at the first failure: a mutant is killed by the first test that notices it
-        'pytest_add_cli_args = ["-p", "no:randomly", "-q", "-x", "-p", "no:cacheprovider"]',
+        # --timeout (pytest-timeout): a wall-clock bound per test. mutmut bounds a mutant by CPU time
+        # only, and a mutant that makes the harness wait (a longer reply timeout, a retry loop that
+        # sleeps) uses almost none: without it such a mutant ran for hours
+        'pytest_add_cli_args = ["-p", "no:randomly", "-q", "-x", "-p", "no:cacheprovider", "--timeout", "180"]',
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
         # TensorFlow and TFLM hold threads and locks that a plain fork inherits mid-state
         'process_isolation = "forkserver"',

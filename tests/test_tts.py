@@ -207,3 +207,34 @@ def test_an_interrupted_run_leaves_nothing_behind(espeak, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         synthesize(SMALL, tmp_path / "kws", progress=interrupt_on_the_fifth_clip)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_what_is_trained_and_benched_on_it_says_synthetic(small, tmp_path, capsys):
+    """'Label it synthetic in every report': the dataset, its saved split, the training run's output
+    and metrics, and what bench reads to label its report (data_synthetic) all say how it was made."""
+    from tinyeff.data.dataset import Dataset
+    from tinyeff.harness.bench import data_synthetic
+
+    ds = load_wav_folder(small)
+    assert re.fullmatch(r"spoken by espeak-ng \d+\.\d+.*", ds.synthetic)
+    ds.save(tmp_path / "split.npz")
+    assert Dataset.load(tmp_path / "split.npz").synthetic == ds.synthetic
+    assert data_synthetic(str(small)) == ds.synthetic
+    run = tmp_path / "run"
+    assert main(["train", "dscnn", "--data", str(small), "--out", str(run), "--epochs", "1", "--width", "8",
+                 "--depth", "1", "--quiet"]) == 0
+    assert f"on synthetic data ({ds.synthetic})" in capsys.readouterr().out
+    assert json.loads((run / "metrics.json").read_text())["synthetic_data"] == ds.synthetic
+    assert data_synthetic(str(run)) == ds.synthetic
+
+
+def test_recorded_data_is_not_labelled_synthetic(small, tmp_path):
+    from tinyeff.data.audio import folder_synthetic
+
+    recorded = tmp_path / "recorded"
+    shutil.copytree(small, recorded)
+    (recorded / "tinyeff-dataset.json").unlink()
+    assert folder_synthetic(recorded) == "" and load_wav_folder(recorded).synthetic == ""
+    (recorded / "tinyeff-dataset.json").write_text("{not json")
+    with pytest.raises(TinyeffError, match="is not readable JSON"):
+        folder_synthetic(recorded)

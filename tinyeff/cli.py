@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -103,10 +104,12 @@ def cmd_train(args) -> int:
             "train_seconds": time.monotonic() - t0,
             "footprint": fp.to_json(),
             "history": list(result.history),
+            "synthetic_data": data.synthetic,  # empty for recorded data
         }
         save_run(tmp, spec=spec, train=tcfg, data=data, model=model, metrics=metrics,
                  data_source={"spec": args.data, "lang": args.lang, "seed": args.seed})
-    print(f"run {args.out}: float test accuracy {_pct(metrics['float_accuracy'])}, int8 {_pct(metrics['int8_accuracy'])}")
+    print(f"run {args.out}: float test accuracy {_pct(metrics['float_accuracy'])}, int8 {_pct(metrics['int8_accuracy'])}"
+          + (f" on synthetic data ({data.synthetic})" if data.synthetic else ""))
     print(f"  int8 model {Path(args.out) / INT8}: {footprint_line(fp)}")
     return 0
 
@@ -341,6 +344,7 @@ def bench_summary(r) -> list[str]:
         f"bench of {r.samples} samples on {r.board} ({r.runtime} runtime) over {r.device}",
         f"  accuracy on the device   {_pct(r.accuracy)}   (host TFLM: {_pct(r.host_accuracy)})" if r.accuracy is not None
         else "  accuracy                 (the data has no labels)",
+        *([f"  data                     synthetic ({r.synthetic_data}), not recorded"] if r.synthetic_data else []),
         f"  agreement with host TFLM {_pct(r.exact_agreement)} of outputs bit-exact, {_pct(r.top1_agreement)} same top-1",
         f"  latency                  {r.latency_median:,.0f} {unit} per inference (median; min {r.latency_min:,.0f}, "
         f"max {r.latency_max:,.0f}; {r.timer} timer)" + (f", {r.latency_us_median:,.0f} us" if r.latency_us_median else ""),
@@ -373,7 +377,7 @@ def bench_summary(r) -> list[str]:
 def cmd_bench(args) -> int:
     import contextlib
 
-    from tinyeff.harness.bench import Project, bench_inputs, inputs_sha256, run_bench
+    from tinyeff.harness.bench import Project, bench_inputs, data_synthetic, inputs_sha256, run_bench
     from tinyeff.harness.dut import Dut
     from tinyeff.harness.flash import open_devices
     from tinyeff.harness.report import Journal, resumable, write_json, write_junit, write_plot
@@ -390,8 +394,9 @@ def cmd_bench(args) -> int:
     progress = Progress(args.quiet)
     if done:
         progress(f"bench: {len(done)} samples kept from {args.json}, {len(y) - len(done)} to run")
+    synthetic = data_synthetic(args.data)
     header = {"board": man["board"], "runtime": man["runtime"], "model_sha256": man["model_sha256"], "inputs_sha256": key,
-              "samples": len(y)}
+              "samples": len(y), "synthetic_data": synthetic}
     journal = Journal(args.json, args.junit, header, done) if args.json or args.junit else None
     with contextlib.ExitStack() as stack:
         places = []
@@ -407,6 +412,7 @@ def cmd_bench(args) -> int:
         result = run_bench(project, duts, x, y,
                            lambda i, n: progress.transient(f"bench: sample {i}/{n}") if i < n else progress(f"bench: {n} samples done"),
                            on_sample=journal and journal.add, done=done)
+    result = dataclasses.replace(result, synthetic_data=synthetic)
     print("\n".join(bench_summary(result)))
     if args.json:
         write_json(result, Path(args.json))

@@ -18,6 +18,7 @@ The defaults give the 49 x 10 MFCC input of the MLPerf Tiny keyword-spotting mod
 from __future__ import annotations
 
 import dataclasses
+import json
 import wave
 from pathlib import Path
 
@@ -125,4 +126,19 @@ def load_wav_folder(root: Path, *, seed: int = 0, fe: FrontEnd = FrontEnd(), tes
             f"class '{classes[int(counts.argmin())]}' in '{root}' has fewer than 2 .wav files; give at least 2 per class"
         )
     return Dataset.from_split(root.name, "audio", x, y, stratified_split(y, test_fraction, seed), tuple(classes),
-                              {"type": "mfcc" if fe.n_mfcc else "logmel", **dataclasses.asdict(fe)})
+                              {"type": "mfcc" if fe.n_mfcc else "logmel", **dataclasses.asdict(fe)},
+                              synthetic=folder_synthetic(root))
+
+
+def folder_synthetic(root: Path) -> str:
+    """How a .wav folder's speech was made when a generator says so in ROOT/tinyeff-dataset.json
+    ('tinyeff data tts' writes it); empty for recordings."""
+    try:
+        manifest = json.loads((root / "tinyeff-dataset.json").read_text())
+    except FileNotFoundError:
+        return ""
+    except (OSError, ValueError) as e:
+        raise TinyeffError(f"'{root / 'tinyeff-dataset.json'}' is not readable JSON ({e}); remake the dataset or remove the file") from None
+    if not manifest.get("synthetic"):
+        return ""
+    return f"spoken by {manifest.get('generator', 'a speech synthesizer')}"

@@ -28,6 +28,9 @@ class Dataset:
     labels: tuple[str, ...]
     # How x was made, so the same front end can be rebuilt on a device (e.g. audio parameters).
     frontend: dict = dataclasses.field(default_factory=dict)
+    # Empty for recorded data; else how the data was made ("spoken by espeak-ng 1.51"), carried into
+    # every report of a model trained or benched on it
+    synthetic: str = ""
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):
@@ -49,11 +52,11 @@ class Dataset:
 
     @classmethod
     def from_split(cls, name: str, kind: str, x: np.ndarray, y: np.ndarray, split: tuple[np.ndarray, np.ndarray],
-                   labels: tuple[str, ...], frontend: dict) -> "Dataset":
+                   labels: tuple[str, ...], frontend: dict, synthetic: str = "") -> "Dataset":
         """A Dataset from all samples X, Y and (train, test) index arrays."""
         tr, te = split
         return cls(name=name, kind=kind, x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te],
-                   labels=labels, frontend=frontend)
+                   labels=labels, frontend=frontend, synthetic=synthetic)
 
     @property
     def n_classes(self) -> int:
@@ -73,7 +76,8 @@ class Dataset:
             x_test=self.x_test,
             y_test=self.y_test,
             labels=np.array(self.labels),
-            meta=np.array(json.dumps({"name": self.name, "kind": self.kind, "frontend": self.frontend})),
+            meta=np.array(json.dumps({"name": self.name, "kind": self.kind, "frontend": self.frontend,
+                                      "synthetic": self.synthetic})),
         )
 
     @classmethod
@@ -89,6 +93,7 @@ class Dataset:
                 y_test=z["y_test"],
                 labels=tuple(str(s) for s in z["labels"]),
                 frontend=meta["frontend"],
+                synthetic=meta.get("synthetic", ""),  # splits saved before the field read as recorded data
             )
 
 

@@ -116,6 +116,7 @@ class BenchResult:
     wall_seconds: float  # the samples' part of the bench, start to end (a resumed bench: this run's part)
     devices: list[DeviceSummary]
     results: list[SampleResult]
+    synthetic_data: str = ""  # how the benched data was made when it is not recorded ('tinyeff data tts')
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -360,6 +361,17 @@ def _npz_inputs(path: Path, inputs: tuple[IoTensor, ...]) -> tuple[list[np.ndarr
     if len(y) != n:
         raise TinyeffError(f"'{path}' has {len(y)} labels for {n} samples; give one label per sample")
     return xs, np.asarray(y).astype(np.int64)
+
+
+def data_synthetic(data: str) -> str:
+    """How DATA (a run directory or a .wav folder) was made, when a generator made it; empty otherwise."""
+    from tinyeff.data.audio import folder_synthetic
+    from tinyeff.train.run import CONFIG, Run
+
+    path = Path(data)
+    if (path / CONFIG).is_file():
+        return Run.load(path).data.synthetic
+    return folder_synthetic(path) if path.is_dir() else ""
 
 
 def _dataset_inputs(data: str, t: IoTensor, lang: str) -> tuple[np.ndarray, np.ndarray]:
