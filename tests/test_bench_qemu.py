@@ -315,7 +315,7 @@ class _NoLayerReplies:
 
 @pytest.mark.emulator
 def test_an_extra_that_cannot_be_read_is_named_and_loses_no_sample(tiny_run, tmp_path, capsys):
-    from tinyeff.cli import bench_summary
+    from tinyeff.cli.bench import bench_summary
 
     board_id = "qemu-mps2-an386"
     project = _project(tiny_run, tmp_path, board_id)

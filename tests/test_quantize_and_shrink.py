@@ -125,7 +125,7 @@ def test_a_board_preset_is_the_budget_and_an_explicit_one_tightens_it():
 
     from tinyeff import tflm
     from tinyeff.boards import get_board
-    from tinyeff.cli import _budget
+    from tinyeff.cli.model import _budget
 
     pico = get_board("rpi-pico")
     b = _budget(argparse.Namespace(flash_kib=None, ram_kib=None, board="rpi-pico"))

@@ -1,0 +1,68 @@
+"""The README's main job, end to end on an emulated board."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tinyeff.cli.output import pct
+
+
+def cmd_demo(args) -> int:
+    """The README's main job, end to end on an emulated board."""
+    from tinyeff.cli import main  # each step runs as the command a user would type
+    out = Path(args.out)
+    run, small, project = out / "run", out / "small", out / f"firmware-{args.board}"
+    steps = [
+        ["train", "dscnn", "--data", "digits", "--out", str(run), "--force"],
+        ["shrink", str(run), "--flash-kib", "12", "--ram-kib", "6", "--out", str(small), "--force"],
+        ["inspect", str(small / "model.int8.tflite")],
+        ["generate", str(small / "model.int8.tflite"), "--board", args.board, "--out", str(project), "--force"],
+        ["bench", str(project), "--data", str(small), "--json", str(out / "bench.json"),
+         "--junit", str(out / "bench.xml"), "--plot", str(out / "bench.png")],
+    ]
+    for step in steps:
+        print(f"\n$ tinyeff {' '.join(step)}", flush=True)
+        rc = main(step)
+        if rc:
+            return rc
+    print("\n" + "\n".join(demo_table(small / "model.int8.tflite", project, json.loads((out / "bench.json").read_text()))))
+    # the same model for a real board, on TensorFlow Lite Micro: generated and validated here, flashed where the board is
+    real = out / "tflm-nucleo-l4r5zi"
+    step = ["generate", str(small / "model.int8.tflite"), "--board", "nucleo-l4r5zi", "--runtime", "tflm", "--out", str(real), "--force"]
+    print(f"\n$ tinyeff {' '.join(step)}", flush=True)
+    rc = main(step)
+    if rc == 0:
+        print(f"to run it on a NUCLEO-L4R5ZI: put TFLM in {real / 'tflm'} (commands in {real / 'README.md'}), then "
+              f"'tinyeff flash {real}' and 'tinyeff bench {real} --data {small} --port /dev/ttyACM0'")
+    return rc
+
+
+def demo_table(model: Path, project: Path, bench: dict) -> list[str]:
+    """The footprint of the chosen model, measured both ways, and what the device did with it."""
+    from tinyeff.footprint import host_tflm_arena
+    from tinyeff.harness.bench import Project
+    from tinyeff.harness.sizes import model_cost
+
+    data = model.read_bytes()
+    arena = host_tflm_arena(data, model.name)
+    cost = model_cost(Project.load(project))
+    return [
+        f"| {model.name} on {bench['board']} | flash | RAM |",
+        "|---|---:|---:|",
+        f"| int8 .tflite for TFLM (file; host TFLM arena) | {len(data):,} B | {arena.total:,} B |",
+        f"| tinyeff compiled runtime (firmware {cost.firmware.flash_bytes:,} B minus empty-model firmware "
+        f"{cost.empty.flash_bytes:,} B; arena + measured stack) | {cost.flash_bytes:,} B | "
+        + (f"{bench['arena_bytes'] + bench['stack_bytes']:,} B |" if bench["arena_bytes"] is not None else "not read |"),
+        "",
+        f"on the emulated board: accuracy {pct(bench['accuracy'])} (host TFLM int8 {pct(bench['host_accuracy'])}), "
+        f"{pct(bench['exact_agreement'])} of outputs bit-exact with host TFLM, "
+        f"{bench['latency_median']:,.0f} {bench['latency_unit']} per inference (QEMU -icount; not a board's latency)",
+    ]
+
+
+def add_parsers(sub) -> None:
+    d = sub.add_parser("demo", help="train, shrink, quantize, generate, build and bench on an emulated board, end to end")
+    d.add_argument("--out", default="demo-out")
+    d.add_argument("--board", default="qemu-mps2-an386")
+    d.set_defaults(func=cmd_demo)
