@@ -106,3 +106,15 @@ def test_reply_crc_accepts_only_the_bytes_that_were_sent():
     assert _verified(body + [f"m-te-crc-[{crc:08x}]", "m-ready"]) == body
     assert _verified(["m-te-mem-arena-2353-used-2352-stack-244", f"m-te-crc-[{crc:08x}]"]) is None
     assert _verified(body) is None  # no CRC line: not verified
+
+
+def test_an_infer_reply_without_its_two_laps_says_what_came():
+    """The MLPerf 'infer' command times itself with two m-lap-us lines; a reply without them is named
+    with the lines that did come, not taken as a zero-length inference."""
+    end = FakeBoardEnd(b"m-lap-us-100\r\nm-ready\r\n")
+    try:
+        with SerialDevice(end.url) as device:
+            with pytest.raises(DeviceError, match=r"^'infer' replied without two m-lap-us lines: \['m-lap-us-100'\]$"):
+                Dut(device, timeout=2).infer(1)
+    finally:
+        end.close()
