@@ -36,10 +36,13 @@ def _listening(port: int) -> bool:
 
 
 class LabgridLab:
-    """Coordinator, exporter and one halted QEMU board per place name; stopped on close."""
+    """Coordinator, exporter and one halted QEMU board per place name; stopped on close. RUNNING maps
+    more place names to an ELF their board already runs: those places export the UART only, as a
+    board flashed by hand whose debug port the farm does not export."""
 
-    def __init__(self, workdir: Path, board: Board, places: list[str]):
-        self.workdir, self.places = workdir, places
+    def __init__(self, workdir: Path, board: Board, places: list[str], running: dict[str, Path] | None = None):
+        self.workdir, self.running = workdir, running or {}
+        self.places = places + list(self.running)
         self.address = f"127.0.0.1:{free_port()}"
         self._procs: list[subprocess.Popen] = []
         try:
@@ -72,17 +75,22 @@ class LabgridLab:
         groups = []
         for name in self.places:
             serial, gdb = free_port(), free_port()
-            self._spawn(qemu_command(board, serial, gdb=gdb), f"qemu-{name}.log")
-            self._wait_for(f"QEMU for {name}", lambda: _listening(serial) and _listening(gdb))
-            groups.append(f"{name}:\n  NetworkSerialPort:\n    host: 127.0.0.1\n    port: {serial}\n    protocol: raw\n"
-                          f"    speed: {board.serial_baud}\n"
-                          f"  TinyeffGDBServer:\n    host: 127.0.0.1\n    port: {gdb}\n    reset: system_reset\n")
+            group = (f"{name}:\n  NetworkSerialPort:\n    host: 127.0.0.1\n    port: {serial}\n    protocol: raw\n"
+                     f"    speed: {board.serial_baud}\n")
+            if name in self.running:  # runs its firmware once the harness connects (wait=on)
+                self._spawn(qemu_command(board, serial, elf=self.running[name]), f"qemu-{name}.log")
+                self._wait_for(f"QEMU for {name}", lambda: _listening(serial))
+            else:
+                self._spawn(qemu_command(board, serial, gdb=gdb), f"qemu-{name}.log")
+                self._wait_for(f"QEMU for {name}", lambda: _listening(serial) and _listening(gdb))
+                group += f"  TinyeffGDBServer:\n    host: 127.0.0.1\n    port: {gdb}\n    reset: system_reset\n"
+            groups.append(group)
         config = self.workdir / "exporter.yaml"
         config.write_text("".join(groups))
         self._spawn([str(BIN / "labgrid-exporter"), "--coordinator", self.address, "--name", "lab", str(config)],
                     "exporter.log")
         self._wait_for("the exporter's resources", lambda: all(
-            f"lab/{name}/TinyeffGDBServer" in self.client("resources") for name in self.places))
+            f"lab/{name}/NetworkSerialPort" in self.client("resources") for name in self.places))
         for name in self.places:
             self.client("-p", name, "create")
             self.client("-p", name, "add-match", f"lab/{name}/*")

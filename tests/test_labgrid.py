@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -32,8 +33,20 @@ def project(tiny_run, tmp_path_factory) -> Project:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    lab = LabgridLab(tmp_path_factory.mktemp("lab"), get_board(BOARD), ["bench-a", "bench-b"])
+def other_firmware(tiny_run, tmp_path_factory) -> Path:
+    """Firmware made from another file of the tiny run's model (16 zero bytes appended: the same graph to
+    TFLM, another SHA-256), for a farm board that runs something else than the project benched."""
+    other = tmp_path_factory.mktemp("other-model") / "model.int8.tflite"
+    data = bytearray((tiny_run / "model.int8.tflite").read_bytes())
+    other.write_bytes(bytes(data) + b"\0" * 16)  # trailing bytes: the same model to TFLM, another file and SHA-256
+    out = generate(other, BOARD, "compiled", tmp_path_factory.mktemp("lg-other") / BOARD)
+    return build(Project.load(out))
+
+
+@pytest.fixture(scope="module")
+def lab(project, other_firmware, tmp_path_factory):
+    lab = LabgridLab(tmp_path_factory.mktemp("lab"), get_board(BOARD), ["bench-a", "bench-b"],
+                     running={"flashed-by-hand": project.elf, "runs-another-model": other_firmware})
     yield lab
     lab.close()
 
@@ -79,7 +92,7 @@ def test_a_place_held_by_someone_else_is_refused_or_waited_for(lab, project, tin
 
 @pytest.mark.emulator
 def test_places_that_cannot_be_used_are_named(lab):
-    with pytest.raises(TinyeffError, match="has no place 'nowhere' \\(places: bench-a, bench-b\\)"):
+    with pytest.raises(TinyeffError, match="has no place 'nowhere' \\(places: bench-a, bench-b, flashed-by-hand, runs-another-model\\)"):
         with LabgridPlaces(["nowhere"], lab.address):
             pass
     with pytest.raises(TinyeffError, match="given twice"):
@@ -93,6 +106,20 @@ def test_a_farm_bench_with_a_port_too_is_refused_and_releases_the_place(lab, pro
                "--port", "socket://127.0.0.1:1"])
     assert rc == 2 and "leave out --port, --jobs and --emulator" in capsys.readouterr().err
     assert lab.holder("bench-a") is None
+
+
+@pytest.mark.emulator
+def test_a_place_without_a_gdb_server_is_benched_as_flashed_and_checked(lab, project, tiny_run, tmp_path, capsys):
+    """A place that exports only the board's UART is benched on the firmware it runs, when that is the
+    project's model (SHA-256 on the device); a board running another model is refused with one sentence."""
+    common = ["bench", str(project.path), "--data", str(tiny_run), "--limit", "5", "--coordinator", lab.address]
+    assert main(common + ["--labgrid", "flashed-by-hand", "--json", str(tmp_path / "b.json")]) == 0
+    assert json.loads((tmp_path / "b.json").read_text())["exact_agreement"] == 1.0
+    capsys.readouterr()
+    assert main(common + ["--labgrid", "runs-another-model", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "runs firmware for model" in err and "flash this project first" in err
+    assert lab.holder("runs-another-model") is None and lab.holder("flashed-by-hand") is None
 
 
 def test_an_unreachable_coordinator_is_one_sentence():
