@@ -29,7 +29,7 @@ from tinyeff.cli import main
 from tinyeff.errors import TinyeffError
 from tinyeff.generate import generate
 from tinyeff.harness.bench import Project, bench_inputs, run_bench
-from tinyeff.harness.device import QemuDevice, qemu_monitor
+from tinyeff.harness.device import QemuDevice, qemu_command, qemu_monitor
 from tinyeff.harness.dut import DeviceFault, Dut
 from tinyeff.harness.flash import build
 
@@ -120,10 +120,7 @@ def _qemu_by_hand(board, elf, monitor: int | None = None):
     the first connection before the board runs): what a user benches with --port socket://...
     MONITOR: a local TCP port for QEMU's monitor (qemu_monitor(MONITOR, "stop") pauses the board)."""
     port = _free_port()
-    qemu = subprocess.Popen(["qemu-system-arm", "-M", board.emulator.machine, "-display", "none", "-monitor",
-                             f"tcp:127.0.0.1:{monitor},server=on,wait=off" if monitor else "none",
-                             "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-semihosting-config",
-                             "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
+    qemu = subprocess.Popen(qemu_command(board, port, monitor=monitor, elf=elf),
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10

@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
+import logging
 import os
 import time
 
@@ -89,12 +90,16 @@ class LabgridPlaces:
 
     def __enter__(self) -> list[Place]:
         client = self._client
+        # labgrid logs a failed connection on the root logger too: the sentence below says it once
+        logging.disable(logging.ERROR)
         try:
             self._session = client.start_session(self.address, extra={
                 "args": argparse.Namespace(place=None, allow_unmatched=False, kick=False)})
         except Exception as e:  # grpc raises its own errors for an unreachable coordinator
             raise TinyeffError(f"cannot reach the labgrid coordinator at {self.address} ({type(e).__name__}); "
                                "start labgrid-coordinator or pass --coordinator HOST:PORT (or set LG_COORDINATOR)") from None
+        finally:
+            logging.disable(logging.NOTSET)
         try:
             places = []
             for name in self.names:
