@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # clang and libclang-rt-14-dev (libFuzzer; only recommended by clang, so named) build the protocol fuzz target;
-# espeak-ng speaks the synthetic keyword dataset of 'tinyeff data tts'
-APT_PACKAGES=(python3-venv make gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm clang libclang-rt-14-dev espeak-ng)
+# espeak-ng speaks the synthetic keyword dataset of 'tinyeff data tts'; postgresql is the server the tests start
+# for search workers that share a study
+APT_PACKAGES=(python3-venv make gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm clang libclang-rt-14-dev espeak-ng postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

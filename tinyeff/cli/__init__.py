@@ -1,5 +1,5 @@
 """The tinyeff command line: one module per command group, each a thin layer over the library
-function that does the work (tinyeff.cli.model, .project, .bench, .data, .demo)."""
+function that does the work (tinyeff.cli.model, .search, .project, .bench, .data, .demo)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from tinyeff import __version__
-from tinyeff.cli import bench, data, demo, model, project
+from tinyeff.cli import bench, data, demo, model, project, search
 from tinyeff.errors import TinyeffError
 
 
@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinyeff", description="TinyML deployment kit: train, shrink to a KiB budget, full-int8, measure.")
     p.add_argument("--version", action="version", version=f"tinyeff {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (model, project, bench, data, demo):  # the order of 'tinyeff --help'
+    for group in (model, search, project, bench, data, demo):  # the order of 'tinyeff --help'
         group.add_parsers(sub)
     return p
 

@@ -83,11 +83,13 @@ def fit(
     teacher=None,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     progress: Callable[[str], None] | None = None,
+    epoch_end: Callable[[dict], None] | None = None,
 ) -> FitResult:
     """Train MODEL in place on (X, Y); distil from TEACHER when one is given.
 
     Early stopping watches VALIDATION when given (all of X is then trained on), otherwise a
-    stratified slice of X held out here.
+    stratified slice of X held out here. EPOCH_END sees each epoch's history row (a search
+    prunes a hopeless trial from there by raising).
     """
     tf = tensorflow()
     import keras
@@ -136,6 +138,8 @@ def fit(
             best, best_epoch, best_weights = (acc, -val_loss), epoch, model.get_weights()
         if progress:
             progress(f"epoch {epoch:3d}/{cfg.epochs}  loss {np.mean(losses):.4f}  val {100 * acc:5.1f} %  (best {100 * best[0]:5.1f} % at {best_epoch})")
+        if epoch_end:
+            epoch_end(history[-1])
         if epoch - best_epoch >= cfg.patience:
             break
     model.set_weights(best_weights)

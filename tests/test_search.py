@@ -1,0 +1,261 @@
+"""tinyeff search: trials under a budget, the best model that fits, resumed studies, shared studies
+on a real PostgreSQL server, and the one-sentence errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tinyeff.cli import main
+from postgres_server import postgres_server
+
+# A small corner of the space (one block, 4 or 8 channels, 10 epochs): seconds per trial
+FAST = ["--max-depth", "1", "--max-width", "8", "--min-epochs", "10", "--max-epochs", "10"]
+BUDGET = ["--flash-kib", "12", "--ram-kib", "6"]
+STUDY = "tinyeff-search"
+
+
+def _search_cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "tinyeff.cli", "search", "--data", "digits", "--out", str(out), *BUDGET, *FAST, *extra]
+
+
+def _study(url: str):
+    import optuna
+
+    return optuna.load_study(study_name=STUDY, storage=url)
+
+
+def _sqlite(out: Path) -> str:
+    return f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+def _wait_for(predicate, what: str, timeout: float = 240.0, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the worker ended (exit {proc.returncode}) before {what}: {proc.stderr.read()[-3000:]}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _running_trial(url: str, worker_pid: int | None = None):
+    """A trial that is RUNNING (and was started by WORKER_PID), once its worker has recorded it."""
+    from optuna.trial import TrialState
+
+    try:
+        trials = _study(url).get_trials(deepcopy=False)
+    except Exception:  # the study is not created yet
+        return None
+    for t in trials:
+        if t.state == TrialState.RUNNING and "worker" in t.user_attrs:
+            if worker_pid is None or t.user_attrs["worker"].endswith(f":{worker_pid}"):
+                return t
+    return None
+
+
+def _counted(t) -> bool:
+    """A trial --trials counts: trained to the end, or pruned during training (not one over budget)."""
+    from optuna.trial import TrialState
+
+    return t.state == TrialState.PRUNED or (t.state == TrialState.COMPLETE and t.user_attrs.get("trained"))
+
+
+def _finished(url: str) -> list:
+    return [t for t in _study(url).get_trials() if _counted(t)]
+
+
+@pytest.mark.slow
+def test_search_exports_the_best_model_that_fits_and_reports_every_trial(tmp_path, capsys):
+    from tinyeff.compress.quantize import int8_accuracy
+    from tinyeff.data import load_dataset
+    from tinyeff.footprint import measure
+    from tinyeff.models.spec import ModelSpec
+    from tinyeff.train.run import features_of
+
+    out = tmp_path / "search"
+    assert main(["search", "--data", "digits", "--out", str(out), *BUDGET, *FAST, "--trials", "3", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "search.json").read_text())
+    best = summary["best"]
+    model = (out / "model.int8.tflite").read_bytes()
+    fp = measure(model)
+    assert fp.flash_bytes <= 12 * 1024 and fp.ram_bytes <= 6 * 1024
+    assert (fp.flash_bytes, fp.ram_bytes) == (best["flash_bytes"], best["ram_bytes"])
+    # the test split is measured for the exported model (and only for it): the figure is the file's
+    data = load_dataset("digits")
+    spec = ModelSpec.from_json(best["spec"])
+    assert best["int8_test_accuracy"] == int8_accuracy(model, features_of(spec, data.x_test), data.y_test)
+    assert f"int8 test accuracy {100 * best['int8_test_accuracy']:.1f} %" in printed
+    # the best is the most accurate trained trial that fits, on validation
+    study = _study(_sqlite(out))
+    trained = [t for t in study.trials if t.user_attrs.get("trained") and t.state.name == "COMPLETE"]
+    assert len(_finished(_sqlite(out))) == 3
+    assert best["int8_val_accuracy"] == max(t.user_attrs["int8_val_accuracy"] for t in trained
+                                            if max(t.constraints.values()) <= 0)
+    with open(out / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["number"]) for r in rows] == [t.number for t in study.trials]
+    assert sum(r["best"] == "True" for r in rows) == 1
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_plan_over_budget_is_recorded_infeasible_without_training(tmp_path):
+    """The widest plan of the space measured over a small budget: the trial completes as infeasible
+    (its measured footprint as constraints), untrained, and the sampler sees it."""
+    import optuna
+
+    from tinyeff.compress.shrink import Budget
+    from tinyeff.data import load_dataset
+    from tinyeff.search.objective import Objective
+    from tinyeff.search.space import SpaceLimits
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"depth": 2, "width0": 64, "width1": 64, "width2": 64, "downsample": 0, "kernel": 5,
+                         "dropout": 0.1, "epochs": 20, "learning_rate": 1e-3, "augment": False, "mixup": 0.0, "qat": "off"})
+    budget = Budget(8 * 1024, 4 * 1024)
+    study.optimize(Objective(load_dataset("digits"), budget, SpaceLimits()), n_trials=1)
+    t = study.trials[0]
+    assert t.state.name == "COMPLETE" and t.user_attrs["trained"] is False
+    fp = t.user_attrs["footprint"]
+    assert fp["flash_bytes"] > budget.flash_bytes and fp["ram_bytes"] > budget.ram_bytes
+    assert t.constraints == {"flash_over_bytes": fp["flash_bytes"] - budget.flash_bytes,
+                             "ram_over_bytes": fp["ram_bytes"] - budget.ram_bytes}
+    assert "int8_tflite_b64" not in t.user_attrs and "int8_val_accuracy" not in t.user_attrs
+
+
+def test_an_impossible_budget_names_the_smallest_footprint_and_writes_nothing(tmp_path, capsys):
+    from tinyeff.data import load_dataset
+    from tinyeff.search.run import smallest_footprint
+    from tinyeff.search.space import SpaceLimits
+
+    out = tmp_path / "search"
+    assert main(["search", "--data", "digits", "--out", str(out), "--flash-kib", "1", "--ram-kib", "1", "--trials", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the "searching ..." progress line
+    small = smallest_footprint(load_dataset("digits"), SpaceLimits(), 0)
+    assert err == (f"tinyeff: error: no model of the search space fits flash <= 1 KiB and RAM <= 1 KiB: the smallest reaches "
+                   f"{small.flash_bytes / 1024:.2f} KiB flash and {small.ram_bytes / 1024:.2f} KiB RAM; raise the budget")
+    assert not out.exists()
+
+
+def test_an_unreachable_database_is_one_sentence_without_the_password(tmp_path, capsys):
+    with socketless_port() as port:
+        url = f"postgresql://someone:s3cret@127.0.0.1:{port}/studies"
+        out = tmp_path / "search"
+        assert main(["search", "--data", "digits", "--out", str(out), *BUDGET, "--storage", url, "--trials", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"tinyeff: error: cannot open the search study at 'postgresql://someone:***@127.0.0.1:{port}/studies' (")
+    assert err.endswith("check the URL and that the database server runs and lets this user in")
+    assert "s3cret" not in err and "\n" not in err and "Traceback" not in err
+    assert not out.exists()
+
+
+class socketless_port:
+    """A localhost port nothing listens on (bound, never listening, for the test's duration)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return self.sock.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        self.sock.close()
+
+
+@pytest.mark.slow
+def test_a_study_made_for_another_budget_is_refused(tmp_path, capsys):
+    out = tmp_path / "search"
+    assert main(["search", "--data", "digits", "--out", str(out), *BUDGET, *FAST, "--trials", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["search", "--data", "digits", "--out", str(out), "--flash-kib", "10", "--ram-kib", "6", *FAST,
+                 "--trials", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "study 'tinyeff-search' was made for another search (budget" in err and "give another --study or --out" in err
+    assert len(_finished(_sqlite(out))) == 1  # and left as it was
+
+
+@pytest.mark.slow
+def test_an_interrupted_search_resumes_where_it_stopped(tmp_path):
+    """Ctrl-C in the middle of a trial: the command ends (130), the trial is failed and marked, the
+    finished trials stay; the same command again runs the interrupted parameters first and stops
+    at the total asked for."""
+    from optuna.trial import TrialState
+
+    out, url = tmp_path / "search", _sqlite(tmp_path / "search")
+    cmd = _search_cmd(out, "--trials", "3")
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the trigger is a state of the study, not a timer: one trial trained, the next one running
+        _wait_for(lambda: (out / "study.db").exists() and _running_trial(url) and len(_finished(url)) >= 1,
+                  "a trained trial and a running one", proc=first)
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 130, err
+    before = {t.number: (t.state, t.values, t.params) for t in _study(url).trials}
+    interrupted = [t for t in _study(url).trials if t.state == TrialState.FAIL]
+    assert len(interrupted) == 1 and interrupted[0].user_attrs["interrupted"] is True
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"trials {interrupted[0].number} were interrupted; their parameters run again first" in again.stderr
+    trials = _study(url).trials
+    for number, (state, values, params) in before.items():  # nothing finished before was lost or redone
+        assert (trials[number].state, trials[number].values, trials[number].params) == (state, values, params)
+    retried = [t for t in trials if t.user_attrs.get("retry_of") == interrupted[0].number]
+    assert len(retried) == 1 and retried[0].params == interrupted[0].params and retried[0].state != TrialState.FAIL
+    assert len(_finished(url)) == 3
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_study_on_postgresql_and_survive_one_killed(tmp_path):
+    """Two `tinyeff search` workers on one real PostgreSQL server: the one killed (SIGKILL) in the
+    middle of a trial leaves that trial RUNNING; its heartbeat goes stale, the other worker fails it,
+    runs its parameters again and finishes the study: the trial counts add up, nothing lost or run twice."""
+    from optuna.trial import TrialState
+
+    with postgres_server() as url:
+        cmd = lambda name: _search_cmd(tmp_path / name, "--storage", url, "--trials", "5", "--heartbeat", "1")  # noqa: E731
+        a = subprocess.Popen(cmd("a"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        b = subprocess.Popen(cmd("b"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            killed = _wait_for(lambda: _running_trial(url, a.pid), "worker a running a trial", proc=a)
+            a.send_signal(signal.SIGKILL)
+            a.wait(timeout=30)
+            b_out, b_err = b.communicate(timeout=900)
+        finally:
+            a.kill()
+            b.kill()
+        assert b.returncode == 0, b_err
+        trials = _study(url).trials
+        assert trials[killed.number].state == TrialState.FAIL
+        retry = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+        assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state != TrialState.FAIL
+        assert retry[0].user_attrs["worker"].endswith(f":{b.pid}")
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        assert sum(map(_counted, finished)) == 5
+        # every finished trial was run by one of the two workers, b's own count is what b reported
+        workers = {t.user_attrs["worker"].rsplit(":", 1)[1] for t in finished}
+        assert workers <= {str(a.pid), str(b.pid)}
+        by_b = [t for t in trials if t.user_attrs.get("worker", "").endswith(f":{b.pid}") and t.state != TrialState.RUNNING]
+        summary = json.loads((tmp_path / "b" / "search.json").read_text())
+        assert summary["this_worker"]["trials"] == len(by_b)
+        # nothing run twice: apart from the retried trial, no two trials share parameters
+        params = [json.dumps(t.params, sort_keys=True) for t in trials if t.number != killed.number]
+        assert len(params) == len(set(params))
+        assert summary["storage"] == "postgresql"
+        assert os.path.exists(tmp_path / "b" / "model.int8.tflite")

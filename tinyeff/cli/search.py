@@ -1,0 +1,83 @@
+"""Searching for the best model under a footprint budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tinyeff.cli.model import _budget
+from tinyeff.cli.output import Progress, pct
+from tinyeff.search.space import SpaceLimits
+
+
+def cmd_search(args) -> int:
+    from tinyeff.data import load_dataset
+    from tinyeff.search.run import SearchSettings, search
+
+    budget = _budget(args)
+    data = load_dataset(args.data, lang=args.lang, seed=args.seed)
+    limits = SpaceLimits(max_depth=args.max_depth, max_width=args.max_width, min_epochs=min(args.min_epochs, args.max_epochs),
+                         max_epochs=args.max_epochs)
+    settings = SearchSettings(
+        data=data, data_source={"spec": args.data, "lang": args.lang, "seed": args.seed}, budget=budget,
+        out=Path(args.out), trials=args.trials, storage=args.storage, study=args.study, pareto=args.pareto,
+        sampler=args.sampler, pruner="none" if args.pareto else args.pruner, limits=limits, seed=args.seed,
+        teacher=Path(args.teacher) if args.teacher else None, compare=Path(args.compare) if args.compare else None,
+        heartbeat_s=args.heartbeat,
+    )
+    progress = Progress(args.quiet)
+    progress(f"searching {data.name} ({data.kind}, {len(data.y_train)} train samples) for the best int8 model under "
+             f"{budget.describe()}: {args.trials} trials in study '{args.study}'")
+    outcome = search(settings, progress)
+    print("\n".join(summary_lines(outcome.summary, outcome.best_model, Path(args.out))))
+    return 0
+
+
+def summary_lines(s: dict, model: Path | None, out: Path) -> list[str]:
+    t = s["trial_counts"]
+    lines = [f"study '{s['study']}': " + ", ".join(f"{n} {state}" for state, n in sorted(t.items()))
+             + f"; this worker ran {s['this_worker']['trials']} in {s['this_worker']['seconds']:.0f} s, "
+             f"the study {s['study_wall_seconds']:.0f} s from its first trial to its last"]
+    b = s["best"]
+    if b is None:
+        lines.append("no trained trial fits the budget yet; run more trials or raise the budget")
+    else:
+        lines.append(f"best that fits: trial {b['number']} {b['model']}: int8 test accuracy {pct(b['int8_test_accuracy'])} "
+                     f"(validation {pct(b['int8_val_accuracy'])}), flash {b['flash_bytes']:,} B, RAM {b['ram_bytes']:,} B")
+        lines.append(f"  {model}: ready for 'tinyeff generate {model} --board BOARD'")
+    if "compare" in s:
+        c = s["compare"]
+        lines.append(f"default pipeline ({c['name']}): int8 test accuracy {pct(c['int8_test_accuracy'])}, "
+                     f"flash {c['flash_bytes']:,} B, RAM {c['ram_bytes']:,} B")
+    if "linear_baseline" in s:
+        lb = s["linear_baseline"]
+        lines.append(f"linear baseline ({lb['name']}, no budget): test accuracy {pct(lb['test_accuracy'])}")
+    lines.append(f"report: {out / 'trials.csv'}, {out / 'search.json'}, {out / 'pareto.png'}")
+    return lines
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("search", help="search architectures and training settings for the most accurate int8 model under a budget")
+    s.add_argument("--data", required=True, help="digits, intents, a .npz, a text,label .csv, or a folder of .wav per class")
+    s.add_argument("--out", required=True, help="run directory: the study (SQLite unless --storage), reports, best model")
+    s.add_argument("--lang", default="en", help="language of the intents dataset (default en)")
+    s.add_argument("--flash-kib", type=float)
+    s.add_argument("--ram-kib", type=float)
+    s.add_argument("--board", help="a board id: its flash and RAM left for a model (TFLM arena + margin) are the budget")
+    s.add_argument("--trials", type=int, default=40, help="finished trials the study should hold (all workers together)")
+    s.add_argument("--storage", help="a database URL shared by workers, e.g. postgresql://user:pass@host/db (default: SQLite in --out)")
+    s.add_argument("--study", default="tinyeff-search", help="study name in the storage")
+    s.add_argument("--pareto", action="store_true",
+                   help="optimise accuracy, flash and RAM together (no pruning of trials: Optuna prunes single-objective studies only)")
+    s.add_argument("--sampler", choices=("tpe", "nsga2"), default="tpe")
+    s.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median", help="stop hopeless trials during training")
+    s.add_argument("--max-depth", type=int, default=SpaceLimits.max_depth)
+    s.add_argument("--max-width", type=int, default=SpaceLimits.max_width)
+    s.add_argument("--min-epochs", type=int, default=SpaceLimits.min_epochs)
+    s.add_argument("--max-epochs", type=int, default=SpaceLimits.max_epochs)
+    s.add_argument("--teacher", help="a run directory trained on the same data to distil from")
+    s.add_argument("--compare", help="a 'tinyeff shrink' run to report and plot beside the search")
+    s.add_argument("--heartbeat", type=int, default=30, help="seconds between a running trial's heartbeats; "
+                   "a trial silent for 3 of them is failed and run again")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_search)

@@ -1,0 +1,135 @@
+"""One search trial: draw a plan, check it can fit, train, quantize to int8, measure.
+
+The footprint of an architecture does not depend on its weights (the same tensors, the same
+arena), so every trial is first converted to int8 untrained and measured: a plan that cannot
+fit the budget is recorded as infeasible (its measured footprint as Optuna constraints) without
+spending a training run on it. A trained model is measured again from its own artifact, and
+that measurement is the one the study keeps. Only the validation slice of the training split
+ranks trials; the test split stays unseen until the one chosen model is reported.
+
+What a trial leaves in the study (user attributes, so every worker on every machine sees it):
+the spec, the measured footprint, the int8 validation accuracy and loss, and for a trial that
+fits, the int8 ``.tflite`` itself (base64) - the export needs nothing from the worker's disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import socket
+
+import numpy as np
+
+from tinyeff._native import seed_everything
+from tinyeff.compress.qat import quantize_with_fallback
+from tinyeff.compress.quantize import int8_scores, representative_set, to_int8_tflite
+from tinyeff.compress.shrink import Budget
+from tinyeff.data.dataset import Dataset
+from tinyeff.footprint import Footprint, measure
+from tinyeff.models.build import build
+from tinyeff.models.spec import ModelSpec
+from tinyeff.search.space import SpaceLimits, suggest
+from tinyeff.train.fit import TrainConfig, fit, validation_split
+from tinyeff.train.run import features_of
+
+TFLITE_ATTR = "int8_tflite_b64"
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which worker ran a trial, for the study's record
+
+
+def constraints(budget: Budget, fp: Footprint) -> dict[str, float]:
+    """Bytes over the flash and RAM budgets (<= 0 where it fits), as Optuna's constraints read them."""
+    return {"flash_over_bytes": float(fp.flash_bytes - budget.flash_bytes) if budget.flash_bytes else 0.0,
+            "ram_over_bytes": float(fp.ram_bytes - budget.ram_bytes) if budget.ram_bytes else 0.0}
+
+
+def tflite_of(trial) -> bytes | None:
+    """The int8 model a feasible trial stored in the study."""
+    b64 = trial.user_attrs.get(TFLITE_ATTR)
+    return base64.b64decode(b64) if b64 else None
+
+
+@dataclasses.dataclass
+class Objective:
+    """Optuna's objective for DATA under BUDGET: int8 validation accuracy (maximised), and with
+    PARETO also flash and RAM bytes (minimised)."""
+
+    data: Dataset
+    budget: Budget
+    limits: SpaceLimits = SpaceLimits()
+    pareto: bool = False
+    seed: int = 0
+    teacher: object | None = None  # a float keras model trained on the same data
+    teacher_spec: ModelSpec | None = None
+
+    def __post_init__(self) -> None:
+        self._fit, self._val = validation_split(self.data.y_train, TrainConfig(seed=self.seed))
+        self._features: dict = {}
+
+    def features(self, spec: ModelSpec) -> np.ndarray:
+        """The training split as SPEC's input (the projection of text is computed once per setting)."""
+        key = spec.projection
+        if key not in self._features:
+            self._features[key] = features_of(spec, self.data.x_train)
+        return self._features[key]
+
+    def __call__(self, trial):
+        import optuna
+
+        plan = suggest(trial, self.data, self.limits, teacher=self.teacher_spec, seed=self.seed)
+        x = self.features(plan.spec)
+        y = self.data.y_train
+        x_fit, y_fit, x_val, y_val = x[self._fit], y[self._fit], x[self._val], y[self._val]
+        x_rep = representative_set(x, self.seed)
+        trial.set_user_attr("spec", plan.spec.to_json())
+        trial.set_user_attr("describe", plan.describe())
+        trial.set_user_attr("worker", WORKER)
+
+        seed_everything(self.seed)  # initial weights and the dropout layer's seed
+        model = build(plan.spec)
+        fp = measure(to_int8_tflite(model, plan.spec, x_rep), f"trial {trial.number}")
+        self._record(trial, fp, trained=False)
+        if not self.budget.fits(fp):
+            self._constrain(trial, fp)
+            # Optuna needs a value; the constraints already rank the trial below every feasible one,
+            # and reports show no accuracy for an untrained trial
+            return self._values(0.0, fp)
+
+        def epoch_end(row: dict) -> None:
+            if self.pareto:  # Optuna prunes single-objective studies only
+                return
+            trial.report(row["val_accuracy"], row["epoch"])
+            if trial.should_prune():
+                trial.set_user_attr("pruned_at_epoch", row["epoch"])
+                self._constrain(trial, fp)
+                raise optuna.TrialPruned(f"validation accuracy {100 * row['val_accuracy']:.1f} % at epoch {row['epoch']}")
+
+        result = fit(model, x_fit, y_fit, plan.train, kind=self.data.kind, teacher=self.teacher,
+                     validation=(x_val, y_val), epoch_end=epoch_end)
+        q = quantize_with_fallback(model, plan.spec, x_fit, y_fit, x_val, y_val, x_rep, kind=self.data.kind,
+                                   qat=plan.qat, seed=self.seed)
+        fp = measure(q.tflite, f"trial {trial.number}")
+        self._record(trial, fp, trained=True)
+        self._constrain(trial, fp)
+        accuracy, loss = int8_scores(q.tflite, x_val, y_val)
+        trial.set_user_attr("int8_val_accuracy", accuracy)
+        trial.set_user_attr("int8_val_loss", loss)
+        trial.set_user_attr("float_val_accuracy", q.float_val_accuracy)
+        trial.set_user_attr("quantization", q.method)
+        trial.set_user_attr("epochs_run", result.epochs_run)
+        if self.budget.fits(fp):
+            trial.set_user_attr(TFLITE_ATTR, base64.b64encode(q.tflite).decode("ascii"))
+        return self._values(accuracy, fp)
+
+    def _record(self, trial, fp: Footprint, *, trained: bool) -> None:
+        trial.set_user_attr("trained", trained)
+        trial.set_user_attr("footprint", fp.to_json())
+
+    def _constrain(self, trial, fp: Footprint) -> None:
+        """The constraints the samplers rank by; Optuna takes them once per trial, so they are set
+        when the trial ends: infeasible, pruned (from the untrained footprint) or trained."""
+        for key, value in constraints(self.budget, fp).items():
+            trial.set_constraint(key, value)
+
+    def _values(self, accuracy: float, fp: Footprint):
+        return (accuracy, float(fp.flash_bytes), float(fp.ram_bytes)) if self.pareto else accuracy

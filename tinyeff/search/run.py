@@ -1,0 +1,182 @@
+"""A search end to end: check the budget can be met, run this worker's trials, report the study."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tinyeff.compress.shrink import Budget
+from tinyeff.data.dataset import Dataset
+from tinyeff.errors import TinyeffError
+from tinyeff.search.space import SpaceLimits
+
+MODEL_FILE = "model.int8.tflite"
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    data: Dataset
+    data_source: dict  # how to load DATA again ({"spec", "lang", "seed"}), part of what the study is for
+    budget: Budget
+    out: Path
+    trials: int
+    storage: str | None = None  # None: SQLite in OUT
+    study: str = "tinyeff-search"
+    pareto: bool = False
+    sampler: str = "tpe"
+    pruner: str = "median"
+    limits: SpaceLimits = SpaceLimits()
+    seed: int = 0
+    teacher: Path | None = None
+    compare: Path | None = None  # a shrink run to plot and report beside the search
+    heartbeat_s: int = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchOutcome:
+    summary: dict
+    best_model: Path | None
+
+
+def smallest_footprint(data: Dataset, limits: SpaceLimits, seed: int):
+    """The measured footprint of the smallest model the space holds (untrained: weights do not change it)."""
+    from tinyeff._native import seed_everything
+    from tinyeff.compress.quantize import representative_set, to_int8_tflite
+    from tinyeff.footprint import measure
+    from tinyeff.models.build import build
+    from tinyeff.search.space import smallest
+    from tinyeff.train.run import features_of
+
+    spec = smallest(data, limits)
+    seed_everything(seed)
+    return measure(to_int8_tflite(build(spec), spec, representative_set(features_of(spec, data.x_train), seed)),
+                   "the smallest model of the search space")
+
+
+def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: None) -> SearchOutcome:
+    import optuna
+
+    from tinyeff.search import results
+    from tinyeff.search.objective import Objective
+    from tinyeff.search.study import StudyConfig, counts, open_storage, open_study, requeue_interrupted, run_worker, storage_url
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    compare = compare_run(s.compare) if s.compare is not None else None  # refused before hours of search, not after
+    small = smallest_footprint(s.data, s.limits, s.seed)
+    if not s.budget.fits(small):
+        raise TinyeffError(
+            f"no model of the search space fits {s.budget.describe()}: the smallest reaches "
+            f"{small.flash_bytes / 1024:.2f} KiB flash and {small.ram_bytes / 1024:.2f} KiB RAM; raise the budget")
+    teacher = teacher_spec = None
+    if s.teacher is not None:
+        from tinyeff.train import Run
+
+        trun = Run.load(s.teacher)
+        if trun.spec.n_classes != s.data.n_classes or (s.data.kind != "text" and trun.spec.input_shape != tuple(s.data.input_shape)):
+            raise TinyeffError(f"teacher '{s.teacher}' has another input or class count than this data; train it on the same data")
+        teacher, teacher_spec = trun.keras_model(), trun.spec
+
+    if s.storage is None:  # the SQLite file lives in OUT; with a server, a bad URL leaves no directory behind
+        s.out.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(storage_url(s.storage, s.out), s.heartbeat_s)
+    s.out.mkdir(parents=True, exist_ok=True)
+    config = StudyConfig(data=json.dumps(s.data_source, sort_keys=True),
+                         budget={"flash_bytes": s.budget.flash_bytes, "ram_bytes": s.budget.ram_bytes},
+                         pareto=s.pareto, space=dataclasses.asdict(s.limits) | {"teacher": str(s.teacher or "")})
+    study = open_study(storage, s.study, config, seed=s.seed, sampler=s.sampler, pruner=s.pruner,
+                       max_epochs=s.limits.max_epochs)
+    again = requeue_interrupted(study)
+    if again:
+        progress(f"trials {', '.join(map(str, again))} were interrupted; their parameters run again first")
+    objective = Objective(s.data, s.budget, s.limits, pareto=s.pareto, seed=s.seed, teacher=teacher,
+                          teacher_spec=teacher_spec)
+
+    def after_trial(t) -> None:
+        rows = results.rows(study)
+        best = results.best_feasible(rows)
+        row = next(r for r in rows if r.number == t.number)
+        c = counts(study)
+        progress(f"[{c.finished}/{s.trials}] trial {t.number} {_outcome(row)}"
+                 + (f" | best that fits: trial {best.number}, {100 * best.int8_val_accuracy:.1f} % "
+                    f"({best.flash_bytes / 1024:.1f} KiB flash, {best.ram_bytes / 1024:.1f} KiB RAM)" if best else ""))
+
+    t0 = time.monotonic()
+    ran = run_worker(study, objective, s.trials, heartbeat_s=s.heartbeat_s, after_trial=after_trial)
+    worker_s = time.monotonic() - t0
+    return report(study, s, ran, worker_s, compare)
+
+
+def _outcome(r) -> str:
+    if r.state == "pruned":
+        return f"{r.model}: pruned at epoch {r.pruned_at_epoch}"
+    if r.state == "fail":
+        return f"{r.model}: failed"
+    size = f"{r.flash_bytes / 1024:.1f} KiB flash, {r.ram_bytes / 1024:.1f} KiB RAM" if r.flash_bytes else ""
+    if not r.trained:
+        return f"{r.model}: {size}, over budget (not trained)"
+    return f"{r.model}: {size}, int8 val {100 * r.int8_val_accuracy:.1f} %{'' if r.feasible else ', over budget'}"
+
+
+def report(study, s: SearchSettings, ran: int, worker_s: float, compare: dict | None) -> SearchOutcome:
+    """Export the best model that fits, measure it (only it) on the test split, write the reports."""
+    from tinyeff.compress.quantize import int8_accuracy
+    from tinyeff.footprint import read_model
+    from tinyeff.models.spec import ModelSpec
+    from tinyeff.search import results
+    from tinyeff.search.objective import tflite_of
+    from tinyeff.train.run import features_of
+
+    rows = results.rows(study)
+    best = results.best_feasible(rows)
+    trials = study.get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    by_state: dict[str, int] = {}
+    for r in rows:
+        key = "infeasible" if r.state == "complete" and not r.trained else r.state
+        by_state[key] = by_state.get(key, 0) + 1
+    summary = {
+        "study": s.study,
+        "storage": "sqlite" if s.storage is None else s.storage.split(":", 1)[0],
+        "data": s.data_source,
+        "budget": {"flash_bytes": s.budget.flash_bytes, "ram_bytes": s.budget.ram_bytes},
+        "objectives": ["int8_val_accuracy", "flash_bytes", "ram_bytes"] if s.pareto else ["int8_val_accuracy"],
+        "trial_counts": by_state,
+        "this_worker": {"trials": ran, "seconds": worker_s, "pid": os.getpid()},
+        "study_wall_seconds": (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
+        "best": None,
+    }
+    model_path = None
+    if best is not None:
+        tfl = tflite_of(study.trials[best.number])
+        spec = ModelSpec.from_json(study.trials[best.number].user_attrs["spec"])
+        read_model(tfl, MODEL_FILE)  # the stored bytes are a model before they are a file
+        model_path = s.out / MODEL_FILE
+        tmp = s.out / f".{MODEL_FILE}.tmp"
+        tmp.write_bytes(tfl)
+        tmp.replace(model_path)
+        summary["best"] = dict(dataclasses.asdict(best), spec=spec.to_json(),
+                               int8_test_accuracy=int8_accuracy(tfl, features_of(spec, s.data.x_test), s.data.y_test))
+    if s.data.kind == "text":
+        from tinyeff.search.baseline import linear_text_baseline
+
+        summary["linear_baseline"] = linear_text_baseline(s.data, s.seed).to_json()
+    if compare is not None:
+        summary["compare"] = {k: v for k, v in compare.items() if k != "candidates"}
+    results.write_report(s.out, rows, best, s.budget, summary, compare)
+    return SearchOutcome(summary, model_path)
+
+
+def compare_run(path: Path) -> dict:
+    """The figures of a `tinyeff shrink` run (the default pipeline) to set beside the search."""
+    cand, metrics = path / "candidates.json", path / "metrics.json"
+    if not cand.is_file() or not metrics.is_file():
+        raise TinyeffError(f"'{path}' is not a shrink run (no candidates.json); make one with 'tinyeff shrink'")
+    m = json.loads(metrics.read_text())
+    return {"name": path.name, "int8_test_accuracy": m["int8_accuracy"], "int8_val_accuracy": m.get("int8_val_accuracy"),
+            "flash_bytes": m["footprint"]["flash_bytes"], "ram_bytes": m["footprint"]["ram_bytes"],
+            "candidates": json.loads(cand.read_text())["candidates"]}

@@ -1,0 +1,106 @@
+"""What a search may change, as Optuna suggestions: the architecture and how it is trained.
+
+One trial draws a ``TrialPlan``: a ModelSpec (depth, per-layer widths, kernel size, where the
+feature map is downsampled; for text also the projection's size, n-gram length and token
+count) and a TrainConfig (learning rate, epochs, dropout, augmentation, mixup, distillation
+temperature and weight when a teacher is given), plus whether the int8 model gets
+quantization-aware fine-tuning. ``smallest`` is the plan with the smallest footprint the space
+can reach: an impossible budget is reported against it before any training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tinyeff.data.dataset import Dataset
+from tinyeff.models.projection_features import ProjectionConfig
+from tinyeff.models.spec import ModelSpec
+from tinyeff.train.fit import TrainConfig
+
+QAT_CHOICES = ("off", "always")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpaceLimits:
+    """The ranges searched; the defaults cover what fits microcontrollers of 2-64 KiB RAM."""
+
+    max_depth: int = 4  # DS-CNN blocks after the stem; projection conv layers
+    min_width: int = 4
+    max_width: int = 64
+    width_step: int = 4
+    min_epochs: int = 20
+    max_epochs: int = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialPlan:
+    spec: ModelSpec
+    train: TrainConfig
+    qat: str  # "off" | "always"
+
+    def describe(self) -> str:
+        extra = f" kernel {self.spec.kernel}"
+        if self.spec.projection:
+            p = self.spec.projection
+            extra += f" projection {p.features}x{p.max_tokens} n-gram {p.ngram}"
+        return f"{self.spec.describe()}{extra}"
+
+
+def _downsampled_strides(input_shape: tuple[int, ...], n_layers: int, downsample: int) -> tuple[int, ...]:
+    """Stride 2 at the first DOWNSAMPLE layers whose input is still at least 4 on both sides."""
+    h, w = input_shape[0], input_shape[1]
+    strides = []
+    for _ in range(n_layers):
+        if downsample and min(h, w) >= 4:
+            strides.append(2)
+            h, w, downsample = -(-h // 2), -(-w // 2), downsample - 1
+        else:
+            strides.append(1)
+    return tuple(strides)
+
+
+def _widths(trial, depth: int, limits: SpaceLimits) -> tuple[int, ...]:
+    return tuple(trial.suggest_int(f"width{i}", limits.min_width, limits.max_width, step=limits.width_step) for i in range(depth))
+
+
+def suggest(trial, data: Dataset, limits: SpaceLimits, *, teacher: ModelSpec | None, seed: int) -> TrialPlan:
+    """The plan of TRIAL (an optuna.Trial) for DATA, distilled from a model of spec TEACHER if given.
+
+    A teacher sees the student's input, so with a text teacher the projection is the teacher's."""
+    if data.kind == "text":
+        depth = trial.suggest_int("depth", 1, limits.max_depth)
+        cfg = teacher.projection if teacher is not None else ProjectionConfig(
+            features=trial.suggest_int("features", 16, 128, step=16),
+            max_tokens=trial.suggest_int("max_tokens", 8, 24, step=4),
+            ngram=trial.suggest_int("ngram", 2, 4))
+        spec = ModelSpec("projection", (1, cfg.max_tokens, cfg.features), data.n_classes, _widths(trial, depth, limits),
+                         (1,) * depth, kernel=trial.suggest_categorical("kernel", [1, 3, 5]),
+                         dropout=trial.suggest_float("dropout", 0.0, 0.4), projection=cfg)
+    else:
+        blocks = trial.suggest_int("depth", 1, limits.max_depth)
+        n = blocks + 1  # the stem and the blocks
+        spec = ModelSpec("dscnn", tuple(data.input_shape), data.n_classes, _widths(trial, n, limits),
+                         _downsampled_strides(data.input_shape, n, trial.suggest_int("downsample", 0, 2)),
+                         kernel=trial.suggest_categorical("kernel", [3, 5]),
+                         dropout=trial.suggest_float("dropout", 0.0, 0.4))
+    train = TrainConfig(
+        epochs=trial.suggest_int("epochs", limits.min_epochs, limits.max_epochs, step=10),
+        learning_rate=trial.suggest_float("learning_rate", 5e-4, 1e-2, log=True),
+        augment=trial.suggest_categorical("augment", [True, False]),
+        mixup_alpha=trial.suggest_categorical("mixup", [0.0, 0.2, 0.4]),
+        temperature=trial.suggest_categorical("temperature", [1.0, 2.0, 4.0]) if teacher is not None else TrainConfig.temperature,
+        alpha=trial.suggest_float("alpha", 0.1, 0.9) if teacher is not None else TrainConfig.alpha,
+        seed=seed,
+    )
+    return TrialPlan(spec, train, trial.suggest_categorical("qat", list(QAT_CHOICES)))
+
+
+def smallest(data: Dataset, limits: SpaceLimits) -> ModelSpec:
+    """The spec of the smallest footprint in the space: one layer (stem and one block for a DS-CNN)
+    of the fewest channels, downsampled as far as the space allows, the smallest projection."""
+    if data.kind == "text":
+        cfg = ProjectionConfig(features=16, max_tokens=8, ngram=2)
+        return ModelSpec("projection", (1, cfg.max_tokens, cfg.features), data.n_classes, (limits.min_width,), (1,),
+                         kernel=1, projection=cfg)
+    return ModelSpec("dscnn", tuple(data.input_shape), data.n_classes, (limits.min_width,) * 2,
+                     _downsampled_strides(data.input_shape, 2, 2), kernel=3)
