@@ -129,3 +129,38 @@ def test_augmentations_keep_shapes_and_are_seeded():
     assert list(kept) == sorted(kept) and set(kept) <= {1, 2, 3, 4}  # dropped rows close up in order
     xm, ym = mixup(x, np.eye(5, dtype=np.float32), np.random.default_rng(0), 0.4)
     np.testing.assert_allclose(ym.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_intents_know_the_template_of_each_training_sentence_and_keep_them_through_a_saved_split(tmp_path):
+    """The search's validation slice holds out whole templates; that needs the template of every
+    training sentence, numbered across intents, saved with the split."""
+    from tinyeff.data.dataset import Dataset, group_split
+
+    d = load_dataset("intents")
+    g = d.train_groups
+    assert g is not None and len(g) == len(d.y_train)
+    for template in np.unique(g):  # a template belongs to one intent
+        assert len(np.unique(d.y_train[g == template])) == 1
+    d.save(tmp_path / "split.npz")
+    assert np.array_equal(Dataset.load(tmp_path / "split.npz").train_groups, g)
+
+    kept, held = group_split(d.y_train, g, 0.25, seed=0)
+    assert len(np.intersect1d(kept, held)) == 0 and len(kept) + len(held) == len(g)
+    assert not set(g[kept]) & set(g[held])  # whole templates on one side
+    for c in np.unique(d.y_train):  # every intent keeps templates to train on and gives some to validation
+        n = len(np.unique(g[d.y_train == c]))
+        assert len(np.unique(g[held][d.y_train[held] == c])) == max(1, round(0.25 * n))
+    assert np.array_equal(group_split(d.y_train, g, 0.25, seed=0)[1], held)  # seeded
+
+
+def test_group_split_leaves_a_class_of_one_group_whole_and_a_wrong_group_count_is_refused():
+    from tinyeff.data.dataset import Dataset, group_split
+
+    y = np.array([0, 0, 0, 1, 1, 1])
+    groups = np.array([5, 5, 5, 7, 8, 8])
+    kept, held = group_split(y, groups, 0.5, seed=1)
+    assert list(kept[y[kept] == 0]) == [0, 1, 2]
+    assert set(groups[held]) in ({7}, {8})
+    with pytest.raises(TinyeffError, match="3 training groups for 6 training samples; give one group per sample"):
+        Dataset("d", "image", np.zeros((6, 2, 2, 1)), y, np.zeros((2, 2, 2, 1)), np.array([0, 1]), ("a", "b"),
+                train_groups=np.array([1, 2, 3]))

@@ -259,3 +259,43 @@ def test_two_workers_share_a_study_on_postgresql_and_survive_one_killed(tmp_path
         assert len(params) == len(set(params))
         assert summary["storage"] == "postgresql"
         assert os.path.exists(tmp_path / "b" / "model.int8.tflite")
+
+
+@pytest.mark.slow
+def test_latency_is_a_fourth_objective_measured_on_the_emulated_board(tmp_path, capsys):
+    """--pareto --latency: each trial that fits is generated, built and benched in QEMU; the median
+    emulated instructions is the study's fourth objective and the figure the summary prints, and
+    -icount makes a second measurement of the same model give the same count."""
+    import optuna
+
+    from tinyeff.data import load_dataset
+    from tinyeff.search.latency import emulated_instructions
+    from tinyeff.search.objective import search_validation, tflite_of
+
+    out = tmp_path / "search"
+    assert main(["search", "--data", "digits", "--out", str(out), *BUDGET, *FAST, "--trials", "2", "--pareto",
+                 "--latency", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    study = _study(_sqlite(out))
+    assert study.directions == [optuna.study.StudyDirection.MAXIMIZE] + [optuna.study.StudyDirection.MINIMIZE] * 3
+    fitting = [t for t in study.trials if tflite_of(t)]
+    assert fitting
+    for t in fitting:
+        fp = t.user_attrs["footprint"]
+        assert t.values == [t.user_attrs["int8_val_accuracy"], fp["flash_bytes"], fp["ram_bytes"], t.user_attrs["emulated_instructions"]]
+    best = json.loads((out / "search.json").read_text())["best"]
+    assert f"{best['emulated_instructions']:,.0f} emulated instructions on qemu-mps2-an386" in printed
+    data = load_dataset("digits")
+    _, val = search_validation(data, 0)
+    trial = study.trials[best["number"]]
+    assert emulated_instructions(tflite_of(trial), "qemu-mps2-an386", data.x_train[val], data.y_train[val]) == best["emulated_instructions"]
+
+
+def test_latency_on_a_real_board_is_refused_before_any_trial(tmp_path, capsys):
+    out = tmp_path / "search"
+    assert main(["search", "--data", "digits", "--out", str(out), *BUDGET, "--trials", "2", "--latency",
+                 "--latency-board", "nucleo-l4r5zi"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("tinyeff: error: --latency measures on an emulated board and nucleo-l4r5zi is a real one; "
+                   "give --latency-board qemu-mps2-an386 (or another qemu board)")
+    assert not out.exists()

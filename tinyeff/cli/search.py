@@ -22,7 +22,7 @@ def cmd_search(args) -> int:
         out=Path(args.out), trials=args.trials, storage=args.storage, study=args.study, pareto=args.pareto,
         sampler=args.sampler, pruner="none" if args.pareto else args.pruner, limits=limits, seed=args.seed,
         teacher=Path(args.teacher) if args.teacher else None, compare=Path(args.compare) if args.compare else None,
-        heartbeat_s=args.heartbeat,
+        heartbeat_s=args.heartbeat, latency_board=args.latency_board if args.latency else None,
     )
     progress = Progress(args.quiet)
     progress(f"searching {data.name} ({data.kind}, {len(data.y_train)} train samples) for the best int8 model under "
@@ -42,7 +42,9 @@ def summary_lines(s: dict, model: Path | None, out: Path) -> list[str]:
         lines.append("no trained trial fits the budget yet; run more trials or raise the budget")
     else:
         lines.append(f"best that fits: trial {b['number']} {b['model']}: int8 test accuracy {pct(b['int8_test_accuracy'])} "
-                     f"(validation {pct(b['int8_val_accuracy'])}), flash {b['flash_bytes']:,} B, RAM {b['ram_bytes']:,} B")
+                     f"(validation {pct(b['int8_val_accuracy'])}), flash {b['flash_bytes']:,} B, RAM {b['ram_bytes']:,} B"
+                     + (f", {b['emulated_instructions']:,.0f} emulated instructions on {s['latency_board']}"
+                        if b.get("emulated_instructions") else ""))
         lines.append(f"  {model}: ready for 'tinyeff generate {model} --board BOARD'")
     if "compare" in s:
         c = s["compare"]
@@ -74,6 +76,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--max-width", type=int, default=SpaceLimits.max_width)
     s.add_argument("--min-epochs", type=int, default=SpaceLimits.min_epochs)
     s.add_argument("--max-epochs", type=int, default=SpaceLimits.max_epochs)
+    s.add_argument("--latency", action="store_true",
+                   help="bench every trial that fits on an emulated board: emulated instructions (an objective with --pareto)")
+    s.add_argument("--latency-board", default="qemu-mps2-an386", help="the QEMU board --latency measures on")
     s.add_argument("--teacher", help="a run directory trained on the same data to distil from")
     s.add_argument("--compare", help="a 'tinyeff shrink' run to report and plot beside the search")
     s.add_argument("--heartbeat", type=int, default=30, help="seconds between a running trial's heartbeats; "

@@ -31,6 +31,9 @@ class Dataset:
     # Empty for recorded data; else how the data was made ("spoken by espeak-ng 1.51"), carried into
     # every report of a model trained or benched on it
     synthetic: str = ""
+    # What each training sample was made from (the template of a generated sentence), when samples of
+    # one group are near copies: a validation slice must then hold out whole groups, as the test split does
+    train_groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):
@@ -42,6 +45,9 @@ class Dataset:
                 )
             if len(x) == 0:
                 raise TinyeffError(f"dataset '{self.name}' has no {part} samples; give at least one per class")
+        if self.train_groups is not None and len(self.train_groups) != len(self.y_train):
+            raise TinyeffError(f"dataset '{self.name}' has {len(self.train_groups)} training groups for "
+                               f"{len(self.y_train)} training samples; give one group per sample")
         n = len(self.labels)
         for part in ("train", "test"):
             y = getattr(self, f"y_{part}")
@@ -76,6 +82,7 @@ class Dataset:
             x_test=self.x_test,
             y_test=self.y_test,
             labels=np.array(self.labels),
+            **({"train_groups": self.train_groups} if self.train_groups is not None else {}),
             meta=np.array(json.dumps({"name": self.name, "kind": self.kind, "frontend": self.frontend,
                                       "synthetic": self.synthetic})),
         )
@@ -94,6 +101,7 @@ class Dataset:
                 labels=tuple(str(s) for s in z["labels"]),
                 frontend=meta["frontend"],
                 synthetic=meta.get("synthetic", ""),  # splits saved before the field read as recorded data
+                train_groups=z["train_groups"] if "train_groups" in z.files else None,
             )
 
 
@@ -104,3 +112,16 @@ def stratified_split(n_items: np.ndarray, test_fraction: float, seed: int) -> tu
     idx = np.arange(len(n_items))
     tr, te = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=n_items)
     return np.sort(tr), np.sort(te)
+
+
+def group_split(y: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held out) that hold out about FRACTION of each class's groups, whole, at least one
+    group of every class that has two or more (a class of one group stays whole on the kept side)."""
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    for c in np.unique(y):
+        g = np.unique(groups[y == c])
+        if len(g) >= 2:
+            held.extend(rng.permutation(g)[: max(1, round(fraction * len(g)))].tolist())
+    out = np.isin(groups, held)
+    return np.flatnonzero(~out), np.flatnonzero(out)

@@ -172,6 +172,8 @@ def load_intents(*, lang: str = "en", seed: int = 0, min_templates: int = MIN_TE
         )
 
     split: dict[str, tuple[list[str], list[int]]] = {"train": ([], []), "test": ([], [])}
+    train_groups: list[int] = []  # the template each training sentence came from, numbered across intents
+    n_templates = 0
     for label, name in enumerate(chosen):
         templates = per_intent[name]
         order = rng.permutation(len(templates))
@@ -180,17 +182,20 @@ def load_intents(*, lang: str = "en", seed: int = 0, min_templates: int = MIN_TE
         for part, quota in (("train", TRAIN_PER_INTENT), ("test", TEST_PER_INTENT)):
             idx = parts[part]
             per_template = max(3, -(-quota // len(idx)))
-            seen: set[str] = set()
+            seen: dict[str, int] = {}  # sentence -> the first template that made it
             for i in idx:
                 expr, lists, rules, template_fillers = templates[i]
                 sampler = _Sampler(rng, lists, rules, template_fillers)
                 for _ in range(per_template):
-                    seen.add(_normalize(sampler.sample(expr)))
+                    seen.setdefault(_normalize(sampler.sample(expr)), n_templates + int(i))
             texts = sorted(seen)
             if len(texts) > quota:
                 texts = [texts[j] for j in np.sort(rng.choice(len(texts), quota, replace=False))]
             split[part][0].extend(texts)
             split[part][1].extend([label] * len(texts))
+            if part == "train":
+                train_groups.extend(seen[t] for t in texts)
+        n_templates += len(templates)
 
     return Dataset(
         name=f"intents-{lang}",
@@ -201,4 +206,5 @@ def load_intents(*, lang: str = "en", seed: int = 0, min_templates: int = MIN_TE
         y_test=np.array(split["test"][1], dtype=np.int32),
         labels=tuple(chosen),
         frontend={"type": "text", "lang": lang, "split": "by template", "seed": seed},
+        train_groups=np.array(train_groups, dtype=np.int32),
     )

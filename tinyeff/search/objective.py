@@ -5,7 +5,8 @@ arena), so every trial is first converted to int8 untrained and measured: a plan
 fit the budget is recorded as infeasible (its measured footprint as Optuna constraints) without
 spending a training run on it. A trained model is measured again from its own artifact, and
 that measurement is the one the study keeps. Only the validation slice of the training split
-ranks trials; the test split stays unseen until the one chosen model is reported.
+(whole templates held out, for generated sentences) ranks trials; the test split stays unseen
+until the one chosen model is reported.
 
 What a trial leaves in the study (user attributes, so every worker on every machine sees it):
 the spec, the measured footprint, the int8 validation accuracy and loss, and for a trial that
@@ -25,7 +26,7 @@ from tinyeff._native import seed_everything
 from tinyeff.compress.qat import quantize_with_fallback
 from tinyeff.compress.quantize import int8_scores, representative_set, to_int8_tflite
 from tinyeff.compress.shrink import Budget
-from tinyeff.data.dataset import Dataset
+from tinyeff.data.dataset import Dataset, group_split
 from tinyeff.footprint import Footprint, measure
 from tinyeff.models.build import build
 from tinyeff.models.spec import ModelSpec
@@ -49,6 +50,19 @@ def tflite_of(trial) -> bytes | None:
     return base64.b64decode(b64) if b64 else None
 
 
+GROUP_VALIDATION_FRACTION = 0.25  # of each class's groups, as the intents test split holds out a quarter of its templates
+
+
+def search_validation(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (fit, validation) indices of the training split that rank trials. Where samples come in
+    groups of near copies (sentences of one template), the validation slice holds out whole groups:
+    a slice of sentences whose templates were trained on would rank models by memory, not by how
+    they do on the unseen templates of the test split."""
+    if data.train_groups is not None:
+        return group_split(data.y_train, data.train_groups, GROUP_VALIDATION_FRACTION, seed)
+    return validation_split(data.y_train, TrainConfig(seed=seed))
+
+
 @dataclasses.dataclass
 class Objective:
     """Optuna's objective for DATA under BUDGET: int8 validation accuracy (maximised), and with
@@ -61,9 +75,10 @@ class Objective:
     seed: int = 0
     teacher: object | None = None  # a float keras model trained on the same data
     teacher_spec: ModelSpec | None = None
+    latency_board: str | None = None  # measure emulated instructions on this QEMU board (an objective with PARETO)
 
     def __post_init__(self) -> None:
-        self._fit, self._val = validation_split(self.data.y_train, TrainConfig(seed=self.seed))
+        self._fit, self._val = search_validation(self.data, self.seed)
         self._features: dict = {}
 
     def features(self, spec: ModelSpec) -> np.ndarray:
@@ -117,9 +132,15 @@ class Objective:
         trial.set_user_attr("float_val_accuracy", q.float_val_accuracy)
         trial.set_user_attr("quantization", q.method)
         trial.set_user_attr("epochs_run", result.epochs_run)
+        latency = None
         if self.budget.fits(fp):
             trial.set_user_attr(TFLITE_ATTR, base64.b64encode(q.tflite).decode("ascii"))
-        return self._values(accuracy, fp)
+            if self.latency_board:
+                from tinyeff.search.latency import emulated_instructions
+
+                latency = emulated_instructions(q.tflite, self.latency_board, x_val, y_val)
+                trial.set_user_attr("emulated_instructions", latency)
+        return self._values(accuracy, fp, latency)
 
     def _record(self, trial, fp: Footprint, *, trained: bool) -> None:
         trial.set_user_attr("trained", trained)
@@ -131,5 +152,14 @@ class Objective:
         for key, value in constraints(self.budget, fp).items():
             trial.set_constraint(key, value)
 
-    def _values(self, accuracy: float, fp: Footprint):
-        return (accuracy, float(fp.flash_bytes), float(fp.ram_bytes)) if self.pareto else accuracy
+    @property
+    def directions(self) -> list[str]:
+        return ["maximize"] + (["minimize"] * (3 if self.latency_board else 2) if self.pareto else [])
+
+    def _values(self, accuracy: float, fp: Footprint, latency: float | None = None):
+        """The objective values; a trial that was not benched (over budget) gets latency 0, which the
+        constraints outrank as they do its accuracy of 0."""
+        if not self.pareto:
+            return accuracy
+        values = [accuracy, float(fp.flash_bytes), float(fp.ram_bytes)]
+        return tuple(values + [latency or 0.0] if self.latency_board else values)

@@ -11,6 +11,7 @@ from pathlib import Path
 from tinyeff.compress.shrink import Budget
 
 COLUMNS = ("number", "state", "feasible", "trained", "pareto", "best", "model", "flash_bytes", "ram_bytes", "macs",
+           "emulated_instructions",
            "int8_val_accuracy", "int8_val_loss", "float_val_accuracy", "quantization", "epochs_run", "pruned_at_epoch",
            "retry_of", "worker", "params")
 
@@ -27,6 +28,7 @@ class TrialRow:
     flash_bytes: int | None
     ram_bytes: int | None
     macs: int | None
+    emulated_instructions: float | None  # median on the emulated board, with --latency
     int8_val_accuracy: float | None
     int8_val_loss: float | None
     float_val_accuracy: float | None
@@ -51,7 +53,8 @@ def rows(study) -> list[TrialRow]:
         out.append(TrialRow(
             number=t.number, state=t.state.name.lower(), feasible=max(c) <= 0 if c else None,
             trained=bool(a.get("trained")), model=a.get("describe", ""), flash_bytes=fp.get("flash_bytes"),
-            ram_bytes=fp.get("ram_bytes"), macs=fp.get("macs"), int8_val_accuracy=a.get("int8_val_accuracy"),
+            ram_bytes=fp.get("ram_bytes"), macs=fp.get("macs"), emulated_instructions=a.get("emulated_instructions"),
+            int8_val_accuracy=a.get("int8_val_accuracy"),
             int8_val_loss=a.get("int8_val_loss"), float_val_accuracy=a.get("float_val_accuracy"),
             quantization=a.get("quantization"), epochs_run=a.get("epochs_run"), pruned_at_epoch=a.get("pruned_at_epoch"),
             retry_of=a.get("retry_of", t.system_attrs.get("failed_trial")), worker=a.get("worker", ""), params=dict(t.params),
@@ -60,12 +63,17 @@ def rows(study) -> list[TrialRow]:
 
 
 def pareto_front(trials: list[TrialRow]) -> set[int]:
-    """Trained trials that no other trained trial beats on int8 validation accuracy, flash and RAM at once."""
+    """Trained trials that no other trained trial beats on int8 validation accuracy, flash and RAM
+    (and emulated instructions, when every one was benched) at once."""
     done = [t for t in trials if t.complete]
+    timed = all(t.emulated_instructions is not None for t in done)
+
+    def scores(t: TrialRow) -> tuple:  # larger is better in every place
+        return (t.int8_val_accuracy, -t.flash_bytes, -t.ram_bytes) + ((-t.emulated_instructions,) if timed else ())
 
     def beats(o: TrialRow, t: TrialRow) -> bool:
-        ge = o.int8_val_accuracy >= t.int8_val_accuracy and o.flash_bytes <= t.flash_bytes and o.ram_bytes <= t.ram_bytes
-        return ge and (o.int8_val_accuracy, -o.flash_bytes, -o.ram_bytes) != (t.int8_val_accuracy, -t.flash_bytes, -t.ram_bytes)
+        so, st = scores(o), scores(t)
+        return all(a >= b for a, b in zip(so, st)) and so != st
 
     return {t.number for t in done if not any(beats(o, t) for o in done)}
 

@@ -34,6 +34,7 @@ class SearchSettings:
     teacher: Path | None = None
     compare: Path | None = None  # a shrink run to plot and report beside the search
     heartbeat_s: int = 30
+    latency_board: str | None = None  # measure emulated instructions of every trial that fits, on this QEMU board
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +66,10 @@ def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: Non
     from tinyeff.search.study import StudyConfig, counts, open_storage, open_study, requeue_interrupted, run_worker, storage_url
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if s.latency_board:
+        from tinyeff.search.latency import require_emulated
+
+        require_emulated(s.latency_board)
     compare = compare_run(s.compare) if s.compare is not None else None  # refused before hours of search, not after
     small = smallest_footprint(s.data, s.limits, s.seed)
     if not s.budget.fits(small):
@@ -86,14 +91,15 @@ def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: Non
     s.out.mkdir(parents=True, exist_ok=True)
     config = StudyConfig(data=json.dumps(s.data_source, sort_keys=True),
                          budget={"flash_bytes": s.budget.flash_bytes, "ram_bytes": s.budget.ram_bytes},
-                         pareto=s.pareto, space=dataclasses.asdict(s.limits) | {"teacher": str(s.teacher or "")})
-    study = open_study(storage, s.study, config, seed=s.seed, sampler=s.sampler, pruner=s.pruner,
+                         pareto=s.pareto, latency_board=s.latency_board or "",
+                         space=dataclasses.asdict(s.limits) | {"teacher": str(s.teacher or "")})
+    objective = Objective(s.data, s.budget, s.limits, pareto=s.pareto, seed=s.seed, teacher=teacher,
+                          teacher_spec=teacher_spec, latency_board=s.latency_board)
+    study = open_study(storage, s.study, config, objective.directions, seed=s.seed, sampler=s.sampler, pruner=s.pruner,
                        max_epochs=s.limits.max_epochs)
     again = requeue_interrupted(study)
     if again:
         progress(f"trials {', '.join(map(str, again))} were interrupted; their parameters run again first")
-    objective = Objective(s.data, s.budget, s.limits, pareto=s.pareto, seed=s.seed, teacher=teacher,
-                          teacher_spec=teacher_spec)
 
     def after_trial(t) -> None:
         rows = results.rows(study)
@@ -118,7 +124,8 @@ def _outcome(r) -> str:
     size = f"{r.flash_bytes / 1024:.1f} KiB flash, {r.ram_bytes / 1024:.1f} KiB RAM" if r.flash_bytes else ""
     if not r.trained:
         return f"{r.model}: {size}, over budget (not trained)"
-    return f"{r.model}: {size}, int8 val {100 * r.int8_val_accuracy:.1f} %{'' if r.feasible else ', over budget'}"
+    latency = f", {r.emulated_instructions:,.0f} emulated instructions" if r.emulated_instructions else ""
+    return f"{r.model}: {size}, int8 val {100 * r.int8_val_accuracy:.1f} %{latency}{'' if r.feasible else ', over budget'}"
 
 
 def report(study, s: SearchSettings, ran: int, worker_s: float, compare: dict | None) -> SearchOutcome:
@@ -144,7 +151,9 @@ def report(study, s: SearchSettings, ran: int, worker_s: float, compare: dict | 
         "storage": "sqlite" if s.storage is None else s.storage.split(":", 1)[0],
         "data": s.data_source,
         "budget": {"flash_bytes": s.budget.flash_bytes, "ram_bytes": s.budget.ram_bytes},
-        "objectives": ["int8_val_accuracy", "flash_bytes", "ram_bytes"] if s.pareto else ["int8_val_accuracy"],
+        "objectives": ["int8_val_accuracy"] + (["flash_bytes", "ram_bytes"] + (["emulated_instructions"] if s.latency_board else [])
+                                               if s.pareto else []),
+        "latency_board": s.latency_board,
         "trial_counts": by_state,
         "this_worker": {"trials": ran, "seconds": worker_s, "pid": os.getpid()},
         "study_wall_seconds": (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,

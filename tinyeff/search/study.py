@@ -39,6 +39,7 @@ class StudyConfig:
     data: str
     budget: dict
     pareto: bool
+    latency_board: str
     space: dict
 
     def to_json(self) -> dict:
@@ -90,11 +91,11 @@ def _quiet_experimental():
         yield
 
 
-def open_study(storage, name: str, config: StudyConfig, *, seed: int, sampler: str, pruner: str, max_epochs: int):
+def open_study(storage, name: str, config: StudyConfig, directions: list[str], *, seed: int, sampler: str, pruner: str,
+               max_epochs: int):
     """Create the study NAME in STORAGE, or join it when it exists and was made for the same search."""
     import optuna
 
-    directions = ["maximize", "minimize", "minimize"] if config.pareto else ["maximize"]
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
     if name in existing:
         made_for = existing[name].user_attrs.get("tinyeff")
