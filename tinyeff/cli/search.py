@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tinyeff.cli.model import _budget
 from tinyeff.cli.output import Progress, pct
-from tinyeff.search.space import SpaceLimits
+from tinyeff.search.space import RECIPES, SpaceLimits
 
 
 def cmd_search(args) -> int:
@@ -21,11 +21,11 @@ def cmd_search(args) -> int:
         data=data, data_source={"spec": args.data, "lang": args.lang, "seed": args.seed}, budget=budget,
         out=Path(args.out), trials=args.trials, storage=args.storage, study=args.study, pareto=args.pareto,
         sampler=args.sampler, pruner="none" if args.pareto else args.pruner, limits=limits, seed=args.seed,
-        teacher=Path(args.teacher) if args.teacher else None, compare=Path(args.compare) if args.compare else None,
+        teacher=Path(args.teacher) if args.teacher else None, compare=tuple(Path(c) for c in args.compare), recipe=args.recipe,
         heartbeat_s=args.heartbeat, latency_board=args.latency_board if args.latency else None,
     )
     progress = Progress(args.quiet)
-    progress(f"searching {data.name} ({data.kind}, {len(data.y_train)} train samples) for the best int8 model under "
+    progress(f"searching ({args.recipe}) {data.name} ({data.kind}, {len(data.y_train)} train samples) for the best int8 model under "
              f"{budget.describe()}: {args.trials} trials in study '{args.study}'")
     outcome = search(settings, progress)
     print("\n".join(summary_lines(outcome.summary, outcome.best_model, Path(args.out))))
@@ -46,9 +46,11 @@ def summary_lines(s: dict, model: Path | None, out: Path) -> list[str]:
                      + (f", {b['emulated_instructions']:,.0f} emulated instructions on {s['latency_board']}"
                         if b.get("emulated_instructions") else ""))
         lines.append(f"  {model}: ready for 'tinyeff generate {model} --board BOARD'")
-    if "compare" in s:
-        c = s["compare"]
-        lines.append(f"default pipeline ({c['name']}): int8 test accuracy {pct(c['int8_test_accuracy'])}, "
+    for c in s.get("compare", []):
+        if c["int8_test_accuracy"] is None:
+            lines.append(f"{c['label']} ({c['name']}): no model that fits")
+            continue
+        lines.append(f"{c['label']} ({c['name']}): int8 test accuracy {pct(c['int8_test_accuracy'])}, "
                      f"flash {c['flash_bytes']:,} B, RAM {c['ram_bytes']:,} B")
     if "linear_baseline" in s:
         lb = s["linear_baseline"]
@@ -80,7 +82,11 @@ def add_parsers(sub) -> None:
                    help="bench every trial that fits on an emulated board: emulated instructions (an objective with --pareto)")
     s.add_argument("--latency-board", default="qemu-mps2-an386", help="the QEMU board --latency measures on")
     s.add_argument("--teacher", help="a run directory trained on the same data to distil from")
-    s.add_argument("--compare", help="a 'tinyeff shrink' run to report and plot beside the search")
+    s.add_argument("--compare", action="append", default=[], metavar="RUN",
+                   help="a 'tinyeff shrink' run or another search's --out to report and plot beside this one (repeat for more)")
+    s.add_argument("--recipe", choices=RECIPES, default="plain",
+                   help="plain: search the model that fits; shrink-and-improve: train any size, prune into the budget distilling "
+                        "from it; grow-improve-shrink: widen, train with augmentation and mixup, then prune into the budget")
     s.add_argument("--heartbeat", type=int, default=30, help="seconds between a running trial's heartbeats; "
                    "a trial silent for 3 of them is failed and run again")
     s.add_argument("--seed", type=int, default=0)

@@ -20,7 +20,7 @@ from tinyeff._native import seed_everything
 from tinyeff.compress.prune import Pressure, plan, pruned_copy
 from tinyeff.compress.qat import quantize_with_fallback
 from tinyeff.compress.quantize import int8_accuracy, int8_scores, representative_set, to_int8_tflite
-from tinyeff.data.dataset import stratified_split
+from tinyeff.data.dataset import Dataset, stratified_split
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import Footprint, measure
 from tinyeff.models.spec import ModelSpec
@@ -69,6 +69,9 @@ class ShrinkConfig:
     compare_plain: bool = True
     qat: str = "auto"  # quantization-aware fine-tuning of the chosen model: auto | always | off
     finetune: TrainConfig = TrainConfig(epochs=40, patience=10, learning_rate=2e-3)
+    # Every candidate's test accuracy, for the report (the choice never reads it); a search that
+    # shrinks in every trial leaves it out (NaN), as it measures only its one chosen model on the test split
+    test_accuracy: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,15 +124,21 @@ def _step_fraction(cfg: ShrinkConfig, p: Pressure) -> float:
 
 def shrink(run: Run, budget: Budget, cfg: ShrinkConfig = ShrinkConfig(), progress: Callable[[str], None] = lambda s: None) -> ShrinkResult:
     """Prune RUN's model step by step until it fits BUDGET; see the module docstring."""
-    data, spec = run.data, run.spec
+    return shrink_model(run.data, run.spec, run.keras_model(), budget, cfg, progress)
+
+
+def shrink_model(data: Dataset, spec: ModelSpec, teacher, budget: Budget, cfg: ShrinkConfig = ShrinkConfig(),
+                 progress: Callable[[str], None] = lambda s: None,
+                 split: tuple[np.ndarray, np.ndarray] | None = None) -> ShrinkResult:
+    """Prune TEACHER (a float keras model of SPEC trained on DATA) step by step until it fits BUDGET.
+    SPLIT: the (fit, validation) indices of the training split to use instead of a stratified 10 %."""
     x_train, x_test = features_of(spec, data.x_train), features_of(spec, data.x_test)
     # One validation slice, never trained on, decides early stopping and the choice: fine-tuning
     # with a fresh split each step would train on the slice that later ranks the candidates.
-    fit_part, val = stratified_split(data.y_train, 0.1, cfg.finetune.seed)
+    fit_part, val = split if split is not None else stratified_split(data.y_train, 0.1, cfg.finetune.seed)
     x_fit, y_fit = x_train[fit_part], data.y_train[fit_part]
     x_val, y_val = x_train[val], data.y_train[val]
     x_rep = representative_set(x_train, cfg.finetune.seed)
-    teacher = run.keras_model()
 
     candidates: list[Candidate] = []
     artifacts: dict[str, tuple[object, ModelSpec, bytes]] = {}
@@ -142,8 +151,8 @@ def shrink(run: Run, budget: Budget, cfg: ShrinkConfig = ShrinkConfig(), progres
             step=step,
             method=method,
             widths=mspec.widths,
-            float_accuracy=evaluate(model, x_test, data.y_test),
-            int8_accuracy=int8_accuracy(tfl, x_test, data.y_test),
+            float_accuracy=evaluate(model, x_test, data.y_test) if cfg.test_accuracy else float("nan"),
+            int8_accuracy=int8_accuracy(tfl, x_test, data.y_test) if cfg.test_accuracy else float("nan"),
             int8_val_accuracy=val_accuracy,
             int8_val_loss=val_loss,
             footprint=fp,

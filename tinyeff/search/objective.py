@@ -27,6 +27,7 @@ from tinyeff.compress.qat import quantize_with_fallback
 from tinyeff.compress.quantize import int8_scores, representative_set, to_int8_tflite
 from tinyeff.compress.shrink import Budget
 from tinyeff.data.dataset import Dataset, group_split
+from tinyeff.errors import TinyeffError
 from tinyeff.footprint import Footprint, measure
 from tinyeff.models.build import build
 from tinyeff.models.spec import ModelSpec
@@ -50,6 +51,7 @@ def tflite_of(trial) -> bytes | None:
     return base64.b64decode(b64) if b64 else None
 
 
+SHRINK_FINETUNE_EPOCHS = 30  # per pruning step of the shrink recipes (the shrink command's default is 40)
 GROUP_VALIDATION_FRACTION = 0.25  # of each class's groups, as the intents test split holds out a quarter of its templates
 
 
@@ -76,6 +78,7 @@ class Objective:
     teacher: object | None = None  # a float keras model trained on the same data
     teacher_spec: ModelSpec | None = None
     latency_board: str | None = None  # measure emulated instructions on this QEMU board (an objective with PARETO)
+    recipe: str = "plain"  # see space.RECIPES
 
     def __post_init__(self) -> None:
         self._fit, self._val = search_validation(self.data, self.seed)
@@ -91,7 +94,7 @@ class Objective:
     def __call__(self, trial):
         import optuna
 
-        plan = suggest(trial, self.data, self.limits, teacher=self.teacher_spec, seed=self.seed)
+        plan = suggest(trial, self.data, self.limits, teacher=self.teacher_spec, seed=self.seed, recipe=self.recipe)
         x = self.features(plan.spec)
         y = self.data.y_train
         x_fit, y_fit, x_val, y_val = x[self._fit], y[self._fit], x[self._val], y[self._val]
@@ -104,7 +107,7 @@ class Objective:
         model = build(plan.spec)
         fp = measure(to_int8_tflite(model, plan.spec, x_rep), f"trial {trial.number}")
         self._record(trial, fp, trained=False)
-        if not self.budget.fits(fp):
+        if self.recipe == "plain" and not self.budget.fits(fp):
             self._constrain(trial, fp)
             # Optuna needs a value; the constraints already rank the trial below every feasible one,
             # and reports show no accuracy for an untrained trial
@@ -121,26 +124,57 @@ class Objective:
 
         result = fit(model, x_fit, y_fit, plan.train, kind=self.data.kind, teacher=self.teacher,
                      validation=(x_val, y_val), epoch_end=epoch_end)
-        q = quantize_with_fallback(model, plan.spec, x_fit, y_fit, x_val, y_val, x_rep, kind=self.data.kind,
-                                   qat=plan.qat, seed=self.seed)
-        fp = measure(q.tflite, f"trial {trial.number}")
+        if self.recipe == "plain":
+            q = quantize_with_fallback(model, plan.spec, x_fit, y_fit, x_val, y_val, x_rep, kind=self.data.kind,
+                                       qat=plan.qat, seed=self.seed)
+            tflite, spec, float_val, method = q.tflite, plan.spec, q.float_val_accuracy, q.method
+        else:
+            shrunk = self._shrink(trial, plan, model)
+            if shrunk is None:
+                self._constrain(trial, fp)
+                return self._values(0.0, fp)
+            tflite, spec, float_val, method = shrunk
+        fp = measure(tflite, f"trial {trial.number}")
+        if spec != plan.spec:
+            trial.set_user_attr("spec", spec.to_json())
+            trial.set_user_attr("describe", f"{spec.describe()} (shrunk from {list(plan.spec.widths)})")
         self._record(trial, fp, trained=True)
         self._constrain(trial, fp)
-        accuracy, loss = int8_scores(q.tflite, x_val, y_val)
+        accuracy, loss = int8_scores(tflite, x_val, y_val)
         trial.set_user_attr("int8_val_accuracy", accuracy)
         trial.set_user_attr("int8_val_loss", loss)
-        trial.set_user_attr("float_val_accuracy", q.float_val_accuracy)
-        trial.set_user_attr("quantization", q.method)
+        trial.set_user_attr("float_val_accuracy", float_val)
+        trial.set_user_attr("quantization", method)
         trial.set_user_attr("epochs_run", result.epochs_run)
         latency = None
         if self.budget.fits(fp):
-            trial.set_user_attr(TFLITE_ATTR, base64.b64encode(q.tflite).decode("ascii"))
+            trial.set_user_attr(TFLITE_ATTR, base64.b64encode(tflite).decode("ascii"))
             if self.latency_board:
                 from tinyeff.search.latency import emulated_instructions
 
-                latency = emulated_instructions(q.tflite, self.latency_board, x_val, y_val)
+                latency = emulated_instructions(tflite, self.latency_board, x_val, y_val)
                 trial.set_user_attr("emulated_instructions", latency)
         return self._values(accuracy, fp, latency)
+
+    def _shrink(self, trial, plan, model):
+        """The trained MODEL pruned into the budget, fine-tuned distilling from itself (the shrink
+        recipes): (tflite, spec, float validation accuracy, quantization), or None when no pruning
+        step reaches the budget (the trial is then infeasible)."""
+        from tinyeff.compress.shrink import ShrinkConfig, shrink_model
+        from tinyeff.train.fit import evaluate
+
+        cfg = ShrinkConfig(step_fraction=0.25, compare_plain=False, qat=plan.qat, test_accuracy=False,
+                           finetune=TrainConfig(epochs=SHRINK_FINETUNE_EPOCHS, patience=8, learning_rate=2e-3, seed=self.seed))
+        trial.set_user_attr("start_spec", plan.spec.to_json())
+        try:
+            r = shrink_model(self.data, plan.spec, model, self.budget, cfg, split=(self._fit, self._val))
+        except TinyeffError as e:
+            trial.set_user_attr("shrink", str(e))
+            return None
+        x_val = self.features(r.spec)[self._val]
+        trial.set_user_attr("shrink_steps", r.chosen.step)
+        method = "qat" if r.chosen.method.endswith("+qat") else "ptq"
+        return r.tflite, r.spec, evaluate(r.model, x_val, self.data.y_train[self._val]), method
 
     def _record(self, trial, fp: Footprint, *, trained: bool) -> None:
         trial.set_user_attr("trained", trained)

@@ -16,6 +16,9 @@ COLUMNS = ("number", "state", "feasible", "trained", "pareto", "best", "model", 
            "retry_of", "worker", "params")
 
 
+COMPARE_STYLES = (("^", "tab:orange"), ("s", "tab:green"), ("D", "tab:purple"), ("v", "tab:brown"), ("P", "tab:pink"))
+
+
 @dataclasses.dataclass(frozen=True)
 class TrialRow:
     """One trial as the study recorded it; accuracy only for trials that were trained to the end."""
@@ -88,7 +91,7 @@ def best_feasible(trials: list[TrialRow]) -> TrialRow | None:
 
 
 def write_report(out: Path, trials: list[TrialRow], best: TrialRow | None, budget: Budget, summary: dict,
-                 compare: dict | None = None) -> None:
+                 compare: list[dict] = ()) -> None:
     """trials.csv, search.json and pareto.png in OUT."""
     front = pareto_front(trials)
     with open(out / "trials.csv", "w", newline="") as f:
@@ -105,9 +108,9 @@ def write_report(out: Path, trials: list[TrialRow], best: TrialRow | None, budge
 
 
 def plot(path: Path, trials: list[TrialRow], front: set[int], best: TrialRow | None, budget: Budget,
-         compare: dict | None) -> None:
+         compare: list[dict]) -> None:
     """Accuracy against flash and against RAM: every trained trial, the front, the budget, and the
-    candidates of a shrink run when one is compared."""
+    models of the compared runs (shrink candidates, other searches' trials)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,7 +120,7 @@ def plot(path: Path, trials: list[TrialRow], front: set[int], best: TrialRow | N
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, key, limit, label in ((axes[0], "flash_bytes", budget.flash_bytes, "flash (.tflite) KiB"),
                                   (axes[1], "ram_bytes", budget.ram_bytes, "RAM (host TFLM arena) KiB")):
-        for feasible, color, name in ((True, "tab:blue", "trial that fits"), (False, "tab:gray", "trial over budget")):
+        for feasible, color, name in ((True, "tab:blue", "this search, fits"), (False, "tab:gray", "this search, over budget")):
             pts = [t for t in done if t.feasible is feasible]
             if pts:
                 ax.scatter([getattr(t, key) / 1024 for t in pts], [100 * t.int8_val_accuracy for t in pts],
@@ -125,10 +128,10 @@ def plot(path: Path, trials: list[TrialRow], front: set[int], best: TrialRow | N
         fr = sorted((t for t in done if t.number in front), key=lambda t: getattr(t, key))
         ax.step([getattr(t, key) / 1024 for t in fr], [100 * t.int8_val_accuracy for t in fr], where="post",
                 color="black", lw=1, label="search Pareto front")
-        if compare:
-            pts = compare["candidates"]
-            ax.scatter([p[key] / 1024 for p in pts], [100 * p["int8_val_accuracy"] for p in pts], marker="^",
-                       color="tab:orange", alpha=0.8, label=f"shrink candidates ({compare['name']})")
+        for c, (marker, color) in zip(compare, COMPARE_STYLES):
+            pts = c["points"]
+            ax.scatter([p[key] / 1024 for p in pts], [100 * p["int8_val_accuracy"] for p in pts], marker=marker,
+                       color=color, alpha=0.7, label=f"{c['label']} ({c['name']})")
         if best is not None:
             ax.scatter([getattr(best, key) / 1024], [100 * best.int8_val_accuracy], marker="*", s=260,
                        color="tab:red", zorder=5, label="best that fits")

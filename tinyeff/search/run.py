@@ -32,7 +32,8 @@ class SearchSettings:
     limits: SpaceLimits = SpaceLimits()
     seed: int = 0
     teacher: Path | None = None
-    compare: Path | None = None  # a shrink run to plot and report beside the search
+    compare: tuple[Path, ...] = ()  # shrink runs and other searches to plot and report beside this one
+    recipe: str = "plain"
     heartbeat_s: int = 30
     latency_board: str | None = None  # measure emulated instructions of every trial that fits, on this QEMU board
 
@@ -70,7 +71,7 @@ def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: Non
         from tinyeff.search.latency import require_emulated
 
         require_emulated(s.latency_board)
-    compare = compare_run(s.compare) if s.compare is not None else None  # refused before hours of search, not after
+    compare = [compare_run(p) for p in s.compare]  # refused before hours of search, not after
     small = smallest_footprint(s.data, s.limits, s.seed)
     if not s.budget.fits(small):
         raise TinyeffError(
@@ -91,10 +92,10 @@ def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: Non
     s.out.mkdir(parents=True, exist_ok=True)
     config = StudyConfig(data=json.dumps(s.data_source, sort_keys=True),
                          budget={"flash_bytes": s.budget.flash_bytes, "ram_bytes": s.budget.ram_bytes},
-                         pareto=s.pareto, latency_board=s.latency_board or "",
+                         pareto=s.pareto, recipe=s.recipe, latency_board=s.latency_board or "",
                          space=dataclasses.asdict(s.limits) | {"teacher": str(s.teacher or "")})
     objective = Objective(s.data, s.budget, s.limits, pareto=s.pareto, seed=s.seed, teacher=teacher,
-                          teacher_spec=teacher_spec, latency_board=s.latency_board)
+                          teacher_spec=teacher_spec, latency_board=s.latency_board, recipe=s.recipe)
     study = open_study(storage, s.study, config, objective.directions, seed=s.seed, sampler=s.sampler, pruner=s.pruner,
                        max_epochs=s.limits.max_epochs)
     again = requeue_interrupted(study)
@@ -128,7 +129,7 @@ def _outcome(r) -> str:
     return f"{r.model}: {size}, int8 val {100 * r.int8_val_accuracy:.1f} %{latency}{'' if r.feasible else ', over budget'}"
 
 
-def report(study, s: SearchSettings, ran: int, worker_s: float, compare: dict | None) -> SearchOutcome:
+def report(study, s: SearchSettings, ran: int, worker_s: float, compare: list[dict]) -> SearchOutcome:
     """Export the best model that fits, measure it (only it) on the test split, write the reports."""
     from tinyeff.compress.quantize import int8_accuracy
     from tinyeff.footprint import read_model
@@ -148,6 +149,7 @@ def report(study, s: SearchSettings, ran: int, worker_s: float, compare: dict | 
         by_state[key] = by_state.get(key, 0) + 1
     summary = {
         "study": s.study,
+        "recipe": s.recipe,
         "storage": "sqlite" if s.storage is None else s.storage.split(":", 1)[0],
         "data": s.data_source,
         "budget": {"flash_bytes": s.budget.flash_bytes, "ram_bytes": s.budget.ram_bytes},
@@ -174,18 +176,29 @@ def report(study, s: SearchSettings, ran: int, worker_s: float, compare: dict | 
         from tinyeff.search.baseline import linear_text_baseline
 
         summary["linear_baseline"] = linear_text_baseline(s.data, s.seed).to_json()
-    if compare is not None:
-        summary["compare"] = {k: v for k, v in compare.items() if k != "candidates"}
+    summary["compare"] = [{k: v for k, v in c.items() if k != "points"} for c in compare]
     results.write_report(s.out, rows, best, s.budget, summary, compare)
     return SearchOutcome(summary, model_path)
 
 
 def compare_run(path: Path) -> dict:
-    """The figures of a `tinyeff shrink` run (the default pipeline) to set beside the search."""
-    cand, metrics = path / "candidates.json", path / "metrics.json"
-    if not cand.is_file() or not metrics.is_file():
-        raise TinyeffError(f"'{path}' is not a shrink run (no candidates.json); make one with 'tinyeff shrink'")
-    m = json.loads(metrics.read_text())
-    return {"name": path.name, "int8_test_accuracy": m["int8_accuracy"], "int8_val_accuracy": m.get("int8_val_accuracy"),
-            "flash_bytes": m["footprint"]["flash_bytes"], "ram_bytes": m["footprint"]["ram_bytes"],
-            "candidates": json.loads(cand.read_text())["candidates"]}
+    """What to set beside the search from PATH: a `tinyeff shrink` run (the default pipeline: its
+    candidates) or another search's run directory (its trained trials), with the test accuracy of
+    the model each chose."""
+    shrink_report, search_report = path / "candidates.json", path / "search.json"
+    if shrink_report.is_file() and (path / "metrics.json").is_file():
+        m = json.loads((path / "metrics.json").read_text())
+        points = [{"flash_bytes": c["flash_bytes"], "ram_bytes": c["ram_bytes"], "int8_val_accuracy": c["int8_val_accuracy"]}
+                  for c in json.loads(shrink_report.read_text())["candidates"]]
+        return {"name": path.name, "kind": "shrink", "label": "tinyeff train + shrink", "int8_test_accuracy": m["int8_accuracy"],
+                "flash_bytes": m["footprint"]["flash_bytes"], "ram_bytes": m["footprint"]["ram_bytes"], "points": points}
+    if search_report.is_file():
+        doc = json.loads(search_report.read_text())
+        best = doc.get("best") or {}
+        points = [{k: t[k] for k in ("flash_bytes", "ram_bytes", "int8_val_accuracy")}
+                  for t in doc["trials"] if t["state"] == "complete" and t["trained"]]
+        return {"name": path.name, "kind": "search", "label": f"search, {doc.get('recipe', 'plain')}",
+                "int8_test_accuracy": best.get("int8_test_accuracy"), "flash_bytes": best.get("flash_bytes"),
+                "ram_bytes": best.get("ram_bytes"), "points": points}
+    raise TinyeffError(f"'{path}' is neither a shrink run (candidates.json) nor a search (search.json); "
+                       "give the directory 'tinyeff shrink' or 'tinyeff search' wrote")

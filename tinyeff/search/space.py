@@ -18,6 +18,11 @@ from tinyeff.models.spec import ModelSpec
 from tinyeff.train.fit import TrainConfig
 
 QAT_CHOICES = ("off", "always")
+# The practitioner's recipes of Menghani (2021), section 5: search the model that fits directly;
+# train a model (of any size) and shrink it into the budget, improving it back by distillation
+# (footprint first); or grow the model, improve its quality with learning techniques (augmentation,
+# mixup), then shrink it into the budget distilling from the grown one (quality first).
+RECIPES = ("plain", "shrink-and-improve", "grow-improve-shrink")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +39,7 @@ class SpaceLimits:
 
 @dataclasses.dataclass(frozen=True)
 class TrialPlan:
-    spec: ModelSpec
+    spec: ModelSpec  # the model trained first: the one that must fit (plain), or the one shrunk into the budget
     train: TrainConfig
     qat: str  # "off" | "always"
 
@@ -63,10 +68,13 @@ def _widths(trial, depth: int, limits: SpaceLimits) -> tuple[int, ...]:
     return tuple(trial.suggest_int(f"width{i}", limits.min_width, limits.max_width, step=limits.width_step) for i in range(depth))
 
 
-def suggest(trial, data: Dataset, limits: SpaceLimits, *, teacher: ModelSpec | None, seed: int) -> TrialPlan:
+def suggest(trial, data: Dataset, limits: SpaceLimits, *, teacher: ModelSpec | None, seed: int,
+            recipe: str = "plain") -> TrialPlan:
     """The plan of TRIAL (an optuna.Trial) for DATA, distilled from a model of spec TEACHER if given.
 
-    A teacher sees the student's input, so with a text teacher the projection is the teacher's."""
+    A teacher sees the student's input, so with a text teacher the projection is the teacher's.
+    grow-improve-shrink widens every layer by a searched factor and always trains with
+    augmentation and mixup (the "improve" of the recipe)."""
     if data.kind == "text":
         depth = trial.suggest_int("depth", 1, limits.max_depth)
         cfg = teacher.projection if teacher is not None else ProjectionConfig(
@@ -83,11 +91,15 @@ def suggest(trial, data: Dataset, limits: SpaceLimits, *, teacher: ModelSpec | N
                          _downsampled_strides(data.input_shape, n, trial.suggest_int("downsample", 0, 2)),
                          kernel=trial.suggest_categorical("kernel", [3, 5]),
                          dropout=trial.suggest_float("dropout", 0.0, 0.4))
+    grow = recipe == "grow-improve-shrink"
+    if grow:
+        factor = trial.suggest_float("grow", 1.5, 3.0, step=0.25)
+        spec = spec.with_widths(tuple(max(1, round(w * factor)) for w in spec.widths))
     train = TrainConfig(
         epochs=trial.suggest_int("epochs", limits.min_epochs, limits.max_epochs, step=10),
         learning_rate=trial.suggest_float("learning_rate", 5e-4, 1e-2, log=True),
-        augment=trial.suggest_categorical("augment", [True, False]),
-        mixup_alpha=trial.suggest_categorical("mixup", [0.0, 0.2, 0.4]),
+        augment=True if grow else trial.suggest_categorical("augment", [True, False]),
+        mixup_alpha=trial.suggest_categorical("mixup", [0.2, 0.4] if grow else [0.0, 0.2, 0.4]),
         temperature=trial.suggest_categorical("temperature", [1.0, 2.0, 4.0]) if teacher is not None else TrainConfig.temperature,
         alpha=trial.suggest_float("alpha", 0.1, 0.9) if teacher is not None else TrainConfig.alpha,
         seed=seed,

@@ -39,6 +39,7 @@ class StudyConfig:
     data: str
     budget: dict
     pareto: bool
+    recipe: str
     latency_board: str
     space: dict
 
@@ -138,7 +139,9 @@ def _pruner(kind: str, max_epochs: int):
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=5, max_resource=max_epochs)
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=10)
+        # Trials run cosine schedules of different lengths, so early epochs compare poorly: no verdict
+        # before a third of the longest schedule, nor before 8 trials have finished
+        return optuna.pruners.MedianPruner(n_startup_trials=8, n_warmup_steps=max(10, max_epochs // 3))
     return optuna.pruners.NopPruner()
 
 
