@@ -299,3 +299,42 @@ def test_latency_on_a_real_board_is_refused_before_any_trial(tmp_path, capsys):
     assert err == ("tinyeff: error: --latency measures on an emulated board and nucleo-l4r5zi is a real one; "
                    "give --latency-board qemu-mps2-an386 (or another qemu board)")
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_shrink_and_improve_prunes_each_trained_model_into_the_budget_and_compares_with_a_plain_search(tmp_path, capsys):
+    """The shrink recipe trains a model of any size and prunes it into the budget (distilling from it):
+    the exported model fits though the trained one did not; a plain search given with --compare is
+    reported and plotted beside it."""
+    from tinyeff.footprint import measure
+    from tinyeff.search.objective import tflite_of
+
+    budget = ["--flash-kib", "3.2", "--ram-kib", "6"]
+    wide = ["--max-depth", "1", "--max-width", "16", "--min-epochs", "10", "--max-epochs", "10"]
+    plain, shrunk = tmp_path / "plain", tmp_path / "shrunk"
+    assert main(["search", "--data", "digits", "--out", str(plain), *BUDGET, *FAST, "--trials", "1", "--quiet"]) == 0
+    assert main(["search", "--data", "digits", "--out", str(shrunk), *budget, *wide, "--trials", "1", "--quiet",
+                 "--recipe", "shrink-and-improve", "--compare", str(plain)]) == 0
+    printed = capsys.readouterr().out
+    study = _study(_sqlite(shrunk))
+    done = [t for t in study.trials if tflite_of(t)]
+    assert done, [t.user_attrs for t in study.trials]
+    for t in done:
+        assert t.user_attrs["start_spec"]["widths"] != t.user_attrs["spec"]["widths"]  # pruned
+        assert measure(tflite_of(t)).flash_bytes <= 3.2 * 1024 < t.user_attrs["start_footprint"]["flash_bytes"]
+    summary = json.loads((shrunk / "search.json").read_text())
+    assert summary["recipe"] == "shrink-and-improve"
+    plain_best = json.loads((plain / "search.json").read_text())["best"]
+    assert summary["compare"] == [{"name": "plain", "kind": "search", "label": "search, plain",
+                                   "int8_test_accuracy": plain_best["int8_test_accuracy"],
+                                   "flash_bytes": plain_best["flash_bytes"], "ram_bytes": plain_best["ram_bytes"]}]
+    assert f"search, plain (plain): int8 test accuracy {100 * plain_best['int8_test_accuracy']:.1f} %" in printed
+
+
+def test_compare_refuses_a_directory_that_is_no_run_before_searching(tmp_path, capsys):
+    out = tmp_path / "search"
+    assert main(["search", "--data", "digits", "--out", str(out), *BUDGET, "--compare", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"tinyeff: error: '{tmp_path}' is neither a shrink run (candidates.json) nor a search (search.json); "
+                   "give the directory 'tinyeff shrink' or 'tinyeff search' wrote")
+    assert not out.exists()

@@ -1,8 +1,10 @@
 """One search trial: draw a plan, check it can fit, train, quantize to int8, measure.
 
-The footprint of an architecture does not depend on its weights (the same tensors, the same
-arena), so every trial is first converted to int8 untrained and measured: a plan that cannot
-fit the budget is recorded as infeasible (its measured footprint as Optuna constraints) without
+The footprint of an architecture hardly depends on its weights: the arena not at all, the flash
+only where the converter stores identical constant buffers once - the all-zero biases of a fresh
+model (240 B on a 12 KiB DS-CNN). So every trial is first converted to int8 untrained, with
+random batch-norm offsets standing in for trained biases, and measured: a plan that does not fit
+this way is recorded as infeasible (its measured footprint as Optuna constraints) without
 spending a training run on it. A trained model is measured again from its own artifact, and
 that measurement is the one the study keeps. Only the validation slice of the training split
 (whole templates held out, for generated sentences) ranks trials; the test split stays unseen
@@ -52,7 +54,10 @@ def tflite_of(trial) -> bytes | None:
 
 
 SHRINK_FINETUNE_EPOCHS = 30  # per pruning step of the shrink recipes (the shrink command's default is 40)
-GROUP_VALIDATION_FRACTION = 0.25  # of each class's groups, as the intents test split holds out a quarter of its templates
+# Larger than training's 10 %: a search ranks many trials on this slice, and on a small one the best
+# of 150 trials is chosen by its luck (digits: 100 % of 135 validation samples, 96.4 % on the test split).
+# For grouped data, a quarter of each class's groups, as the intents test split holds out a quarter of its templates.
+VALIDATION_FRACTION = 0.25
 
 
 def search_validation(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,8 +66,22 @@ def search_validation(data: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]
     a slice of sentences whose templates were trained on would rank models by memory, not by how
     they do on the unseen templates of the test split."""
     if data.train_groups is not None:
-        return group_split(data.y_train, data.train_groups, GROUP_VALIDATION_FRACTION, seed)
-    return validation_split(data.y_train, TrainConfig(seed=seed))
+        return group_split(data.y_train, data.train_groups, VALIDATION_FRACTION, seed)
+    return validation_split(data.y_train, TrainConfig(seed=seed, val_fraction=VALIDATION_FRACTION))
+
+
+def untrained_probe(spec: ModelSpec, seed: int):
+    """A fresh model of SPEC whose biases are not all zero (random batch-norm offsets): converted, it
+    takes the flash a trained one takes, where a fresh one's equal zero biases would be stored once."""
+    seed_everything(seed)
+    model = build(spec)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.name.endswith("_bn"):
+            w = layer.get_weights()
+            w[1] = rng.normal(0.0, 0.1, w[1].shape).astype(np.float32)  # beta
+            layer.set_weights(w)
+    return model
 
 
 @dataclasses.dataclass
@@ -103,9 +122,9 @@ class Objective:
         trial.set_user_attr("describe", plan.describe())
         trial.set_user_attr("worker", WORKER)
 
+        fp = measure(to_int8_tflite(untrained_probe(plan.spec, self.seed), plan.spec, x_rep), f"trial {trial.number}")
         seed_everything(self.seed)  # initial weights and the dropout layer's seed
         model = build(plan.spec)
-        fp = measure(to_int8_tflite(model, plan.spec, x_rep), f"trial {trial.number}")
         self._record(trial, fp, trained=False)
         if self.recipe == "plain" and not self.budget.fits(fp):
             self._constrain(trial, fp)
@@ -166,6 +185,7 @@ class Objective:
         cfg = ShrinkConfig(step_fraction=0.25, compare_plain=False, qat=plan.qat, test_accuracy=False,
                            finetune=TrainConfig(epochs=SHRINK_FINETUNE_EPOCHS, patience=8, learning_rate=2e-3, seed=self.seed))
         trial.set_user_attr("start_spec", plan.spec.to_json())
+        trial.set_user_attr("start_footprint", trial.user_attrs["footprint"])
         try:
             r = shrink_model(self.data, plan.spec, model, self.budget, cfg, split=(self._fit, self._val))
         except TinyeffError as e:

@@ -45,18 +45,16 @@ class SearchOutcome:
 
 
 def smallest_footprint(data: Dataset, limits: SpaceLimits, seed: int):
-    """The measured footprint of the smallest model the space holds (untrained: weights do not change it)."""
-    from tinyeff._native import seed_everything
+    """The measured footprint of the smallest model the space holds (untrained, as a trial's first check)."""
     from tinyeff.compress.quantize import representative_set, to_int8_tflite
     from tinyeff.footprint import measure
-    from tinyeff.models.build import build
+    from tinyeff.search.objective import untrained_probe
     from tinyeff.search.space import smallest
     from tinyeff.train.run import features_of
 
     spec = smallest(data, limits)
-    seed_everything(seed)
-    return measure(to_int8_tflite(build(spec), spec, representative_set(features_of(spec, data.x_train), seed)),
-                   "the smallest model of the search space")
+    x_rep = representative_set(features_of(spec, data.x_train), seed)
+    return measure(to_int8_tflite(untrained_probe(spec, seed), spec, x_rep), "the smallest model of the search space")
 
 
 def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: None) -> SearchOutcome:

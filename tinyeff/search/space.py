@@ -103,6 +103,7 @@ def suggest(trial, data: Dataset, limits: SpaceLimits, *, teacher: ModelSpec | N
         temperature=trial.suggest_categorical("temperature", [1.0, 2.0, 4.0]) if teacher is not None else TrainConfig.temperature,
         alpha=trial.suggest_float("alpha", 0.1, 0.9) if teacher is not None else TrainConfig.alpha,
         seed=seed,
+        restore_best=False,  # the trial's score is its last epoch's (see TrainConfig.restore_best)
     )
     return TrialPlan(spec, train, trial.suggest_categorical("qat", list(QAT_CHOICES)))
 

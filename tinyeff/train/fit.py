@@ -26,6 +26,9 @@ class TrainConfig:
     batch_size: int = 64
     learning_rate: float = 3e-3
     patience: int = 15
+    # False: keep the weights of the last epoch and run every epoch. A search ranks trials on the
+    # slice early stopping would watch; the best epoch's score on it is a maximum, biased upwards.
+    restore_best: bool = True
     val_fraction: float = 0.1
     seed: int = 0
     augment: bool = True
@@ -140,7 +143,8 @@ def fit(
             progress(f"epoch {epoch:3d}/{cfg.epochs}  loss {np.mean(losses):.4f}  val {100 * acc:5.1f} %  (best {100 * best[0]:5.1f} % at {best_epoch})")
         if epoch_end:
             epoch_end(history[-1])
-        if epoch - best_epoch >= cfg.patience:
+        if cfg.restore_best and epoch - best_epoch >= cfg.patience:
             break
-    model.set_weights(best_weights)
+    if cfg.restore_best:
+        model.set_weights(best_weights)
     return FitResult(epochs_run=len(history), best_epoch=best_epoch, val_accuracy=best[0], history=tuple(history))
