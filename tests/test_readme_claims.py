@@ -796,7 +796,7 @@ def test_the_int16_grid_holds_as_many_cases_as_the_readme_says():
 # ---------------------------------------------------------------- layout
 
 
-STAGES = ("data", "models", "train", "footprint", "compress", "codegen", "generate", "harness", "cli")
+STAGES = ("data", "models", "train", "footprint", "compress", "codegen", "generate", "harness", "search", "cli")
 
 
 def _stage(module: str) -> str | None:
@@ -806,7 +806,7 @@ def _stage(module: str) -> str | None:
 
 def test_a_stage_imports_only_from_stages_before_it():
     """"`tinyeff/` stages in pipeline order: `data` → `models` → `train` → `footprint` → `compress` → `codegen`
-    (lower, plan, emit, host build) → `generate` → `harness` (devices, protocol client) → `cli`; a stage
+    (lower, plan, emit, host build) → `generate` → `harness` (devices, protocol client) → `search` → `cli`; a stage
     imports only from stages before it."""
     import ast
 
