@@ -50,7 +50,8 @@ def _wait_for(predicate, what: str, timeout: float = 240.0, proc: subprocess.Pop
 
 
 def _running_trial(url: str, worker_pid: int | None = None):
-    """A trial that is RUNNING (and was started by WORKER_PID), once its worker has recorded it."""
+    """A trial that is RUNNING and training (it has reported an epoch; started by WORKER_PID): the
+    moment to interrupt or kill its worker, with the rest of its epochs still to run."""
     from optuna.trial import TrialState
 
     try:
@@ -58,7 +59,7 @@ def _running_trial(url: str, worker_pid: int | None = None):
     except Exception:  # the study is not created yet
         return None
     for t in trials:
-        if t.state == TrialState.RUNNING and "worker" in t.user_attrs:
+        if t.state == TrialState.RUNNING and "worker" in t.user_attrs and t.intermediate_values:
             if worker_pid is None or t.user_attrs["worker"].endswith(f":{worker_pid}"):
                 return t
     return None
@@ -195,7 +196,7 @@ def test_an_interrupted_search_resumes_where_it_stopped(tmp_path):
     from optuna.trial import TrialState
 
     out, url = tmp_path / "search", _sqlite(tmp_path / "search")
-    cmd = _search_cmd(out, "--trials", "3")
+    cmd = _search_cmd(out, "--trials", "3") + ["--min-epochs", "30", "--max-epochs", "30"]  # the later flags win
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # the trigger is a state of the study, not a timer: one trial trained, the next one running
