@@ -339,3 +339,28 @@ def test_compare_refuses_a_directory_that_is_no_run_before_searching(tmp_path, c
     assert err == (f"tinyeff: error: '{tmp_path}' is neither a shrink run (candidates.json) nor a search (search.json); "
                    "give the directory 'tinyeff shrink' or 'tinyeff search' wrote")
     assert not out.exists()
+
+
+def test_the_linear_text_baseline_learns_word_classes_and_not_shuffled_labels():
+    """The baseline the search's text summary sets beside the searched model: classes that words
+    decide are learned to 100 % on unseen sentences; labels shuffled against the words give chance."""
+    import numpy as np
+
+    from tinyeff.data.dataset import Dataset
+    from tinyeff.search.baseline import linear_text_baseline
+
+    rng = np.random.default_rng(0)
+    verbs, things = ["turn on", "switch off", "open"], ["the lamp", "the door", "the heater", "my fan", "the tv"]
+    fillers = ["please", "now", "quickly", "", "for me"]
+
+    def sentences(n):
+        y = rng.integers(0, 3, n)
+        x = np.array([f"{rng.choice(fillers)} {verbs[c]} {rng.choice(things)} {rng.choice(fillers)}".strip() for c in y])
+        return x, y.astype(np.int32)
+
+    (xt, yt), (xs, ys) = sentences(300), sentences(200)
+    labels = ("on", "off", "open")
+    learned = linear_text_baseline(Dataset("t", "text", xt, yt, xs, ys, labels))
+    assert learned.test_accuracy == 1.0 and learned.parameters > 0
+    shuffled = linear_text_baseline(Dataset("t", "text", xt, rng.permutation(yt), xs, ys, labels))
+    assert shuffled.test_accuracy < 0.5
