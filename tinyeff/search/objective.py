@@ -190,6 +190,7 @@ class Objective:
             r = shrink_model(self.data, plan.spec, model, self.budget, cfg, split=(self._fit, self._val))
         except TinyeffError as e:
             trial.set_user_attr("shrink", str(e))
+            trial.set_user_attr("describe", f"{plan.describe()}, no pruning step reached the budget")
             return None
         x_val = self.features(r.spec)[self._val]
         trial.set_user_attr("shrink_steps", r.chosen.step)
