@@ -22,7 +22,7 @@ def cmd_search(args) -> int:
         out=Path(args.out), trials=args.trials, storage=args.storage, study=args.study, pareto=args.pareto,
         sampler=args.sampler, pruner="none" if args.pareto else args.pruner, limits=limits, seed=args.seed,
         teacher=Path(args.teacher) if args.teacher else None, compare=tuple(Path(c) for c in args.compare), recipe=args.recipe,
-        heartbeat_s=args.heartbeat, latency_board=args.latency_board if args.latency else None,
+        heartbeat_s=args.heartbeat, latency_board=args.latency_board if args.latency else None, refit=not args.no_refit,
     )
     progress = Progress(args.quiet)
     progress(f"searching ({args.recipe}) {data.name} ({data.kind}, {len(data.y_train)} train samples) for the best int8 model under "
@@ -41,10 +41,12 @@ def summary_lines(s: dict, model: Path | None, out: Path) -> list[str]:
     if b is None:
         lines.append("no trained trial fits the budget yet; run more trials or raise the budget")
     else:
-        lines.append(f"best that fits: trial {b['number']} {b['model']}: int8 test accuracy {pct(b['int8_test_accuracy'])} "
-                     f"(validation {pct(b['int8_val_accuracy'])}), flash {b['flash_bytes']:,} B, RAM {b['ram_bytes']:,} B"
-                     + (f", {b['emulated_instructions']:,.0f} emulated instructions on {s['latency_board']}"
-                        if b.get("emulated_instructions") else ""))
+        e = b["exported"]
+        lines.append(f"best that fits: trial {b['number']} {b['model']} (validation {pct(b['int8_val_accuracy'])})"
+                     + (", trained again on the whole training split" if e["refit"] else "")
+                     + f": int8 test accuracy {pct(b['int8_test_accuracy'])}, flash {e['flash_bytes']:,} B, RAM {e['ram_bytes']:,} B"
+                     + (f", {e['emulated_instructions']:,.0f} emulated instructions on {s['latency_board']}"
+                        if e.get("emulated_instructions") else ""))
         lines.append(f"  {model}: ready for 'tinyeff generate {model} --board BOARD'")
     for c in s.get("compare", []):
         if c["int8_test_accuracy"] is None:
@@ -81,6 +83,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--latency", action="store_true",
                    help="bench every trial that fits on an emulated board: emulated instructions (an objective with --pareto)")
     s.add_argument("--latency-board", default="qemu-mps2-an386", help="the QEMU board --latency measures on")
+    s.add_argument("--no-refit", action="store_true",
+                   help="export the best trial's own model instead of its plan trained again on the whole training split")
     s.add_argument("--teacher", help="a run directory trained on the same data to distil from")
     s.add_argument("--compare", action="append", default=[], metavar="RUN",
                    help="a 'tinyeff shrink' run or another search's --out to report and plot beside this one (repeat for more)")

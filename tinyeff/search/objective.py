@@ -168,12 +168,36 @@ class Objective:
         latency = None
         if self.budget.fits(fp):
             trial.set_user_attr(TFLITE_ATTR, base64.b64encode(tflite).decode("ascii"))
-            if self.latency_board:
-                from tinyeff.search.latency import emulated_instructions
-
-                latency = emulated_instructions(tflite, self.latency_board, x_val, y_val)
+            latency = self.latency(tflite, spec)
+            if latency is not None:
                 trial.set_user_attr("emulated_instructions", latency)
         return self._values(accuracy, fp, latency)
+
+    def latency(self, tflite: bytes, spec: ModelSpec) -> float | None:
+        """Median emulated instructions of TFLITE (a model of SPEC) on the latency board, on validation
+        inputs (None without --latency)."""
+        if not self.latency_board:
+            return None
+        from tinyeff.search.latency import emulated_instructions
+
+        return emulated_instructions(tflite, self.latency_board, self.features(spec)[self._val], self.data.y_train[self._val])
+
+    def refit(self, params: dict) -> tuple[bytes, ModelSpec, Footprint]:
+        """The plan of a finished trial (its PARAMS) trained again, as the trial was but on the whole
+        training split: once the slice has chosen, its samples are better spent on training. Returns
+        the int8 model, its spec and its measured footprint."""
+        import optuna
+
+        plan = suggest(optuna.trial.FixedTrial(params), self.data, self.limits, teacher=self.teacher_spec, seed=self.seed,
+                       recipe=self.recipe)
+        x, y = self.features(plan.spec), self.data.y_train
+        seed_everything(self.seed)
+        model = build(plan.spec)
+        # the slice is trained on now, so what fit and QAT report on it is only a log
+        fit(model, x, y, plan.train, kind=self.data.kind, teacher=self.teacher, validation=(x[self._val], y[self._val]))
+        q = quantize_with_fallback(model, plan.spec, x, y, x[self._val], y[self._val], representative_set(x, self.seed),
+                                   kind=self.data.kind, qat=plan.qat, seed=self.seed)
+        return q.tflite, plan.spec, measure(q.tflite, "the refit model")
 
     def _shrink(self, trial, plan, model):
         """The trained MODEL pruned into the budget, fine-tuned distilling from itself (the shrink

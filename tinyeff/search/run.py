@@ -36,6 +36,7 @@ class SearchSettings:
     recipe: str = "plain"
     heartbeat_s: int = 30
     latency_board: str | None = None  # measure emulated instructions of every trial that fits, on this QEMU board
+    refit: bool = True  # export the best plain trial trained again on the whole training split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +113,7 @@ def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: Non
     t0 = time.monotonic()
     ran = run_worker(study, objective, s.trials, heartbeat_s=s.heartbeat_s, after_trial=after_trial)
     worker_s = time.monotonic() - t0
-    return report(study, s, ran, worker_s, compare)
+    return report(study, s, objective, ran, worker_s, compare, progress)
 
 
 def _outcome(r) -> str:
@@ -127,8 +128,10 @@ def _outcome(r) -> str:
     return f"{r.model}: {size}, int8 val {100 * r.int8_val_accuracy:.1f} %{latency}{'' if r.feasible else ', over budget'}"
 
 
-def report(study, s: SearchSettings, ran: int, worker_s: float, compare: list[dict]) -> SearchOutcome:
-    """Export the best model that fits, measure it (only it) on the test split, write the reports."""
+def report(study, s: SearchSettings, objective, ran: int, worker_s: float, compare: list[dict],
+           progress: Callable[[str], None]) -> SearchOutcome:
+    """Export the best model that fits (refit on the whole training split when it still fits), measure it
+    (only it) on the test split, write the reports."""
     from tinyeff.compress.quantize import int8_accuracy
     from tinyeff.footprint import read_model
     from tinyeff.models.spec import ModelSpec
@@ -161,14 +164,25 @@ def report(study, s: SearchSettings, ran: int, worker_s: float, compare: list[di
     }
     model_path = None
     if best is not None:
-        tfl = tflite_of(study.trials[best.number])
-        spec = ModelSpec.from_json(study.trials[best.number].user_attrs["spec"])
+        trial = study.trials[best.number]
+        tfl, spec = tflite_of(trial), ModelSpec.from_json(trial.user_attrs["spec"])
+        exported = {"refit": False, "flash_bytes": best.flash_bytes, "ram_bytes": best.ram_bytes,
+                    "emulated_instructions": best.emulated_instructions}
+        if s.refit and s.recipe == "plain":
+            progress(f"training trial {best.number}'s plan again on the whole training split")
+            refit, refit_spec, fp = objective.refit(trial.params)
+            if s.budget.fits(fp):
+                tfl, spec = refit, refit_spec
+                exported = {"refit": True, "flash_bytes": fp.flash_bytes, "ram_bytes": fp.ram_bytes,
+                            "emulated_instructions": objective.latency(tfl, spec)}
+            else:
+                exported["refit_over_budget"] = fp.to_json()
         read_model(tfl, MODEL_FILE)  # the stored bytes are a model before they are a file
         model_path = s.out / MODEL_FILE
         tmp = s.out / f".{MODEL_FILE}.tmp"
         tmp.write_bytes(tfl)
         tmp.replace(model_path)
-        summary["best"] = dict(dataclasses.asdict(best), spec=spec.to_json(),
+        summary["best"] = dict(dataclasses.asdict(best), spec=spec.to_json(), exported=exported,
                                int8_test_accuracy=int8_accuracy(tfl, features_of(spec, s.data.x_test), s.data.y_test))
     if s.data.kind == "text":
         from tinyeff.search.baseline import linear_text_baseline
