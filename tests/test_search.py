@@ -366,3 +366,27 @@ def test_the_linear_text_baseline_learns_word_classes_and_not_shuffled_labels():
     assert learned.test_accuracy == 1.0 and learned.parameters > 0
     shuffled = linear_text_baseline(Dataset("t", "text", xt, rng.permutation(yt), xs, ys, labels))
     assert shuffled.test_accuracy < 0.5
+
+
+def test_a_plan_whose_untrained_model_tflm_refuses_is_trained_and_measured_instead():
+    """A 4-channel layer after two stride-2 layers outputs only zeros untrained on the digits
+    calibration set: the converter gives its activations a scale of ~1e-8 and TFLM aborts on the
+    softmax. The footprint check then cannot measure the plan, and the trial trains it and measures
+    the trained model rather than failing."""
+    import optuna
+
+    from tinyeff.compress.shrink import Budget
+    from tinyeff.data import load_dataset
+    from tinyeff.search.objective import Objective
+    from tinyeff.search.space import SpaceLimits
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"depth": 2, "width0": 60, "width1": 64, "width2": 4, "downsample": 2, "kernel": 3, "dropout": 0.0,
+                         "epochs": 20, "learning_rate": 1e-3, "augment": False, "mixup": 0.4, "qat": "off"})
+    study.optimize(Objective(load_dataset("digits"), Budget(12 * 1024, 6 * 1024), SpaceLimits()), n_trials=1)
+    t = study.trials[0]
+    assert "crashed (signal SIGABRT)" in t.user_attrs["probe"]
+    assert t.state.name == "COMPLETE" and t.user_attrs["trained"] is True
+    fp = t.user_attrs["footprint"]
+    assert t.constraints == {"flash_over_bytes": fp["flash_bytes"] - 12 * 1024, "ram_over_bytes": fp["ram_bytes"] - 6 * 1024}

@@ -122,11 +122,18 @@ class Objective:
         trial.set_user_attr("describe", plan.describe())
         trial.set_user_attr("worker", WORKER)
 
-        fp = measure(to_int8_tflite(untrained_probe(plan.spec, self.seed), plan.spec, x_rep), f"trial {trial.number}")
+        try:
+            fp = measure(to_int8_tflite(untrained_probe(plan.spec, self.seed), plan.spec, x_rep), f"trial {trial.number}")
+        except TinyeffError as e:
+            # An untrained layer can output only zeros on the calibration set (every ReLU dead): the
+            # converter then gives it a scale of ~1e-8, which TFLM refuses. Training decides instead.
+            trial.set_user_attr("probe", str(e))
+            fp = None
         seed_everything(self.seed)  # initial weights and the dropout layer's seed
         model = build(plan.spec)
-        self._record(trial, fp, trained=False)
-        if self.recipe == "plain" and not self.budget.fits(fp):
+        if fp is not None:
+            self._record(trial, fp, trained=False)
+        if self.recipe == "plain" and fp is not None and not self.budget.fits(fp):
             self._constrain(trial, fp)
             # Optuna needs a value; the constraints already rank the trial below every feasible one,
             # and reports show no accuracy for an untrained trial
@@ -138,7 +145,8 @@ class Objective:
             trial.report(row["val_accuracy"], row["epoch"])
             if trial.should_prune():
                 trial.set_user_attr("pruned_at_epoch", row["epoch"])
-                self._constrain(trial, fp)
+                if fp is not None:
+                    self._constrain(trial, fp)
                 raise optuna.TrialPruned(f"validation accuracy {100 * row['val_accuracy']:.1f} % at epoch {row['epoch']}")
 
         result = fit(model, x_fit, y_fit, plan.train, kind=self.data.kind, teacher=self.teacher,
@@ -149,7 +157,9 @@ class Objective:
             tflite, spec, float_val, method = q.tflite, plan.spec, q.float_val_accuracy, q.method
         else:
             shrunk = self._shrink(trial, plan, model)
-            if shrunk is None:
+            if shrunk is None:  # no pruning step fit: the trained model's own footprint says by how much
+                fp = measure(to_int8_tflite(model, plan.spec, x_rep), f"trial {trial.number}")
+                self._record(trial, fp, trained=False)
                 self._constrain(trial, fp)
                 return self._values(0.0, fp)
             tflite, spec, float_val, method = shrunk
@@ -209,7 +219,7 @@ class Objective:
         cfg = ShrinkConfig(step_fraction=0.25, compare_plain=False, qat=plan.qat, test_accuracy=False,
                            finetune=TrainConfig(epochs=SHRINK_FINETUNE_EPOCHS, patience=8, learning_rate=2e-3, seed=self.seed))
         trial.set_user_attr("start_spec", plan.spec.to_json())
-        trial.set_user_attr("start_footprint", trial.user_attrs["footprint"])
+        trial.set_user_attr("start_footprint", trial.user_attrs.get("footprint"))
         try:
             r = shrink_model(self.data, plan.spec, model, self.budget, cfg, split=(self._fit, self._val))
         except TinyeffError as e:

@@ -202,7 +202,7 @@ def compare_run(path: Path) -> dict:
         m = json.loads((path / "metrics.json").read_text())
         points = [{"flash_bytes": c["flash_bytes"], "ram_bytes": c["ram_bytes"], "int8_val_accuracy": c["int8_val_accuracy"]}
                   for c in json.loads(shrink_report.read_text())["candidates"]]
-        return {"name": path.name, "kind": "shrink", "label": "tinyeff train + shrink", "int8_test_accuracy": m["int8_accuracy"],
+        return {"name": path.name, "kind": "shrink", "label": "tinyeff train + shrink, on its own validation slice", "int8_test_accuracy": m["int8_accuracy"],
                 "flash_bytes": m["footprint"]["flash_bytes"], "ram_bytes": m["footprint"]["ram_bytes"], "points": points}
     if search_report.is_file():
         doc = json.loads(search_report.read_text())
