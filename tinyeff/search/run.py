@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: Non
     import optuna
 
     from tinyeff.search import results
-    from tinyeff.search.objective import Objective
+    from tinyeff.search.objective import WORKER, Objective
     from tinyeff.search.study import StudyConfig, counts, open_storage, open_study, requeue_interrupted, run_worker, storage_url
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -96,7 +97,7 @@ def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: Non
     objective = Objective(s.data, s.budget, s.limits, pareto=s.pareto, seed=s.seed, teacher=teacher,
                           teacher_spec=teacher_spec, latency_board=s.latency_board, recipe=s.recipe)
     study = open_study(storage, s.study, config, objective.directions, seed=s.seed, sampler=s.sampler, pruner=s.pruner,
-                       max_epochs=s.limits.max_epochs)
+                       max_epochs=s.limits.max_epochs, worker_salt=0 if s.storage is None else zlib.crc32(WORKER.encode()))
     again = requeue_interrupted(study)
     if again:
         progress(f"trials {', '.join(map(str, again))} were interrupted; their parameters run again first")

@@ -29,7 +29,8 @@ from tinyeff.errors import TinyeffError
 STUDY_FILE = "study.db"
 MAX_RETRY = 2  # a trial whose worker died is run again at most this often
 INFEASIBLE_PER_TRIAL = 10
-MAX_FAILURES_IN_A_ROW = 3  # a worker whose trials all fail stops instead of spinning
+MAX_FAILURES_IN_A_ROW = 3
+TAG_WAIT_S = 10.0  # how long a study without tinyeff's tag may be another worker's, still being created  # a worker whose trials all fail stops instead of spinning
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,23 +94,31 @@ def _quiet_experimental():
 
 
 def open_study(storage, name: str, config: StudyConfig, directions: list[str], *, seed: int, sampler: str, pruner: str,
-               max_epochs: int):
+               max_epochs: int, worker_salt: int = 0):
     """Create the study NAME in STORAGE, or join it when it exists and was made for the same search."""
     import optuna
 
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
     if name in existing:
-        made_for = existing[name].user_attrs.get("tinyeff")
+        study_id = storage.get_study_id_from_name(name)
+        made_for = storage.get_study_user_attrs(study_id).get("tinyeff")
+        # A worker that creates the study tags it right after (Optuna cannot do both at once): a
+        # worker started beside it may find it untagged for a moment
+        deadline = time.monotonic() + TAG_WAIT_S
+        while made_for is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            made_for = storage.get_study_user_attrs(study_id).get("tinyeff")
         if made_for != config.to_json():
             raise TinyeffError(f"study '{name}' was made for another search ({_differs(made_for, config.to_json())}); "
                                "give another --study or --out, or the same settings")
-    # Workers that share a study must not draw the same random start-up trials: the seed moves
-    # with the number of trials already there (one worker resuming stays reproducible).
+    # A resumed study must not draw its start-up trials again: the seed moves with the trials already
+    # there. Workers that share a study, started at the same moment, must not draw the same ones
+    # either: WORKER_SALT (0 for the one worker of a SQLite study, which stays reproducible) tells them apart.
     n_before = len(storage.get_all_trials(storage.get_study_id_from_name(name))) if name in existing else 0
     with _quiet_experimental():
         study = optuna.create_study(
             storage=storage, study_name=name, directions=directions, load_if_exists=True,
-            sampler=_sampler(sampler, seed * 1_000_003 + n_before), pruner=_pruner(pruner, max_epochs),
+            sampler=_sampler(sampler, (seed * 1_000_003 + n_before + worker_salt) % 2**32), pruner=_pruner(pruner, max_epochs),
         )
     if name not in existing:
         study.set_user_attr("tinyeff", config.to_json())
