@@ -144,7 +144,7 @@ def test_an_impossible_budget_names_the_smallest_footprint_and_writes_nothing(tm
 
     out = tmp_path / "search"
     assert main(["search", "--data", "digits", "--out", str(out), "--flash-kib", "1", "--ram-kib", "1", "--trials", "2"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the "searching ..." progress line
+    err = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("tinyeff: error:"))
     small = smallest_footprint(load_dataset("digits"), SpaceLimits(), 0)
     assert err == (f"tinyeff: error: no model of the search space fits flash <= 1 KiB and RAM <= 1 KiB: the smallest reaches "
                    f"{small.flash_bytes / 1024:.2f} KiB flash and {small.ram_bytes / 1024:.2f} KiB RAM; raise the budget")
