@@ -18,7 +18,22 @@ from tinyeff.resources import resource_dir
 FUZZ_RUNS = 300_000
 
 
-def test_protocol_parser_survives_fuzzing(tmp_path):
+def _text_frontend_build(model_dir, data: bytes) -> list[str]:
+    """The options and sources that add a text front end to the fuzz build (te-text-put, te-text-run),
+    with a projection that fills the model's input as a projection model's would."""
+    from tinyeff.frontend import HEADER, TextFrontend
+    from tinyeff.model_io import io_tensors
+    from tinyeff.models.projection_features import ProjectionConfig
+
+    t = io_tensors(read_model(data, "dense_relu"))[0][0]
+    tokens = max(d for d in range(1, 9) if t.bytes % d == 0)
+    (model_dir / HEADER).write_text(TextFrontend(ProjectionConfig(t.bytes // tokens, tokens, 3), t.scale, t.zero_point).header("fuzz"))
+    fw = resource_dir("firmware")
+    return ["-DTE_TEXT_FRONTEND", f"-I{fw / 'frontend'}", str(fw / "frontend" / "te_projection.c")]
+
+
+@pytest.mark.parametrize("frontend", [False, True], ids=["tensor-input", "text-frontend"])
+def test_protocol_parser_survives_fuzzing(tmp_path, frontend):
     if shutil.which("clang") is None:
         if os.environ.get("CI"):
             pytest.fail("clang is missing; make setup installs it")
@@ -29,6 +44,8 @@ def test_protocol_parser_survives_fuzzing(tmp_path):
     fw = resource_dir("firmware")
     exe = tmp_path / "te_protocol_fuzz"
     kernels = [str(fw / "kernels" / f) for f in files("generic") if f.endswith(".c")]
+    if frontend:  # the upload path of raw text, its length and UTF-8 checks and the projection into the input
+        kernels += _text_frontend_build(tmp_path, data)
     build = subprocess.run(
         ["clang", "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined",
          "-DTE_INFER_MAX=3",  # "infer 999999999" is legal, and would spend the budget on KWS inferences

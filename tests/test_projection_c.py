@@ -74,3 +74,39 @@ def test_c_quantization_of_the_projection_matches_the_host(c_projection, scale, 
                                          ctypes.c_float(scale), ctypes.c_int32(zero_point),
                                          got[i].ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))
     assert np.array_equal(want, got)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"f{c.features}_t{c.max_tokens}_n{c.ngram}")
+def test_c_projection_into_int8_one_row_at_a_time_equals_the_host_input(c_projection, cfg):
+    """What the firmware's text front end runs (te_project_int8: one int16 row of scratch) against the
+    int8 input the host quantizes from the Python projection, with a zero point that makes empty rows
+    non-zero bytes."""
+    texts = _texts()
+    scale, zero_point = np.float32(0.0588235), -9
+    want = quantize_input(project(texts, cfg), scale, zero_point).reshape(len(texts), -1)
+    got = np.zeros_like(want)
+    row = np.zeros(cfg.features, np.int16)
+    for i, text in enumerate(texts):
+        data = text.encode("utf-8")
+        c_projection.te_project_int8(ctypes.byref(CConfig(cfg.features, cfg.max_tokens, cfg.ngram)), data,
+                                     ctypes.c_size_t(len(data)), ctypes.c_float(scale), ctypes.c_int32(zero_point),
+                                     row.ctypes.data_as(ctypes.POINTER(ctypes.c_int16)),
+                                     got[i].ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))
+    bad = [texts[i] for i in np.flatnonzero((want != got).any(axis=1))]
+    assert not bad, f"{len(bad)} texts differ, e.g. {bad[:3]}"
+
+
+def test_c_utf8_check_agrees_with_python_on_random_and_edge_case_bytes(c_projection):
+    rng = random.Random(1)
+    pieces = [b"a", b"\xc3\xa4", b"\xe2\x82\xac", b"\xf0\x9f\x98\x80", b"\x80", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80",
+              b"\xf4\x90\x80\x80", b"\xf5", b"\xff", b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98", b"\xdf\xbf", b"\xef\xbf\xbf"]
+    cases = [b"", "ümlaut €".encode()] + [b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 8))) for _ in range(3000)]
+    cases += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 12))) for _ in range(3000)]
+    c_projection.te_utf8_invalid_at.restype = ctypes.c_size_t
+    for data in cases:
+        try:
+            data.decode("utf-8")
+            want = len(data)
+        except UnicodeDecodeError as e:
+            want = e.start
+        assert c_projection.te_utf8_invalid_at(data, ctypes.c_size_t(len(data))) == want, data

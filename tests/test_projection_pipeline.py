@@ -1,11 +1,14 @@
 """Issue 2's text acceptance run: a projection model on the intents voice commands, trained and
 then shrunk under 16 KiB of flash and 8 KiB of RAM, scored on sentences from templates it never
-saw (about two minutes)."""
+saw (about two minutes). Then the same model from raw text on the device: a firmware generated
+with its text front end takes each test sentence as UTF-8 in QEMU, projects it in C and runs the
+model, and must give host TFLM's outputs on the host's projection, byte for byte."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from tinyeff.cli import main
@@ -16,12 +19,28 @@ from tinyeff.train import Run, features_of
 KIB = 1024
 
 
-@pytest.mark.slow
-def test_projection_on_unseen_intent_templates_fits_16_and_8_kib(tmp_path):
-    run, small = tmp_path / "run", tmp_path / "small"
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """The projection model shrunk under 16 / 8 KiB, as a user makes it."""
+    run, small = tmp_path_factory.mktemp("text") / "run", tmp_path_factory.mktemp("text") / "small"
     assert main(["train", "projection", "--data", "intents", "--out", str(run), "--quiet"]) == 0
     assert main(["shrink", str(run), "--flash-kib", "16", "--ram-kib", "8", "--no-compare-plain",
                  "--out", str(small), "--quiet"]) == 0
+    return small
+
+
+@pytest.fixture(scope="module")
+def text_firmware(small, tmp_path_factory):
+    """The firmware of that model with its text front end, built once for the tests below."""
+    out = tmp_path_factory.mktemp("fw") / "an386"
+    assert main(["generate", str(small / "model.int8.tflite"), "--board", "qemu-mps2-an386", "--frontend", str(small),
+                 "--out", str(out)]) == 0
+    assert main(["build", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_projection_on_unseen_intent_templates_fits_16_and_8_kib(small):
     r = Run.load(small)
     assert r.data.n_classes >= 10
     model = (small / "model.int8.tflite").read_bytes()
@@ -32,3 +51,48 @@ def test_projection_on_unseen_intent_templates_fits_16_and_8_kib(tmp_path):
     metrics = json.loads((small / "metrics.json").read_text())
     assert abs(metrics["int8_accuracy"] - accuracy) < 1e-9
     assert metrics["float_accuracy"] - accuracy <= 0.01  # int8 within a point of float
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+def test_intents_from_raw_text_on_the_device_equal_the_host(small, text_firmware, tmp_path, capsys):
+    """Every test sentence goes up as UTF-8 through 'tinyeff bench': the device's C projection plus the
+    model give host TFLM's bytes on the Python projection, so the accuracy from raw text is the host's,
+    and the front end is timed apart from the model."""
+    report = tmp_path / "bench.json"
+    assert main(["bench", str(text_firmware), "--data", str(small), "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "UTF-8 text, through the device's front end" in out and "front end " in out
+    r = json.loads(report.read_text())
+    run = Run.load(small)
+    assert r["raw_input"] == "UTF-8 text" and r["samples"] == len(run.data.y_test) and r["errors"] == 0
+    assert r["exact_agreement"] == 1.0
+    model = (small / "model.int8.tflite").read_bytes()
+    assert r["accuracy"] == r["host_accuracy"] == int8_accuracy(model, features_of(run.spec, run.data.x_test), run.data.y_test)
+    # the front end hashes every byte of every token: it costs more on longer sentences, and is counted apart
+    fe = {len(str(t).encode()): s["frontend_latency"] for t, s in zip(run.data.x_test, r["results"])}
+    assert all(v and v > 0 for v in fe.values())
+    assert fe[max(fe)] > fe[min(fe)]
+    assert r["frontend_latency_median"] == float(np.median([s["frontend_latency"] for s in r["results"]]))
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+def test_the_device_refuses_empty_long_and_non_utf8_texts_by_name(text_firmware):
+    from tinyeff.boards import get_board
+    from tinyeff.harness.bench import Project
+    from tinyeff.harness.device import QemuDevice
+    from tinyeff.harness.dut import DeviceRefused, Dut
+
+    project = Project.load(text_firmware)
+    max_bytes = project.manifest["frontend"]["max_text_bytes"]
+    with QemuDevice(project.elf, get_board("qemu-mps2-an386")) as device:
+        dut = Dut(device, timeout=10)
+        dut.wait_ready()
+        for text, says in ((b"", "the text is empty"), (b"x" * (max_bytes + 1), f"past the end of the {max_bytes}-byte text buffer"),
+                           (b"turn on \xff the light", "not UTF-8 at byte 8"), (b"caf\xc3", "not UTF-8 at byte 3")):
+            with pytest.raises(DeviceRefused, match=says):
+                dut.run_text(text)
+        # the longest text it takes still runs, and the link is as good as before
+        assert dut.run_text(("a " * (max_bytes // 2)).encode()).frontend_ticks > 0
+        assert dut.retried == 0

@@ -26,6 +26,9 @@ from tinyeff import tflm
 from tinyeff.codegen import compile_model, paths
 from tinyeff.codegen.emit import interface_values
 from tinyeff.errors import TinyeffError
+from tinyeff.frontend import FILES as FRONTEND_FILES
+from tinyeff.frontend import HEADER as frontend_header
+from tinyeff.frontend import text_frontend
 from tinyeff.model_io import io_tensors
 from tinyeff.footprint import host_tflm_arena, load_model_file, require_quantized
 from tinyeff.tflm_scratch import cmsis_nn_arena, family_for_core
@@ -189,9 +192,11 @@ def _c_bytes(data: bytes) -> str:
     return "\n".join("  " + ", ".join(f"0x{b:02x}" for b in data[i : i + 16]) + "," for i in range(0, len(data), 16))
 
 
-def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bool = False, optimize: str = "speed") -> Path:
+def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bool = False, optimize: str = "speed",
+             frontend: Path | None = None) -> Path:
     """Render the project for MODEL_PATH on BOARD_ID into OUT; returns OUT. OPTIMIZE picks the
-    compiled runtime's kernels: the core's SIMD path (speed) or the generic C (size)."""
+    compiled runtime's kernels: the core's SIMD path (speed) or the generic C (size). FRONTEND: the
+    run directory of a projection model, whose text front end the firmware then carries (tinyeff.frontend)."""
     board = get_board(board_id)
     if runtime not in RUNTIMES + (AUTO,):
         raise TinyeffError(f"unknown runtime '{runtime}'; choose one of {', '.join(RUNTIMES + (AUTO,))}")
@@ -205,21 +210,28 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
     data, info = load_model_file(Path(model_path))
     require_quantized(info)
     name = Path(model_path).name
+    text_fe = text_frontend(Path(frontend), io_tensors(info)[0], name) if frontend is not None else None
     runtime, why = _choose_runtime(data, info, name, runtime)
     sources, man = (_compiled_sources if runtime == "compiled" else _tflm_sources)(data, info, name, board, runtime, optimize)
     if why:
         man["runtime_chosen_because"] = why
+    frontend_files: tuple[str, ...] = ()
+    if text_fe is not None:
+        man["frontend"] = text_fe.to_json()
+        sources[frontend_header] = text_fe.header(header(name, info.sha256, board.id))
+        frontend_files = FRONTEND_FILES
     kernel_files = tuple(f"kernels/{f}" for f in paths.files(man["kernel_path"])) if runtime == "compiled" else ()
     values = dict(header=header(name, info.sha256, board.id), board=board, manifest=man, stack_bytes=STACK_BYTES,
                   input_bytes=interface_values(info, name, board.id)["input_bytes"], runtime=runtime, tflm_commit=TFLM_COMMIT,
                   tflm_make_options=TFLM_MAKE_OPTIONS.get(board.core, ""),
-                  kernel_sources=[f"src/tinyeff/{f}" for f in kernel_files if f.endswith(".c")])
+                  kernel_sources=[f"src/tinyeff/{f}" for f in kernel_files if f.endswith(".c")],
+                  frontend_sources=[f"src/tinyeff/{f}" for f in frontend_files if f.endswith(".c")])
     firmware = resource_dir("firmware")
     with write_run(out, force=force) as tmp:
         (tmp / "src").mkdir()
         for file_name, text in sources.items():
             (tmp / "src" / file_name).write_text(text)
-        for rel in PROTOCOL_FILES + PORT_FILES[build] + kernel_files:
+        for rel in PROTOCOL_FILES + PORT_FILES[build] + kernel_files + frontend_files:
             dst = tmp / "src" / "tinyeff" / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(firmware / rel, dst)

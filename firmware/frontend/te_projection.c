@@ -72,8 +72,18 @@ static void finish_token(const te_projection_t *cfg, token_state *t) {
   }
 }
 
-void te_project(const te_projection_t *cfg, const uint8_t *text, size_t len, int16_t *out) {
-  memset(out, 0, sizeof(int16_t) * (size_t)cfg->max_tokens * (size_t)cfg->features);
+/* Quantizes each finished token row as it comes (te_project_int8), so only one int16 row is held. */
+typedef struct {
+  float scale;
+  int32_t zero_point;
+  int8_t *out;
+} row_sink;
+
+/* The projection of TEXT into ROWS: the whole max_tokens x features matrix, or with SINK one row
+ * that each token reuses and SINK quantizes into its place once the token ends. */
+static void project(const te_projection_t *config, const uint8_t *text, size_t len, int16_t *rows, const row_sink *sink) {
+  /* a copy: the int8 output may alias anything, so the compiler could not know the n-gram stays checked */
+  const te_projection_t copy = *config, *cfg = &copy;
   if (cfg->ngram < 1 || cfg->ngram > TE_PROJECTION_MAX_NGRAM) return; /* no projection for a config it cannot hold */
   int32_t tokens = 0, in_token = 0;
   token_state t;
@@ -84,7 +94,8 @@ void te_project(const te_projection_t *cfg, const uint8_t *text, size_t len, int
       if (b >= 'A' && b <= 'Z') b = (uint8_t)(b + 32);
       if (!in_token) {
         const uint8_t prefix = 0x01;
-        t.row = out + (size_t)tokens * (size_t)cfg->features;
+        t.row = sink ? rows : rows + (size_t)tokens * (size_t)cfg->features;
+        if (sink) memset(rows, 0, sizeof(int16_t) * (size_t)cfg->features);
         t.token_fnv = fnv(FNV_OFFSET, &prefix, 1);
         t.framed = 0;
         push_framed(cfg, &t, '^');
@@ -94,10 +105,52 @@ void te_project(const te_projection_t *cfg, const uint8_t *text, size_t len, int
       push_framed(cfg, &t, b);
     } else if (in_token) {
       finish_token(cfg, &t);
+      if (sink) {
+        te_project_quantize(rows, (size_t)cfg->features, sink->scale, sink->zero_point,
+                            sink->out + (size_t)tokens * (size_t)cfg->features);
+      }
       in_token = 0;
       ++tokens;
     }
   }
+}
+
+void te_project(const te_projection_t *cfg, const uint8_t *text, size_t len, int16_t *out) {
+  memset(out, 0, sizeof(int16_t) * (size_t)cfg->max_tokens * (size_t)cfg->features);
+  project(cfg, text, len, out, NULL);
+}
+
+void te_project_int8(const te_projection_t *cfg, const uint8_t *text, size_t len, float scale, int32_t zero_point,
+                     int16_t *row, int8_t *out) {
+  /* rows no token reaches hold the quantized 0, as the host's quantized matrix does */
+  const int16_t zero = 0;
+  int8_t q0;
+  te_project_quantize(&zero, 1, scale, zero_point, &q0);
+  memset(out, (uint8_t)q0, (size_t)cfg->max_tokens * (size_t)cfg->features);
+  const row_sink sink = {scale, zero_point, out};
+  project(cfg, text, len, row, &sink);
+}
+
+/* Well-formed UTF-8 as RFC 3629 defines it: no overlong forms, no surrogates, nothing past U+10FFFF. */
+size_t te_utf8_invalid_at(const uint8_t *text, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    const uint8_t b = text[i];
+    size_t n;
+    uint8_t lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */
+    if (b < 0x80) { ++i; continue; }
+    if (b >= 0xC2 && b <= 0xDF) n = 1;
+    else if (b >= 0xE0 && b <= 0xEF) { n = 2; if (b == 0xE0) lo = 0xA0; if (b == 0xED) hi = 0x9F; }
+    else if (b >= 0xF0 && b <= 0xF4) { n = 3; if (b == 0xF0) lo = 0x90; if (b == 0xF4) hi = 0x8F; }
+    else return i;
+    if (len - i <= n) return i;
+    if (text[i + 1] < lo || text[i + 1] > hi) return i;
+    for (size_t k = 2; k <= n; ++k) {
+      if (text[i + k] < 0x80 || text[i + k] > 0xBF) return i;
+    }
+    i += n + 1;
+  }
+  return len;
 }
 
 void te_project_quantize(const int16_t *values, size_t n, float scale, int32_t zero_point, int8_t *out) {

@@ -23,6 +23,15 @@ typedef struct {
 /* OUT gets max_tokens * features values in [-127, 127], row by row (texts up to 32 KiB). */
 void te_project(const te_projection_t *cfg, const uint8_t *text, size_t len, int16_t *out);
 
+/* The projection straight into the model's int8 input (OUT: max_tokens * features), one token row at a
+ * time: ROW is the features int16 values of scratch it needs, instead of the whole int16 matrix.
+ * Equal to te_project then te_project_quantize. */
+void te_project_int8(const te_projection_t *cfg, const uint8_t *text, size_t len, float scale, int32_t zero_point,
+                     int16_t *row, int8_t *out);
+
+/* The offset of the first byte of TEXT that is not well-formed UTF-8, or LEN if all of it is. */
+size_t te_utf8_invalid_at(const uint8_t *text, size_t len);
+
 /* The model's int8 input from a projection: round_half_even(v / scale) + zero_point, saturated,
  * computed in float32 as the host does. */
 void te_project_quantize(const int16_t *values, size_t n, float scale, int32_t zero_point, int8_t *out);

@@ -6,6 +6,11 @@
 
 #include "te_port.h"
 #include "tinyeff_model.h"
+#ifdef TE_TEXT_FRONTEND
+/* a project generated with a text front end: the device takes UTF-8 and projects it itself */
+#include "te_projection.h"
+#include "tinyeff_frontend.h"
+#endif
 
 #ifndef TE_BOARD_ID
 #define TE_BOARD_ID "unknown"
@@ -30,7 +35,14 @@ static size_t db_size, db_pos;
 static uint64_t layer_mark;
 static uint32_t layer_ticks[TINYEFF_LAYERS];
 
-/* te-put: raw bytes still to come for db[bin_pos..], their expected CRC, when the last came */
+#ifdef TE_TEXT_FRONTEND
+static uint8_t text_buf[TE_TEXT_MAX_BYTES];
+static int16_t text_row[TE_TEXT_FEATURES]; /* the front end's scratch: one token's row before it is quantized */
+#endif
+
+/* te-put: raw bytes still to come for bin_dst[bin_pos..] (db, or the text buffer for te-text-put),
+ * their expected CRC, when the last came */
+static uint8_t *bin_dst;
 static size_t bin_pos, bin_left, bin_off, bin_len;
 static uint32_t bin_crc;
 static uint64_t bin_last_tick;
@@ -253,14 +265,19 @@ static void infer(const char *n_arg, const char *w_arg) {
 /* te-put OFF LEN CRC: LEN raw bytes follow the '%' and land in db[OFF..]; their CRC-32 must
  * equal CRC. A binary upload takes half the bytes of hex, and a CRC per chunk means a corrupted
  * chunk is sent again instead of poisoning the input. */
-static void te_put(const char *off_arg, const char *len_arg, const char *crc_arg) {
+static void te_put(const char *off_arg, const char *len_arg, const char *crc_arg, uint8_t *dst, size_t cap,
+                   const char *name, const char *what) {
   long off = parse_count(off_arg), len = parse_count(len_arg);
   int ok;
   uint32_t crc = parse_hex32(crc_arg, &ok);
-  if (off < 0 || len <= 0 || !ok) { put("e-[Usage: te-put OFFSET LENGTH CRC32HEX, then LENGTH raw bytes]\r\n"); crc_line(); ready(); return; }
-  if ((size_t)off + (size_t)len > sizeof db) {
-    put("e-[te-put past the end of the "); put_u64(sizeof db); put("-byte input]\r\n"); crc_line(); ready(); return;
+  if (off < 0 || len <= 0 || !ok) {
+    put("e-[Usage: "); put(name); put(" OFFSET LENGTH CRC32HEX, then LENGTH raw bytes]\r\n"); crc_line(); ready(); return;
   }
+  if ((size_t)off + (size_t)len > cap) {
+    put("e-["); put(name); put(" past the end of the "); put_u64(cap); put("-byte "); put(what); put("]\r\n");
+    crc_line(); ready(); return;
+  }
+  bin_dst = dst;
   bin_off = bin_pos = (size_t)off;
   bin_len = bin_left = (size_t)len;
   bin_crc = crc;
@@ -269,15 +286,17 @@ static void te_put(const char *off_arg, const char *len_arg, const char *crc_arg
 }
 
 static void te_put_byte(uint8_t b) {
-  db[bin_pos++] = b;
+  bin_dst[bin_pos++] = b;
   bin_last_tick = te_port_ticks();
   if (--bin_left) return;
   line_crc = 0;
-  if (crc32_update(0, db + bin_off, bin_len) != bin_crc) {
+  if (crc32_update(0, bin_dst + bin_off, bin_len) != bin_crc) {
     put("e-[te-put CRC mismatch]\r\n");
   } else {
-    db_size = TINYEFF_INPUT_BYTES;
-    if (bin_off + bin_len > db_pos) db_pos = bin_off + bin_len;
+    if (bin_dst == db) {
+      db_size = TINYEFF_INPUT_BYTES;
+      if (bin_off + bin_len > db_pos) db_pos = bin_off + bin_len;
+    }
     put("m-te-put-ok\r\n");
   }
   crc_line();
@@ -313,6 +332,50 @@ static void te_run(const char *crc_arg, const char *n_arg) {
   put_u64(ticks);
   put("]\r\n");
 }
+
+#ifdef TE_TEXT_FRONTEND
+static uint64_t last_frontend_ticks;
+
+/* te-text-run LEN CRC [N]: the front end on the first LEN bytes of the text buffer (UTF-8 whose
+ * CRC-32 is CRC), straight into the model's input, then one inference. The reply is te-run's with
+ * the front end's ticks after the model's; N repeats a reply as te-run's does. */
+static void te_text_run(const char *len_arg, const char *crc_arg, const char *n_arg) {
+  long len = parse_count(len_arg), n = n_arg ? parse_count(n_arg) : -1;
+  int ok;
+  uint32_t want = parse_hex32(crc_arg, &ok);
+  if (len < 0 || !ok || (n_arg && n < 0)) { put("e-[Usage: te-text-run LENGTH CRC32HEX of the text [N < 10^9]]\r\n"); return; }
+  if (len == 0) { put("e-[te-text-run: the text is empty]\r\n"); return; }
+  if ((size_t)len > sizeof text_buf) {
+    put("e-[te-text-run: a text of "); put_u64((uint64_t)len); put(" bytes is longer than the ");
+    put_u64(sizeof text_buf); put("-byte text buffer]\r\n");
+    return;
+  }
+  uint32_t have = crc32_update(0, text_buf, (size_t)len);
+  if (have != want) { put("e-[te-text-run input CRC "); put_hex32(have); put(", expected "); put_hex32(want); put("]\r\n"); return; }
+  size_t bad = te_utf8_invalid_at(text_buf, (size_t)len);
+  if (bad < (size_t)len) { put("e-[te-text-run: the text is not UTF-8 at byte "); put_u64(bad); put("]\r\n"); return; }
+  uint64_t ticks = last_ticks, frontend = last_frontend_ticks;
+  if (n < 0 || n != last_run || have != last_run_crc) {
+    static const te_projection_t cfg = {TE_TEXT_FEATURES, TE_TEXT_MAX_TOKENS, TE_TEXT_NGRAM};
+    uint64_t start = te_port_ticks();
+    te_project_int8(&cfg, text_buf, (size_t)len, TE_TEXT_INPUT_SCALE, TE_TEXT_INPUT_ZERO_POINT, text_row,
+                    (int8_t *)tinyeff_input(0));
+    uint64_t projected = te_port_ticks();
+    invoke();
+    ticks = last_ticks = te_port_ticks() - projected;
+    frontend = last_frontend_ticks = projected - start;
+    last_run = n;
+    last_run_crc = have;
+  }
+  put("m-te-run-[");
+  put_outputs();
+  put("]-[");
+  put_u64(ticks);
+  put("]-[");
+  put_u64(frontend);
+  put("]\r\n");
+}
+#endif
 
 #ifdef TE_SPIN_COMMAND
 /* te-spin N: built only for the timing tests. A loop of exactly 2N instructions (Thumb SUBS and
@@ -389,7 +452,11 @@ static void run_command(void) {
     put("m-model-[tinyeff-"); put(TINYEFF_MODEL_SHA256); put("]\r\n");
   } else if (strcmp(tok, "help") == 0) {
     put("tinyeff DUT: name, timestamp, profile, db load N, db HEX, db print, infer N [W], results, "
-        "te-sig, te-out, te-mem, te-layers [F C], te-put OFF LEN CRC, te-run CRC [N]\r\n");
+        "te-sig, te-out, te-mem, te-layers [F C], te-put OFF LEN CRC, te-run CRC [N]"
+#ifdef TE_TEXT_FRONTEND
+        ", te-text-put OFF LEN CRC, te-text-run LEN CRC [N]"
+#endif
+        "\r\n");
   } else if (strcmp(tok, "db") == 0) {
     db_command(word[1], word[2]);
   } else if (strcmp(tok, "infer") == 0) {
@@ -397,10 +464,17 @@ static void run_command(void) {
   } else if (strcmp(tok, "results") == 0) {
     results();
   } else if (strcmp(tok, "te-put") == 0) {
-    te_put(word[1], word[2], word[3]);
+    te_put(word[1], word[2], word[3], db, sizeof db, "te-put", "input");
     return; /* replies once its raw bytes are in */
   } else if (strcmp(tok, "te-run") == 0) {
     te_run(word[1], word[2]);
+#ifdef TE_TEXT_FRONTEND
+  } else if (strcmp(tok, "te-text-put") == 0) {
+    te_put(word[1], word[2], word[3], text_buf, sizeof text_buf, "te-text-put", "text buffer");
+    return;
+  } else if (strcmp(tok, "te-text-run") == 0) {
+    te_text_run(word[1], word[2], word[3]);
+#endif
 #ifdef TE_FAULT_COMMAND
   } else if (strcmp(tok, "te-fault") == 0) {
     /* built only for the harness's fault tests: an undefined instruction, escalated to HardFault */

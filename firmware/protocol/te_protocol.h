@@ -16,6 +16,11 @@
  *                       m-te-run-[every output's bytes, hex]-[timer ticks it took];
  *                       N numbers the inference: asked again with the same N (after a damaged
  *                       reply), the device repeats that reply instead of running again
+ * With a text front end (a project generated with --frontend from a projection model's run):
+ *   te-text-put OFF LEN CRC   as te-put, into the text buffer
+ *   te-text-run LEN CRC [N]   the front end on the buffer's first LEN bytes (UTF-8, CRC-32 CRC), then one
+ *                       inference: m-te-run-[outputs, hex]-[model ticks]-[front end ticks]; an empty,
+ *                       over-long or non-UTF-8 text is refused by name
  * Every te- reply ends with m-te-crc-[CRC-32 of the reply's bytes before that line], then
  * m-ready, so the host can tell a reply damaged on the link from a good one and ask again.
  */

@@ -16,9 +16,13 @@ def bench_summary(r) -> list[str]:
         f"  accuracy on the device   {pct(r.accuracy)}   (host TFLM: {pct(r.host_accuracy)})" if r.accuracy is not None
         else "  accuracy                 (the data has no labels)",
         *([f"  data                     synthetic ({r.synthetic_data}), not recorded"] if r.synthetic_data else []),
+        *([f"  input                    {r.raw_input}, through the device's front end"] if r.raw_input else []),
         f"  agreement with host TFLM {pct(r.exact_agreement)} of outputs bit-exact, {pct(r.top1_agreement)} same top-1",
         f"  latency                  {r.latency_median:,.0f} {unit} per inference (median; min {r.latency_min:,.0f}, "
-        f"max {r.latency_max:,.0f}; {r.timer} timer)" + (f", {r.latency_us_median:,.0f} us" if r.latency_us_median else ""),
+        f"max {r.latency_max:,.0f}; {r.timer} timer)" + (f", {r.latency_us_median:,.0f} us" if r.latency_us_median else "")
+        + (" for the model" if r.frontend_latency_median is not None else ""),
+        *([f"  front end                {r.frontend_latency_median:,.0f} {unit} per inference (median), before the model"]
+          if r.frontend_latency_median is not None else []),
         (f"  memory                   arena {r.arena_bytes:,} B"
          + (f" ({r.arena_used_bytes:,} B of it used)" if r.arena_used_bytes != r.arena_bytes else "")
          + f" + stack {r.stack_bytes:,} B (painted high-water mark)") if r.arena_bytes is not None
@@ -48,13 +52,14 @@ def bench_summary(r) -> list[str]:
 def cmd_bench(args) -> int:
     import contextlib
 
-    from tinyeff.harness.bench import Project, bench_inputs, data_synthetic, inputs_sha256, run_bench
+    from tinyeff.harness.bench import Project, bench_inputs, bench_texts, data_synthetic, inputs_sha256, run_bench
     from tinyeff.harness.dut import Dut
     from tinyeff.harness.flash import open_devices
     from tinyeff.harness.report import Journal, resumable, write_json, write_junit, write_plot
 
     project = Project.load(Path(args.project))
     x, y = bench_inputs(args.data, project.model, args.lang, limit=args.limit or None)
+    texts = bench_texts(args.data, project, limit=args.limit or None) if project.manifest.get("frontend") else None
     if args.min_accuracy is not None and (y < 0).any():
         raise TinyeffError(f"--min-accuracy needs labels, and '{args.data}' has none; add 'labels' to it or drop --min-accuracy")
     if args.resume and not args.json:
@@ -82,7 +87,7 @@ def cmd_bench(args) -> int:
             duts[-1].wait_ready()
         result = run_bench(project, duts, x, y,
                            lambda i, n: progress.transient(f"bench: sample {i}/{n}") if i < n else progress(f"bench: {n} samples done"),
-                           on_sample=journal and journal.add, done=done)
+                           on_sample=journal and journal.add, done=done, texts=texts)
     result = dataclasses.replace(result, synthetic_data=synthetic)
     print("\n".join(bench_summary(result)))
     if args.json:

@@ -28,7 +28,8 @@ def cmd_boards(args) -> int:
 def cmd_generate(args) -> int:
     from tinyeff.generate import generate
 
-    out = generate(Path(args.model), args.board, args.runtime, Path(args.out), force=args.force, optimize=args.optimize)
+    out = generate(Path(args.model), args.board, args.runtime, Path(args.out), force=args.force, optimize=args.optimize,
+                   frontend=Path(args.frontend) if args.frontend else None)
     man = json.loads((out / "tinyeff.json").read_text())
     if man.get("runtime_chosen_because"):
         print(f"{man['runtime_chosen_because']}; this project uses TensorFlow Lite Micro instead")
@@ -39,6 +40,10 @@ def cmd_generate(args) -> int:
     plan = (f" (floor {man['memory_plan']['floor_bytes']:,} B), {man['kernel_path']} kernels" if "memory_plan" in man else "")
     print(f"generated {out} for {man['board']} ({man['runtime']} runtime): arena {man['arena_bytes']:,} B{plan}, "
           f"ops {', '.join(man['ops'])}; {how}")
+    if man.get("frontend"):
+        fe = man["frontend"]
+        print(f"  text front end: the device takes UTF-8 (up to {fe['max_text_bytes']} bytes) and projects it "
+              f"({fe['features']} features x {fe['max_tokens']} tokens, {fe['ngram']}-grams; {fe['ram_bytes']} B of RAM)")
     return 0
 
 
@@ -75,6 +80,8 @@ def add_parsers(sub) -> None:
     g.add_argument("--optimize", default="speed", choices=("speed", "size"),
                    help="compiled runtime: speed uses the core's SIMD kernels (DSP on Cortex-M4/M7/M33, Helium on M55; "
                    "default), size the generic C kernels (less code)")
+    g.add_argument("--frontend", metavar="RUN", help="the run (train, shrink or search directory) of a text projection model: "
+                   "the firmware then carries its front end and takes sentences as UTF-8 (tinyeff bench sends the raw text)")
     g.add_argument("--out", required=True, help="project directory to create")
     g.add_argument("--force", action="store_true", help="replace --out if it exists")
     g.set_defaults(func=cmd_generate)

@@ -65,6 +65,7 @@ class SampleResult:
     device: str = ""  # the URL of the device that ran it
     resets: int = 0  # device resets while this sample ran (it was sent again after each)
     retries: int = 0  # exchanges of this sample sent again after a damaged or lost reply
+    frontend_latency: float | None = None  # the device's front end on the raw sample (raw-text benches), before the model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +118,8 @@ class BenchResult:
     devices: list[DeviceSummary]
     results: list[SampleResult]
     synthetic_data: str = ""  # how the benched data was made when it is not recorded ('tinyeff data tts')
+    raw_input: str = ""  # what the device was sent instead of the model's input tensor ("UTF-8 text"), run through its front end
+    frontend_latency_median: float | None = None
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -154,13 +157,17 @@ class _Shared:
 def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
               progress: Callable[[int, int], None] | None = None,
               on_sample: Callable[[SampleResult], None] | None = None,
-              done: list[SampleResult] = ()) -> BenchResult:
+              done: list[SampleResult] = (), texts: list[bytes] | None = None) -> BenchResult:
     """Run every sample of X on the devices of DUTS (each takes the next sample when it is free, so a
     fast board does more): X is one array per model input (or one array for a one-input model), first
     axis = samples, in each input's type; Y holds the labels (-1 where there are none). DONE: results of
     an earlier, interrupted bench of the same inputs, not run again; ON_SAMPLE is called with each new
-    result as it comes in (a report that grows)."""
+    result as it comes in (a report that grows). TEXTS (a project with a text front end): the sentences
+    X was projected from, sent as UTF-8 instead of X; the device's outputs are still judged against host
+    TFLM on X, so a bit-exact bench proves the device's front end equal to the host's projection."""
     man = project.manifest
+    if texts is not None and not man.get("frontend"):
+        raise TinyeffError(f"{project.path} has no text front end; generate it with --frontend RUN to bench from raw text")
     for dut in duts:
         sig = dut.signature()
         if sig.sha256 != man["model_sha256"]:
@@ -183,7 +190,7 @@ def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
         retried = dut.retried
         for resets in range(RESETS_PER_SAMPLE + 1):
             try:
-                inference = dut.run(sent[i].tobytes())
+                inference = dut.run_text(texts[i]) if texts is not None else dut.run(sent[i].tobytes())
             except DeviceReset:
                 dut.resync()
                 continue
@@ -194,9 +201,11 @@ def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
                                     retries=dut.retried - retried)
             got = inference.output.view(np.uint8)
             output = model_io.unpack(outputs, got[None])[0].reshape(-1).tolist() if got.size == wanted.shape[1] else []
-            return SampleResult(i, label, output, ref, inference.ticks, device.ticks_to_latency(inference.ticks, clocks[id(dut)][1]),
+            hz = clocks[id(dut)][1]
+            frontend = None if inference.frontend_ticks is None else device.ticks_to_latency(inference.frontend_ticks, hz)
+            return SampleResult(i, label, output, ref, inference.ticks, device.ticks_to_latency(inference.ticks, hz),
                                 exact=got.tobytes() == wanted[i].tobytes(), device=device.url, resets=resets,
-                                retries=dut.retried - retried)
+                                retries=dut.retried - retried, frontend_latency=frontend)
         return SampleResult(i, label, None, ref, None, error=f"the device reset {RESETS_PER_SAMPLE + 1} times on this sample",
                             device=device.url, resets=RESETS_PER_SAMPLE + 1, retries=dut.retried - retried)
 
@@ -266,7 +275,9 @@ def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
         stack_bytes=memory and memory.stack_bytes, missing=missing,
         resets=sum(r.resets for r in results), retries=sum(r.retries for r in results) + dut.retried - retried,
         errors=len(results) - len(finished), wall_seconds=wall, devices=[_summary(d.device.url, results, shared.stopped) for d in duts],
-        results=results,
+        results=results, raw_input="UTF-8 text" if texts is not None else "",
+        frontend_latency_median=float(np.median(fe)) if (fe := [r.frontend_latency for r in finished
+                                                                 if r.frontend_latency is not None]) else None,
     )
 
 
@@ -337,6 +348,26 @@ def bench_inputs(data: str, model: bytes, lang: str = "en", limit: int | None = 
     if limit is not None:
         xs, y = [a[:limit] for a in xs], y[:limit]
     return xs, y
+
+
+def bench_texts(data: str, project: Project, limit: int | None = None) -> list[bytes]:
+    """The sentences of DATA's test split as the UTF-8 PROJECT's text front end takes, in the order
+    bench_inputs gives their projections. DATA must be the run the model came from: its projection is
+    checked against the one the firmware carries."""
+    from tinyeff.frontend import TextFrontend, projection_of, text_bytes
+    from tinyeff.train.run import CONFIG, Run
+
+    fe = TextFrontend.from_json(project.manifest["frontend"])
+    if not (Path(data) / CONFIG).is_file():
+        raise TinyeffError(f"{project.path} takes raw text, and '{data}' is not a run directory; bench it with --data RUN, the run "
+                           "whose sentences and projection the model was trained on")
+    if projection_of(Path(data)) != fe.projection:
+        raise TinyeffError(f"the projection of '{data}' differs from the one {project.path} was generated with; bench with the run "
+                           "given to generate --frontend")
+    texts = Run.load(Path(data)).data.x_test
+    if limit is not None:
+        texts = texts[:limit]
+    return [text_bytes(str(t), fe.max_bytes) for t in texts]
 
 
 def _npz_inputs(path: Path, inputs: tuple[IoTensor, ...]) -> tuple[list[np.ndarray], np.ndarray]:

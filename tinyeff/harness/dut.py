@@ -40,6 +40,7 @@ class Signature:
 class Inference:
     output: np.ndarray  # int8 output bytes, exactly as the device computed them
     ticks: int  # device timer ticks for the inference
+    frontend_ticks: int | None = None  # ... and for the front end before it (te-text-run)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,10 @@ class DeviceMemory:
 
 class DeviceError(TinyeffError):
     pass
+
+
+class DeviceRefused(DeviceError):
+    """The device refused a request by name (a text too long for its buffer, not UTF-8): sending it again changes nothing."""
 
 
 class DeviceReset(DeviceError):
@@ -244,17 +249,30 @@ class Dut:
 
         return self._exchange(b"te-sig%", parse, "reading the firmware signature (te-sig)")
 
-    def put_input(self, data: bytes) -> None:
-        """Load DATA into the device's input buffer in CRC-checked binary chunks: smaller ones while
-        the link damages them (a request must arrive whole), larger again once it does not."""
+    def put_input(self, data: bytes, command: str = "te-put") -> None:
+        """Load DATA into the device's input buffer (COMMAND te-text-put: its text buffer) in CRC-checked
+        binary chunks: smaller ones while the link damages them (a request must arrive whole), larger
+        again once it does not."""
         off = 0
         while off < len(data):
             chunk = data[off : off + self._put_chunk]
-            request = f"te-put {off} {len(chunk)} {zlib.crc32(chunk):08x}%".encode() + chunk
+            request = f"{command} {off} {len(chunk)} {zlib.crc32(chunk):08x}%".encode() + chunk
             smallest = len(chunk) <= MIN_PUT_CHUNK
+
+            def parse(lines):
+                if any("m-te-put-ok" in l for l in lines):
+                    return True
+                refused = [l for l in lines if "past the end of the" in l]
+                if refused:
+                    raise DeviceRefused(f"the device refused the upload: {refused[0][3:].rstrip(']')}")
+                return None
+
             try:
-                self._exchange(request, lambda lines: True if any("m-te-put-ok" in l for l in lines) else None,
-                               f"uploading input bytes {off}..{off + len(chunk)}", attempts=None if smallest else 2)
+                self._exchange(request, parse, f"uploading input bytes {off}..{off + len(chunk)}", attempts=None if smallest else 2)
+            except DeviceRefused:
+                # the device read the chunk's bytes, which followed the refused request, as a command: end it
+                self.resync()
+                raise
             except DeviceError:
                 if smallest:
                     raise
@@ -267,20 +285,35 @@ class Dut:
         """One inference on DATA: upload, run, and the output bytes with the ticks it took. The request
         carries this inference's number, so asking again after a damaged reply does not run the model
         a second time (a model with state would move on)."""
+        return self._run(data, "te-put", f"te-run {zlib.crc32(data):08x}", timeout)
+
+    def run_text(self, text: bytes, timeout: float | None = None) -> Inference:
+        """One inference on a sentence (UTF-8 TEXT) through the device's text front end, as run() does
+        for an input tensor; the front end's ticks come apart from the model's."""
+        return self._run(text, "te-text-put", f"te-text-run {len(text)} {zlib.crc32(text):08x}", timeout)
+
+    def _run(self, data: bytes, put: str, run: str, timeout: float | None) -> Inference:
         self.runs += 1
-        request = f"te-run {zlib.crc32(data):08x} {self.runs % 1_000_000_000}%".encode()
+        request = f"{run} {self.runs % 1_000_000_000}%".encode()
 
         def parse(lines):
             for line in lines:
-                m = re.fullmatch(r"m-te-run-\[([0-9a-f]*)\]-\[(\d+)\]", line)
+                m = re.fullmatch(r"m-te-run-\[([0-9a-f]*)\]-\[(\d+)\](?:-\[(\d+)\])?", line)
                 if m:
-                    return Inference(np.frombuffer(bytes.fromhex(m.group(1)), np.int8).copy(), int(m.group(2)))
+                    return Inference(np.frombuffer(bytes.fromhex(m.group(1)), np.int8).copy(), int(m.group(2)),
+                                     int(m.group(3)) if m.group(3) else None)
             # the input on the device is not what was sent (a chunk went to the wrong offset, or
             # the request itself was damaged): upload again rather than retry the same request
-            return _STALE if any("te-run input CRC" in l for l in lines) else None
+            if any(re.search(r"te-(text-)?run input CRC", l) for l in lines):
+                return _STALE
+            # a text the device refuses by name (empty, too long, not UTF-8) is refused again however often it is sent
+            refused = [l for l in lines if l.startswith("e-[te-text-run: ")]
+            if refused:
+                raise DeviceRefused(f"the device refused the text: {refused[0][len('e-[te-text-run: '):].rstrip(']')}")
+            return None
 
         for _ in range(self.retries + 1):
-            self.put_input(data)
+            self.put_input(data, put)
             # until one inference has answered, the whole TIMEOUT; then a few times the longest seen
             # a few times the longest inference seen (REPLY_START_S before the first), doubled while unanswered
             wait = timeout or min(self.timeout, max(REPLY_START_S, 4 * self._inference_s))
