@@ -19,7 +19,7 @@ FUZZ_RUNS = 300_000
 
 
 def _text_frontend_build(model_dir, data: bytes) -> list[str]:
-    """The options and sources that add a text front end to the fuzz build (te-text-put, te-text-run),
+    """The options and sources that add a text front end to the fuzz build (te-raw-put, te-raw-run),
     with a projection that fills the model's input as a projection model's would."""
     from tinyeff.frontend import HEADER, TextFrontend
     from tinyeff.model_io import io_tensors
@@ -29,7 +29,7 @@ def _text_frontend_build(model_dir, data: bytes) -> list[str]:
     tokens = max(d for d in range(1, 9) if t.bytes % d == 0)
     (model_dir / HEADER).write_text(TextFrontend(ProjectionConfig(t.bytes // tokens, tokens, 3), t.scale, t.zero_point).header("fuzz"))
     fw = resource_dir("firmware")
-    return ["-DTE_TEXT_FRONTEND", f"-I{fw / 'frontend'}", str(fw / "frontend" / "te_projection.c")]
+    return ["-DTE_RAW_FRONTEND", f"-I{fw / 'frontend'}", str(fw / "frontend" / "te_projection.c")]
 
 
 @pytest.mark.parametrize("frontend", [False, True], ids=["tensor-input", "text-frontend"])

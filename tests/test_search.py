@@ -198,7 +198,10 @@ def test_an_interrupted_search_resumes_where_it_stopped(tmp_path):
 
     out, url = tmp_path / "search", _sqlite(tmp_path / "search")
     cmd = _search_cmd(out, "--trials", "3") + ["--min-epochs", "30", "--max-epochs", "30"]  # the later flags win
-    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a test run started in the background (`cmd &` in a script)
+    # ignores SIGINT, the child inherits that, and Python then installs no KeyboardInterrupt for it
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # the trigger is a state of the study, not a timer: one trial trained, the next one running
         _wait_for(lambda: (out / "study.db").exists() and _running_trial(url) and len(_finished(url)) >= 1,

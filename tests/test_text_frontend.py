@@ -33,9 +33,9 @@ def test_the_longest_text_the_buffer_holds_is_taken_as_utf8():
 @pytest.mark.parametrize("scale", [0.0588235296, 1 / 3, 0.1, 2.0 ** -7, 123.456])
 def test_the_header_carries_the_input_scale_as_the_very_float32_the_host_divides_by(scale):
     header = TextFrontend(ProjectionConfig(), scale, -9).header("test")
-    written = re.search(r"#define TE_TEXT_INPUT_SCALE (\S+)f", header).group(1)
+    written = re.search(r"#define TE_INPUT_SCALE (\S+)f", header).group(1)
     assert np.float32(float(written)) == np.float32(scale)
-    assert "#define TE_TEXT_INPUT_ZERO_POINT (-9)" in header
+    assert "#define TE_INPUT_ZERO_POINT (-9)" in header
 
 
 def test_generate_refuses_a_front_end_from_a_run_without_a_projection_and_writes_nothing(tiny_run, tmp_path, capsys):

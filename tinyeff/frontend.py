@@ -1,12 +1,14 @@
-"""The text front end a generated project can carry, so the device takes a sentence, not a tensor.
+"""The front end a generated project can carry, so the device takes the raw sample, not a tensor.
 
-A projection model is trained on ``tinyeff/models/projection_features.py``'s projection of each
-sentence, quantized as the model's int8 input. ``firmware/frontend/te_projection.c`` is the same
-projection in C, bit-exact; with ``tinyeff generate --frontend RUN`` the firmware runs it on UTF-8
-the host sends (``te-text-put`` / ``te-text-run``, te_protocol.h) straight into the model's input,
-one token row at a time, and times it apart from the model. What the project needs for it - the
-projection's settings, which only the run that trained the model knows, and the input's
-quantization, which the model holds - is written into ``src/tinyeff_frontend.h``.
+Two front ends, each defined by the Python the model was trained on and repeated in C bit-exactly:
+the text projection (``tinyeff/models/projection_features.py``, ``firmware/frontend/te_projection.c``)
+for projection models, and the integer MFCC / log-mel (``tinyeff/data/audio_fixed.py``,
+``firmware/frontend/te_audio.c``) for models trained with ``train --audio-frontend fixed``. With
+``tinyeff generate --frontend RUN`` the firmware takes raw bytes (UTF-8, or 16-bit little-endian PCM)
+through ``te-raw-put`` / ``te-raw-run`` (te_protocol.h), runs the front end straight into the model's
+int8 input and times it apart from the model. What the project needs for it - the front end's
+settings and tables, which only the run knows, and the input's quantization, which the model holds -
+is written into ``src/tinyeff_frontend.h``.
 """
 
 from __future__ import annotations
@@ -17,14 +19,29 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyeff.data.audio import FrontEnd
 from tinyeff.errors import TinyeffError
 from tinyeff.model_io import IoTensor
 from tinyeff.models.projection_features import ProjectionConfig
 
 # The longest sentence the device takes; the intents' longest test sentences are under 120 bytes.
 TEXT_MAX_BYTES = 256
-FILES = ("frontend/te_projection.c", "frontend/te_projection.h")
 HEADER = "tinyeff_frontend.h"
+
+
+def _c_array(ctype: str, name: str, values) -> str:
+    flat = [int(v) for v in np.asarray(values).reshape(-1)] or [0]  # C has no empty arrays
+    rows = [", ".join(map(str, flat[i : i + 16])) for i in range(0, len(flat), 16)]
+    return f"static const {ctype} {name}[{len(flat)}] = {{\n  " + ",\n  ".join(rows) + "\n};"
+
+
+def _guarded(banner: str, lines: list[str]) -> str:
+    return "\n".join([f"/* {banner} */", "#ifndef TINYEFF_FRONTEND_H", "#define TINYEFF_FRONTEND_H", *lines, "#endif", ""])
+
+
+def _scale_literal(scale: float) -> str:
+    # float32 with 9 significant digits: the C float is then the very float32 the host divides by
+    return f"{float(np.float32(scale)):.9g}f"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +50,8 @@ class TextFrontend:
     input_scale: float  # the model input's quantization, which the front end's output takes
     input_zero_point: int
     max_bytes: int = TEXT_MAX_BYTES
+    files = ("frontend/te_projection.c", "frontend/te_projection.h")
+    raw_input = "UTF-8 text"
 
     @property
     def ram_bytes(self) -> int:
@@ -40,33 +59,102 @@ class TextFrontend:
         return self.max_bytes + 2 * self.projection.features
 
     def to_json(self) -> dict:
-        return {"type": "text", **dataclasses.asdict(self.projection), "max_text_bytes": self.max_bytes,
+        return {"type": "text", **dataclasses.asdict(self.projection), "max_raw_bytes": self.max_bytes,
                 "input_scale": self.input_scale, "input_zero_point": self.input_zero_point, "ram_bytes": self.ram_bytes}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "TextFrontend":
-        return cls(ProjectionConfig(d["features"], d["max_tokens"], d["ngram"]), d["input_scale"], d["input_zero_point"],
-                   d["max_text_bytes"])
 
     def header(self, banner: str) -> str:
         p = self.projection
-        # the scale as float32 with 9 significant digits: the C float is then the very float32 the host divides by
-        scale = f"{float(np.float32(self.input_scale)):.9g}"
-        return "\n".join([
-            f"/* {banner} */",
-            "/* The text front end's settings: the projection the model was trained on (tinyeff/models/projection_features.py)",
+        return _guarded(banner, [
+            "/* The text front end: the projection the model was trained on (tinyeff/models/projection_features.py)",
             " * and the quantization of the model's input it writes. */",
-            "#ifndef TINYEFF_FRONTEND_H",
-            "#define TINYEFF_FRONTEND_H",
+            '#include "te_projection.h"',
+            "#define TE_TEXT_FRONTEND 1",
+            f"#define TE_RAW_MAX_BYTES {self.max_bytes}u",
             f"#define TE_TEXT_FEATURES {p.features}",
             f"#define TE_TEXT_MAX_TOKENS {p.max_tokens}",
             f"#define TE_TEXT_NGRAM {p.ngram}",
-            f"#define TE_TEXT_MAX_BYTES {self.max_bytes}u",
-            f"#define TE_TEXT_INPUT_SCALE {scale}f",
-            f"#define TE_TEXT_INPUT_ZERO_POINT ({self.input_zero_point})",
-            "#endif",
-            "",
+            f"#define TE_INPUT_SCALE {_scale_literal(self.input_scale)}",
+            f"#define TE_INPUT_ZERO_POINT ({self.input_zero_point})",
         ])
+
+    def raw(self, sample) -> bytes:
+        return text_bytes(str(sample), self.max_bytes)
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioFrontend:
+    fe: FrontEnd  # arithmetic "fixed"
+    input_scale: float
+    input_zero_point: int
+    files = ("frontend/te_audio.c", "frontend/te_audio.h")
+    raw_input = "16-bit PCM"
+
+    @property
+    def max_bytes(self) -> int:
+        return 2 * self.fe.clip_samples
+
+    @property
+    def ram_bytes(self) -> int:
+        """The clip buffer and te_audio_int8's scratch (te_audio_work_bytes)."""
+        n_out = self.fe.n_mfcc or self.fe.n_mels
+        return self.max_bytes + 4 * (self.fe.fft_size + 2 + (self.fe.n_mels if self.fe.n_mfcc else 0) + n_out)
+
+    def to_json(self) -> dict:
+        return {"type": "audio", **dataclasses.asdict(self.fe), "max_raw_bytes": self.max_bytes,
+                "input_scale": self.input_scale, "input_zero_point": self.input_zero_point, "ram_bytes": self.ram_bytes}
+
+    def header(self, banner: str) -> str:
+        from tinyeff.data.audio_fixed import tables
+
+        fe, t = self.fe, tables(self.fe)
+        dct = "te_audio_dct_q15" if fe.n_mfcc else "NULL"
+        return _guarded(banner, [
+            "/* The audio front end: the integer MFCC / log-mel the model was trained on (tinyeff/data/audio_fixed.py,",
+            f" * {fe.sample_rate_hz} Hz), its tables as that module makes them, and the quantization of the model's input. */",
+            '#include "te_audio.h"',
+            "#define TE_AUDIO_FRONTEND 1",
+            f"#define TE_RAW_MAX_BYTES {self.max_bytes}u",
+            f"#define TE_AUDIO_WORK_BYTES {self.ram_bytes - self.max_bytes}u",
+            f"#define TE_INPUT_SCALE {_scale_literal(self.input_scale)}",
+            f"#define TE_INPUT_ZERO_POINT ({self.input_zero_point})",
+            _c_array("int16_t", "te_audio_window_q15", t.window_q15),
+            _c_array("int16_t", "te_audio_twiddle_q15", t.twiddle_q15),
+            _c_array("uint16_t", "te_audio_mel_start", t.mel_start),
+            _c_array("uint16_t", "te_audio_mel_len", t.mel_len),
+            _c_array("int16_t", "te_audio_mel_weights_q15", t.mel_weights_q15),
+            _c_array("int16_t", "te_audio_dct_q15", t.dct_q15),
+            _c_array("int32_t", "te_audio_log2_table_q16", t.log2_table_q16),
+            "static const te_audio_t te_audio_config = {",
+            f"  {fe.clip_samples}, {fe.window_samples}, {fe.hop_samples}, {fe.fft_size}, {fe.n_mels}, {fe.n_mfcc},",
+            "  te_audio_window_q15, te_audio_twiddle_q15, te_audio_mel_start, te_audio_mel_len, te_audio_mel_weights_q15,",
+            f"  {dct}, te_audio_log2_table_q16, {t.log_floor}, {t.log_offset_q16}}};",
+        ])
+
+    def raw(self, sample) -> bytes:
+        """One clip of the run's raw test split (int16 samples) as the little-endian bytes the device takes."""
+        return np.asarray(sample, "<i2").tobytes()
+
+
+def frontend_from_json(d: dict) -> "TextFrontend | AudioFrontend":
+    if d["type"] == "audio":
+        keys = {f.name for f in dataclasses.fields(FrontEnd)}
+        return AudioFrontend(FrontEnd(**{k: v for k, v in d.items() if k in keys}), d["input_scale"], d["input_zero_point"])
+    return TextFrontend(ProjectionConfig(d["features"], d["max_tokens"], d["ngram"]), d["input_scale"], d["input_zero_point"],
+                        d["max_raw_bytes"])
+
+
+def audio_frontend_of(run_dir: Path) -> FrontEnd | None:
+    """The audio front end a run's data went through, when its split says (None for other data)."""
+    from tinyeff.data.dataset import Dataset
+
+    split = Path(run_dir) / "split.npz"
+    if not split.is_file():
+        return None
+    d = Dataset.load(split).frontend
+    if d.get("type") not in ("mfcc", "logmel"):
+        return None
+    keys = {f.name for f in dataclasses.fields(FrontEnd)}
+    return FrontEnd(**{k: v for k, v in d.items() if k in keys})
 
 
 def projection_of(run_dir: Path) -> ProjectionConfig:
@@ -84,15 +172,25 @@ def projection_of(run_dir: Path) -> ProjectionConfig:
                        "the directory 'tinyeff train', 'shrink' or 'search' wrote the model into")
 
 
-def text_frontend(run_dir: Path, inputs: tuple[IoTensor, ...], model_name: str) -> TextFrontend:
-    """The front end of RUN_DIR's projection for a model with INPUTS, checked to be the input it feeds."""
-    cfg = projection_of(run_dir)
-    want = (1, cfg.max_tokens, cfg.features)
+def frontend_of(run_dir: Path, inputs: tuple[IoTensor, ...], model_name: str) -> "TextFrontend | AudioFrontend":
+    """The front end of the run in RUN_DIR for a model with INPUTS, checked to make the input it feeds."""
+    run_dir = Path(run_dir)
+    fe = audio_frontend_of(run_dir)
+    if fe is not None:
+        if fe.arithmetic != "fixed":
+            raise TinyeffError(f"'{run_dir}' was trained on the float audio front end, which a device cannot repeat bit-exactly; "
+                               "train it again with --audio-frontend fixed")
+        want, make = (fe.n_frames, fe.n_mfcc or fe.n_mels, 1), AudioFrontend
+        what = f"the audio front end of '{run_dir}'"
+    else:
+        cfg = projection_of(run_dir)
+        want, make, fe = (1, cfg.max_tokens, cfg.features), TextFrontend, cfg
+        what = f"the projection of '{run_dir}'"
     if len(inputs) != 1 or inputs[0].dtype != "int8" or inputs[0].sample_shape != want:
         got = ", ".join(f"{t.dtype} {list(t.sample_shape)}" for t in inputs)
-        raise TinyeffError(f"'{model_name}' takes {got}, but the projection of '{run_dir}' makes int8 {list(want)}; give --frontend "
+        raise TinyeffError(f"'{model_name}' takes {got}, but {what} makes int8 {list(want)}; give --frontend "
                            "the run the model was trained in")
-    return TextFrontend(cfg, inputs[0].scale, inputs[0].zero_point)
+    return make(fe, inputs[0].scale, inputs[0].zero_point)
 
 
 def text_bytes(text: str, max_bytes: int = TEXT_MAX_BYTES) -> bytes:

@@ -26,9 +26,8 @@ from tinyeff import tflm
 from tinyeff.codegen import compile_model, paths
 from tinyeff.codegen.emit import interface_values
 from tinyeff.errors import TinyeffError
-from tinyeff.frontend import FILES as FRONTEND_FILES
-from tinyeff.frontend import HEADER as frontend_header
-from tinyeff.frontend import text_frontend
+from tinyeff.frontend import HEADER as FRONTEND_HEADER
+from tinyeff.frontend import frontend_of
 from tinyeff.model_io import io_tensors
 from tinyeff.footprint import host_tflm_arena, load_model_file, require_quantized
 from tinyeff.tflm_scratch import cmsis_nn_arena, family_for_core
@@ -196,7 +195,8 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
              frontend: Path | None = None) -> Path:
     """Render the project for MODEL_PATH on BOARD_ID into OUT; returns OUT. OPTIMIZE picks the
     compiled runtime's kernels: the core's SIMD path (speed) or the generic C (size). FRONTEND: the
-    run directory of a projection model, whose text front end the firmware then carries (tinyeff.frontend)."""
+    run directory of the model, whose front end (text projection, fixed-point audio) the firmware then
+    carries (tinyeff.frontend)."""
     board = get_board(board_id)
     if runtime not in RUNTIMES + (AUTO,):
         raise TinyeffError(f"unknown runtime '{runtime}'; choose one of {', '.join(RUNTIMES + (AUTO,))}")
@@ -210,16 +210,16 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
     data, info = load_model_file(Path(model_path))
     require_quantized(info)
     name = Path(model_path).name
-    text_fe = text_frontend(Path(frontend), io_tensors(info)[0], name) if frontend is not None else None
+    raw_fe = frontend_of(Path(frontend), io_tensors(info)[0], name) if frontend is not None else None
     runtime, why = _choose_runtime(data, info, name, runtime)
     sources, man = (_compiled_sources if runtime == "compiled" else _tflm_sources)(data, info, name, board, runtime, optimize)
     if why:
         man["runtime_chosen_because"] = why
     frontend_files: tuple[str, ...] = ()
-    if text_fe is not None:
-        man["frontend"] = text_fe.to_json()
-        sources[frontend_header] = text_fe.header(header(name, info.sha256, board.id))
-        frontend_files = FRONTEND_FILES
+    if raw_fe is not None:
+        man["frontend"] = raw_fe.to_json()
+        sources[FRONTEND_HEADER] = raw_fe.header(header(name, info.sha256, board.id))
+        frontend_files = raw_fe.files
     kernel_files = tuple(f"kernels/{f}" for f in paths.files(man["kernel_path"])) if runtime == "compiled" else ()
     values = dict(header=header(name, info.sha256, board.id), board=board, manifest=man, stack_bytes=STACK_BYTES,
                   input_bytes=interface_values(info, name, board.id)["input_bytes"], runtime=runtime, tflm_commit=TFLM_COMMIT,

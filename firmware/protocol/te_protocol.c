@@ -6,9 +6,9 @@
 
 #include "te_port.h"
 #include "tinyeff_model.h"
-#ifdef TE_TEXT_FRONTEND
-/* a project generated with a text front end: the device takes UTF-8 and projects it itself */
-#include "te_projection.h"
+#ifdef TE_RAW_FRONTEND
+/* a project generated with a front end: the device takes raw samples and makes the model's input itself
+ * (the header includes the front end's own, te_projection.h or te_audio.h) */
 #include "tinyeff_frontend.h"
 #endif
 
@@ -35,12 +35,19 @@ static size_t db_size, db_pos;
 static uint64_t layer_mark;
 static uint32_t layer_ticks[TINYEFF_LAYERS];
 
+#ifdef TE_RAW_FRONTEND
+/* the raw sample; int32 words so that 16-bit PCM in it is aligned */
+static uint32_t raw_words[(TE_RAW_MAX_BYTES + 3u) / 4u];
+#define raw_buf ((uint8_t *)raw_words)
 #ifdef TE_TEXT_FRONTEND
-static uint8_t text_buf[TE_TEXT_MAX_BYTES];
-static int16_t text_row[TE_TEXT_FEATURES]; /* the front end's scratch: one token's row before it is quantized */
+static int16_t text_row[TE_TEXT_FEATURES]; /* the projection's scratch: one token's row before it is quantized */
+#endif
+#ifdef TE_AUDIO_FRONTEND
+static uint32_t audio_work[TE_AUDIO_WORK_BYTES / 4u]; /* te_audio_int8's FFT and mel scratch */
+#endif
 #endif
 
-/* te-put: raw bytes still to come for bin_dst[bin_pos..] (db, or the text buffer for te-text-put),
+/* te-put: raw bytes still to come for bin_dst[bin_pos..] (db, or the raw sample's buffer for te-raw-put),
  * their expected CRC, when the last came */
 static uint8_t *bin_dst;
 static size_t bin_pos, bin_left, bin_off, bin_len;
@@ -333,37 +340,60 @@ static void te_run(const char *crc_arg, const char *n_arg) {
   put("]\r\n");
 }
 
-#ifdef TE_TEXT_FRONTEND
+#ifdef TE_RAW_FRONTEND
 static uint64_t last_frontend_ticks;
 
-/* te-text-run LEN CRC [N]: the front end on the first LEN bytes of the text buffer (UTF-8 whose
- * CRC-32 is CRC), straight into the model's input, then one inference. The reply is te-run's with
- * the front end's ticks after the model's; N repeats a reply as te-run's does. */
-static void te_text_run(const char *len_arg, const char *crc_arg, const char *n_arg) {
+/* Refuses by name (and returns 1) what the front end cannot take of the raw buffer's first LEN bytes:
+ * a text that is not UTF-8, a clip of an odd number of bytes. */
+static int raw_refused(size_t len) {
+#ifdef TE_TEXT_FRONTEND
+  size_t at = te_utf8_invalid_at(raw_buf, len);
+  if (at == len) return 0;
+  put("e-[te-raw-run: the text is not UTF-8 at byte "); put_u64(at); put("]\r\n");
+#else
+  if (len % 2u == 0) return 0;
+  put("e-[te-raw-run: "); put_u64(len); put(" bytes are not whole 16-bit samples]\r\n");
+#endif
+  return 1;
+}
+
+/* The front end on the first LEN bytes of the raw buffer, straight into the model's input. */
+static void raw_frontend(size_t len) {
+#ifdef TE_TEXT_FRONTEND
+  static const te_projection_t cfg = {TE_TEXT_FEATURES, TE_TEXT_MAX_TOKENS, TE_TEXT_NGRAM};
+  te_project_int8(&cfg, raw_buf, len, TE_INPUT_SCALE, TE_INPUT_ZERO_POINT, text_row, (int8_t *)tinyeff_input(0));
+#else
+  /* little-endian samples, as the host sends them and as every Cortex-M stores them */
+  te_audio_int8(&te_audio_config, (const int16_t *)raw_words, len / 2u, TE_INPUT_SCALE, TE_INPUT_ZERO_POINT, audio_work,
+                (int8_t *)tinyeff_input(0));
+#endif
+}
+
+/* te-raw-run LEN CRC [N]: the front end on the first LEN bytes of the raw buffer (whose CRC-32 is CRC),
+ * then one inference. The reply is te-run's with the front end's ticks after the model's; N repeats a
+ * reply as te-run's does. */
+static void te_raw_run(const char *len_arg, const char *crc_arg, const char *n_arg) {
   long len = parse_count(len_arg), n = n_arg ? parse_count(n_arg) : -1;
   int ok;
   uint32_t want = parse_hex32(crc_arg, &ok);
-  if (len < 0 || !ok || (n_arg && n < 0)) { put("e-[Usage: te-text-run LENGTH CRC32HEX of the text [N < 10^9]]\r\n"); return; }
-  if (len == 0) { put("e-[te-text-run: the text is empty]\r\n"); return; }
-  if ((size_t)len > sizeof text_buf) {
-    put("e-[te-text-run: a text of "); put_u64((uint64_t)len); put(" bytes is longer than the ");
-    put_u64(sizeof text_buf); put("-byte text buffer]\r\n");
+  if (len < 0 || !ok || (n_arg && n < 0)) { put("e-[Usage: te-raw-run LENGTH CRC32HEX of the sample [N < 10^9]]\r\n"); return; }
+  if (len == 0) { put("e-[te-raw-run: the sample is empty]\r\n"); return; }
+  if ((size_t)len > TE_RAW_MAX_BYTES) {
+    put("e-[te-raw-run: a sample of "); put_u64((uint64_t)len); put(" bytes is longer than the ");
+    put_u64(TE_RAW_MAX_BYTES); put("-byte raw input buffer]\r\n");
     return;
   }
-  uint32_t have = crc32_update(0, text_buf, (size_t)len);
-  if (have != want) { put("e-[te-text-run input CRC "); put_hex32(have); put(", expected "); put_hex32(want); put("]\r\n"); return; }
-  size_t bad = te_utf8_invalid_at(text_buf, (size_t)len);
-  if (bad < (size_t)len) { put("e-[te-text-run: the text is not UTF-8 at byte "); put_u64(bad); put("]\r\n"); return; }
+  uint32_t have = crc32_update(0, raw_buf, (size_t)len);
+  if (have != want) { put("e-[te-raw-run input CRC "); put_hex32(have); put(", expected "); put_hex32(want); put("]\r\n"); return; }
+  if (raw_refused((size_t)len)) return;
   uint64_t ticks = last_ticks, frontend = last_frontend_ticks;
   if (n < 0 || n != last_run || have != last_run_crc) {
-    static const te_projection_t cfg = {TE_TEXT_FEATURES, TE_TEXT_MAX_TOKENS, TE_TEXT_NGRAM};
     uint64_t start = te_port_ticks();
-    te_project_int8(&cfg, text_buf, (size_t)len, TE_TEXT_INPUT_SCALE, TE_TEXT_INPUT_ZERO_POINT, text_row,
-                    (int8_t *)tinyeff_input(0));
-    uint64_t projected = te_port_ticks();
+    raw_frontend((size_t)len);
+    uint64_t made = te_port_ticks();
     invoke();
-    ticks = last_ticks = te_port_ticks() - projected;
-    frontend = last_frontend_ticks = projected - start;
+    ticks = last_ticks = te_port_ticks() - made;
+    frontend = last_frontend_ticks = made - start;
     last_run = n;
     last_run_crc = have;
   }
@@ -453,8 +483,8 @@ static void run_command(void) {
   } else if (strcmp(tok, "help") == 0) {
     put("tinyeff DUT: name, timestamp, profile, db load N, db HEX, db print, infer N [W], results, "
         "te-sig, te-out, te-mem, te-layers [F C], te-put OFF LEN CRC, te-run CRC [N]"
-#ifdef TE_TEXT_FRONTEND
-        ", te-text-put OFF LEN CRC, te-text-run LEN CRC [N]"
+#ifdef TE_RAW_FRONTEND
+        ", te-raw-put OFF LEN CRC, te-raw-run LEN CRC [N]"
 #endif
         "\r\n");
   } else if (strcmp(tok, "db") == 0) {
@@ -468,12 +498,12 @@ static void run_command(void) {
     return; /* replies once its raw bytes are in */
   } else if (strcmp(tok, "te-run") == 0) {
     te_run(word[1], word[2]);
-#ifdef TE_TEXT_FRONTEND
-  } else if (strcmp(tok, "te-text-put") == 0) {
-    te_put(word[1], word[2], word[3], text_buf, sizeof text_buf, "te-text-put", "text buffer");
+#ifdef TE_RAW_FRONTEND
+  } else if (strcmp(tok, "te-raw-put") == 0) {
+    te_put(word[1], word[2], word[3], raw_buf, TE_RAW_MAX_BYTES, "te-raw-put", "raw input buffer");
     return;
-  } else if (strcmp(tok, "te-text-run") == 0) {
-    te_text_run(word[1], word[2], word[3]);
+  } else if (strcmp(tok, "te-raw-run") == 0) {
+    te_raw_run(word[1], word[2], word[3]);
 #endif
 #ifdef TE_FAULT_COMMAND
   } else if (strcmp(tok, "te-fault") == 0) {

@@ -16,11 +16,12 @@
  *                       m-te-run-[every output's bytes, hex]-[timer ticks it took];
  *                       N numbers the inference: asked again with the same N (after a damaged
  *                       reply), the device repeats that reply instead of running again
- * With a text front end (a project generated with --frontend from a projection model's run):
- *   te-text-put OFF LEN CRC   as te-put, into the text buffer
- *   te-text-run LEN CRC [N]   the front end on the buffer's first LEN bytes (UTF-8, CRC-32 CRC), then one
- *                       inference: m-te-run-[outputs, hex]-[model ticks]-[front end ticks]; an empty,
- *                       over-long or non-UTF-8 text is refused by name
+ * With a front end (a project generated with --frontend RUN: text projection or fixed-point audio):
+ *   te-raw-put OFF LEN CRC    as te-put, into the raw sample's buffer (UTF-8 text, 16-bit little-endian PCM)
+ *   te-raw-run LEN CRC [N]    the front end on the buffer's first LEN bytes (CRC-32 CRC) into the model's
+ *                       input, then one inference: m-te-run-[outputs, hex]-[model ticks]-[front end ticks];
+ *                       an empty or over-long sample, a text that is not UTF-8, a clip of an odd number
+ *                       of bytes are refused by name (e-[te-raw-run: ...])
  * Every te- reply ends with m-te-crc-[CRC-32 of the reply's bytes before that line], then
  * m-ready, so the host can tell a reply damaged on the link from a good one and ask again.
  */

@@ -52,14 +52,14 @@ def bench_summary(r) -> list[str]:
 def cmd_bench(args) -> int:
     import contextlib
 
-    from tinyeff.harness.bench import Project, bench_inputs, bench_texts, data_synthetic, inputs_sha256, run_bench
+    from tinyeff.harness.bench import Project, bench_inputs, bench_raw, data_synthetic, inputs_sha256, run_bench
     from tinyeff.harness.dut import Dut
     from tinyeff.harness.flash import open_devices
     from tinyeff.harness.report import Journal, resumable, write_json, write_junit, write_plot
 
     project = Project.load(Path(args.project))
     x, y = bench_inputs(args.data, project.model, args.lang, limit=args.limit or None)
-    texts = bench_texts(args.data, project, limit=args.limit or None) if project.manifest.get("frontend") else None
+    raw = bench_raw(args.data, project, limit=args.limit or None) if project.manifest.get("frontend") else None
     if args.min_accuracy is not None and (y < 0).any():
         raise TinyeffError(f"--min-accuracy needs labels, and '{args.data}' has none; add 'labels' to it or drop --min-accuracy")
     if args.resume and not args.json:
@@ -87,7 +87,7 @@ def cmd_bench(args) -> int:
             duts[-1].wait_ready()
         result = run_bench(project, duts, x, y,
                            lambda i, n: progress.transient(f"bench: sample {i}/{n}") if i < n else progress(f"bench: {n} samples done"),
-                           on_sample=journal and journal.add, done=done, texts=texts)
+                           on_sample=journal and journal.add, done=done, raw=raw)
     result = dataclasses.replace(result, synthetic_data=synthetic)
     print("\n".join(bench_summary(result)))
     if args.json:

@@ -26,7 +26,7 @@ def cmd_train(args) -> int:
     from tinyeff.train.run import INT8, save_run
 
     progress = Progress(args.quiet)
-    data = load_dataset(args.data, lang=args.lang, seed=args.seed)
+    data = load_dataset(args.data, lang=args.lang, seed=args.seed, audio_arithmetic=args.audio_frontend)
     if args.model == "dscnn":
         if data.kind == "text":
             raise TinyeffError(f"dataset '{args.data}' is text; train a 'projection' model on it")
@@ -247,6 +247,9 @@ def add_parsers(sub) -> None:
     t.add_argument("--data", required=True, help="digits, intents, a .npz, a text,label .csv, or a folder of .wav per class")
     t.add_argument("--out", required=True, help="run directory to create")
     t.add_argument("--lang", default="en", help="language of the intents dataset (default en)")
+    t.add_argument("--audio-frontend", choices=("float", "fixed"), default="float",
+                   help="a .wav folder's MFCC in float (NumPy) or in the integer arithmetic the firmware runs bit-exactly "
+                   "(fixed: generate --frontend RUN then puts it on the device, and bench sends raw PCM)")
     t.add_argument("--width", type=int, help="channels per layer (default 64)")
     t.add_argument("--depth", type=int, help="separable blocks (dscnn, default 3) or conv layers (projection, default 2)")
     t.add_argument("--features", type=int, default=64, help="projection: hashed features per token")

@@ -40,10 +40,14 @@ def cmd_generate(args) -> int:
     plan = (f" (floor {man['memory_plan']['floor_bytes']:,} B), {man['kernel_path']} kernels" if "memory_plan" in man else "")
     print(f"generated {out} for {man['board']} ({man['runtime']} runtime): arena {man['arena_bytes']:,} B{plan}, "
           f"ops {', '.join(man['ops'])}; {how}")
-    if man.get("frontend"):
-        fe = man["frontend"]
-        print(f"  text front end: the device takes UTF-8 (up to {fe['max_text_bytes']} bytes) and projects it "
-              f"({fe['features']} features x {fe['max_tokens']} tokens, {fe['ngram']}-grams; {fe['ram_bytes']} B of RAM)")
+    fe = man.get("frontend")
+    if fe and fe["type"] == "text":
+        print(f"  text front end: the device takes UTF-8 (up to {fe['max_raw_bytes']} bytes) and projects it "
+              f"({fe['features']} features x {fe['max_tokens']} tokens, {fe['ngram']}-grams; {fe['ram_bytes']:,} B of RAM)")
+    elif fe:
+        kind = f"{fe['n_mfcc']} MFCC" if fe["n_mfcc"] else f"{fe['n_mels']} log-mel"
+        print(f"  audio front end: the device takes {fe['clip_samples']:,} samples of 16-bit PCM at {fe['sample_rate_hz']:,} Hz "
+              f"and makes {kind} features per {fe['hop_samples']}-sample hop in integer arithmetic ({fe['ram_bytes']:,} B of RAM)")
     return 0
 
 

@@ -10,8 +10,9 @@ from tinyeff.errors import TinyeffError
 BUILTIN = ("digits", "intents")
 
 
-def load_dataset(spec: str, *, lang: str = "en", seed: int = 0) -> Dataset:
-    """Load a dataset named by SPEC: a built-in name, a .npz or .csv file, or a folder of .wav files."""
+def load_dataset(spec: str, *, lang: str = "en", seed: int = 0, audio_arithmetic: str = "float") -> Dataset:
+    """Load a dataset named by SPEC: a built-in name, a .npz or .csv file, or a folder of .wav files
+    (through the audio front end in AUDIO_ARITHMETIC: float, or fixed as the firmware can run it)."""
     if spec == "digits":
         from tinyeff.data.digits import load_digits
 
@@ -27,9 +28,9 @@ def load_dataset(spec: str, *, lang: str = "en", seed: int = 0) -> Dataset:
             "check the path"
         )
     if path.is_dir():
-        from tinyeff.data.audio import load_wav_folder
+        from tinyeff.data.audio import FrontEnd, load_wav_folder
 
-        return load_wav_folder(path, seed=seed)
+        return load_wav_folder(path, seed=seed, fe=FrontEnd(arithmetic=audio_arithmetic))
     if path.suffix == ".npz":
         from tinyeff.data.files import load_npz
 

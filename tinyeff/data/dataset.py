@@ -34,6 +34,9 @@ class Dataset:
     # What each training sample was made from (the template of a generated sentence), when samples of
     # one group are near copies: a validation slice must then hold out whole groups, as the test split does
     train_groups: np.ndarray | None = None
+    # The test samples before the front end (16-bit PCM clips of a .wav folder), when a device can run
+    # that front end itself: a bench then sends these and compares with what the host made of them
+    raw_test: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):
@@ -45,6 +48,9 @@ class Dataset:
                 )
             if len(x) == 0:
                 raise TinyeffError(f"dataset '{self.name}' has no {part} samples; give at least one per class")
+        if self.raw_test is not None and len(self.raw_test) != len(self.y_test):
+            raise TinyeffError(f"dataset '{self.name}' has {len(self.raw_test)} raw test samples for {len(self.y_test)} "
+                               "test samples; give one per sample")
         if self.train_groups is not None and len(self.train_groups) != len(self.y_train):
             raise TinyeffError(f"dataset '{self.name}' has {len(self.train_groups)} training groups for "
                                f"{len(self.y_train)} training samples; give one group per sample")
@@ -58,11 +64,11 @@ class Dataset:
 
     @classmethod
     def from_split(cls, name: str, kind: str, x: np.ndarray, y: np.ndarray, split: tuple[np.ndarray, np.ndarray],
-                   labels: tuple[str, ...], frontend: dict, synthetic: str = "") -> "Dataset":
-        """A Dataset from all samples X, Y and (train, test) index arrays."""
+                   labels: tuple[str, ...], frontend: dict, synthetic: str = "", raw: np.ndarray | None = None) -> "Dataset":
+        """A Dataset from all samples X, Y (and RAW, the samples before the front end) and (train, test) index arrays."""
         tr, te = split
         return cls(name=name, kind=kind, x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te],
-                   labels=labels, frontend=frontend, synthetic=synthetic)
+                   labels=labels, frontend=frontend, synthetic=synthetic, raw_test=None if raw is None else raw[te])
 
     @property
     def n_classes(self) -> int:
@@ -83,6 +89,7 @@ class Dataset:
             y_test=self.y_test,
             labels=np.array(self.labels),
             **({"train_groups": self.train_groups} if self.train_groups is not None else {}),
+            **({"raw_test": self.raw_test} if self.raw_test is not None else {}),
             meta=np.array(json.dumps({"name": self.name, "kind": self.kind, "frontend": self.frontend,
                                       "synthetic": self.synthetic})),
         )
@@ -102,6 +109,7 @@ class Dataset:
                 frontend=meta["frontend"],
                 synthetic=meta.get("synthetic", ""),  # splits saved before the field read as recorded data
                 train_groups=z["train_groups"] if "train_groups" in z.files else None,
+                raw_test=z["raw_test"] if "raw_test" in z.files else None,
             )
 
 

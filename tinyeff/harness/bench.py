@@ -27,6 +27,7 @@ from tinyeff.model_io import IoTensor, io_tensors
 from tinyeff.reference import tflm_run
 
 MANIFEST = "tinyeff.json"
+_RAW_INPUT = {"text": "UTF-8 text", "audio": "16-bit PCM"}
 RESETS_PER_SAMPLE = 3
 ERRORS_IN_A_ROW = 3  # then the device is gone, not noisy: stop instead of timing out on every sample
 
@@ -118,7 +119,7 @@ class BenchResult:
     devices: list[DeviceSummary]
     results: list[SampleResult]
     synthetic_data: str = ""  # how the benched data was made when it is not recorded ('tinyeff data tts')
-    raw_input: str = ""  # what the device was sent instead of the model's input tensor ("UTF-8 text"), run through its front end
+    raw_input: str = ""  # what the device was sent instead of the model's input tensor ("UTF-8 text", "16-bit PCM"), run through its front end
     frontend_latency_median: float | None = None
 
     def to_json(self) -> dict:
@@ -157,17 +158,17 @@ class _Shared:
 def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
               progress: Callable[[int, int], None] | None = None,
               on_sample: Callable[[SampleResult], None] | None = None,
-              done: list[SampleResult] = (), texts: list[bytes] | None = None) -> BenchResult:
+              done: list[SampleResult] = (), raw: list[bytes] | None = None) -> BenchResult:
     """Run every sample of X on the devices of DUTS (each takes the next sample when it is free, so a
     fast board does more): X is one array per model input (or one array for a one-input model), first
     axis = samples, in each input's type; Y holds the labels (-1 where there are none). DONE: results of
     an earlier, interrupted bench of the same inputs, not run again; ON_SAMPLE is called with each new
-    result as it comes in (a report that grows). TEXTS (a project with a text front end): the sentences
-    X was projected from, sent as UTF-8 instead of X; the device's outputs are still judged against host
-    TFLM on X, so a bit-exact bench proves the device's front end equal to the host's projection."""
+    result as it comes in (a report that grows). RAW (a project with a front end): the samples X was made
+    from (UTF-8 sentences, 16-bit PCM clips), sent instead of X; the device's outputs are still judged
+    against host TFLM on X, so a bit-exact bench proves the device's front end equal to the host's."""
     man = project.manifest
-    if texts is not None and not man.get("frontend"):
-        raise TinyeffError(f"{project.path} has no text front end; generate it with --frontend RUN to bench from raw text")
+    if raw is not None and not man.get("frontend"):
+        raise TinyeffError(f"{project.path} has no front end; generate it with --frontend RUN to bench from raw samples")
     for dut in duts:
         sig = dut.signature()
         if sig.sha256 != man["model_sha256"]:
@@ -190,7 +191,7 @@ def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
         retried = dut.retried
         for resets in range(RESETS_PER_SAMPLE + 1):
             try:
-                inference = dut.run_text(texts[i]) if texts is not None else dut.run(sent[i].tobytes())
+                inference = dut.run_raw(raw[i]) if raw is not None else dut.run(sent[i].tobytes())
             except DeviceReset:
                 dut.resync()
                 continue
@@ -275,7 +276,7 @@ def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
         stack_bytes=memory and memory.stack_bytes, missing=missing,
         resets=sum(r.resets for r in results), retries=sum(r.retries for r in results) + dut.retried - retried,
         errors=len(results) - len(finished), wall_seconds=wall, devices=[_summary(d.device.url, results, shared.stopped) for d in duts],
-        results=results, raw_input="UTF-8 text" if texts is not None else "",
+        results=results, raw_input=_RAW_INPUT[man["frontend"]["type"]] if raw is not None else "",
         frontend_latency_median=float(np.median(fe)) if (fe := [r.frontend_latency for r in finished
                                                                  if r.frontend_latency is not None]) else None,
     )
@@ -350,24 +351,28 @@ def bench_inputs(data: str, model: bytes, lang: str = "en", limit: int | None = 
     return xs, y
 
 
-def bench_texts(data: str, project: Project, limit: int | None = None) -> list[bytes]:
-    """The sentences of DATA's test split as the UTF-8 PROJECT's text front end takes, in the order
-    bench_inputs gives their projections. DATA must be the run the model came from: its projection is
-    checked against the one the firmware carries."""
-    from tinyeff.frontend import TextFrontend, projection_of, text_bytes
+def bench_raw(data: str, project: Project, limit: int | None = None) -> list[bytes]:
+    """The samples of DATA's test split before the front end (sentences as UTF-8, clips as 16-bit PCM),
+    as PROJECT's front end takes them, in the order bench_inputs gives the model inputs made from them.
+    DATA must be the run the model came from: its front end is checked against the one the firmware carries."""
+    from tinyeff.frontend import frontend_from_json, frontend_of
     from tinyeff.train.run import CONFIG, Run
 
-    fe = TextFrontend.from_json(project.manifest["frontend"])
+    fe = frontend_from_json(project.manifest["frontend"])
     if not (Path(data) / CONFIG).is_file():
-        raise TinyeffError(f"{project.path} takes raw text, and '{data}' is not a run directory; bench it with --data RUN, the run "
-                           "whose sentences and projection the model was trained on")
-    if projection_of(Path(data)) != fe.projection:
-        raise TinyeffError(f"the projection of '{data}' differs from the one {project.path} was generated with; bench with the run "
+        raise TinyeffError(f"{project.path} takes raw {fe.raw_input}, and '{data}' is not a run directory; bench it with --data RUN, "
+                           "the run whose samples and front end the model was trained on")
+    inputs, _ = io_tensors(read_model(project.model))
+    if frontend_of(Path(data), inputs, "the model").to_json() != project.manifest["frontend"]:
+        raise TinyeffError(f"the front end of '{data}' differs from the one {project.path} was generated with; bench with the run "
                            "given to generate --frontend")
-    texts = Run.load(Path(data)).data.x_test
+    run = Run.load(Path(data))
+    samples = run.data.x_test if run.data.kind == "text" else run.data.raw_test
+    if samples is None:
+        raise TinyeffError(f"the split of '{data}' keeps no raw test samples; train it again with --audio-frontend fixed")
     if limit is not None:
-        texts = texts[:limit]
-    return [text_bytes(str(t), fe.max_bytes) for t in texts]
+        samples = samples[:limit]
+    return [fe.raw(s) for s in samples]
 
 
 def _npz_inputs(path: Path, inputs: tuple[IoTensor, ...]) -> tuple[list[np.ndarray], np.ndarray]:

@@ -24,8 +24,12 @@ READY = b"m-ready\r\n"
 BANNER = "m-init-done"
 READY_PROBE_S = 2.0  # silence after opening the port before wait_ready asks a device that booted already
 HEX_PER_COMMAND = 76  # "db " + 76 hex digits + "%" stays under the 80-byte command limit
-PUT_CHUNK = 64  # raw bytes per te-put on a clean link: small enough that a corrupted chunk costs little to resend
+PUT_CHUNK = 64  # raw bytes of the first te-put: small enough that a corrupted chunk costs little to resend
+MAX_PUT_CHUNK = 1024  # ... and of later ones while the link stays clean (a 1 s clip of 16-bit PCM is 32 KB)
 MIN_PUT_CHUNK = 8  # ... and on a noisy one: each damaged te-put halves the chunk, each clean one doubles it
+# A refusal by name (a sample past the end of the device's buffer) is believed when it comes this many
+# times in a row: a request damaged on the link (a digit of its length doubled) can draw one too
+REFUSALS_BELIEVED = 3
 _STALE = object()
 
 
@@ -40,7 +44,7 @@ class Signature:
 class Inference:
     output: np.ndarray  # int8 output bytes, exactly as the device computed them
     ticks: int  # device timer ticks for the inference
-    frontend_ticks: int | None = None  # ... and for the front end before it (te-text-run)
+    frontend_ticks: int | None = None  # ... and for the front end before it (te-raw-run)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +79,21 @@ def _verified(lines: list[str]) -> list[str] | None:
             sent = "".join(l + "\r\n" for l in body).encode("ascii", "replace")
             return body if zlib.crc32(sent) == int(m.group(1), 16) else None
     return None
+
+
+class _Refusals:
+    """Counts replies of one request that refuse it by name (lines holding MARK); the REFUSALS_BELIEVED-th
+    in a row raises DeviceRefused, saying SAYS and the device's words."""
+
+    def __init__(self, mark: str, says: str):
+        self.mark, self.says, self.seen = mark, says, 0
+
+    def check(self, lines: list[str]) -> None:
+        refused = [l for l in lines if self.mark in l]
+        self.seen = self.seen + 1 if refused else 0
+        if self.seen >= REFUSALS_BELIEVED:
+            words = refused[0].split("e-[", 1)[-1].removeprefix("te-raw-run: ").rstrip("]")
+            raise DeviceRefused(self.says + words)
 
 
 def _ready_like(line: str) -> bool:
@@ -250,7 +269,7 @@ class Dut:
         return self._exchange(b"te-sig%", parse, "reading the firmware signature (te-sig)")
 
     def put_input(self, data: bytes, command: str = "te-put") -> None:
-        """Load DATA into the device's input buffer (COMMAND te-text-put: its text buffer) in CRC-checked
+        """Load DATA into the device's input buffer (COMMAND te-raw-put: its front end's buffer) in CRC-checked
         binary chunks: smaller ones while the link damages them (a request must arrive whole), larger
         again once it does not."""
         off = 0
@@ -258,13 +277,12 @@ class Dut:
             chunk = data[off : off + self._put_chunk]
             request = f"{command} {off} {len(chunk)} {zlib.crc32(chunk):08x}%".encode() + chunk
             smallest = len(chunk) <= MIN_PUT_CHUNK
+            refusals = _Refusals("past the end of the", "the device refused the upload: ")
 
             def parse(lines):
                 if any("m-te-put-ok" in l for l in lines):
                     return True
-                refused = [l for l in lines if "past the end of the" in l]
-                if refused:
-                    raise DeviceRefused(f"the device refused the upload: {refused[0][3:].rstrip(']')}")
+                refusals.check(lines)
                 return None
 
             try:
@@ -279,7 +297,7 @@ class Dut:
                 self._put_chunk = max(self._put_chunk // 2, MIN_PUT_CHUNK)
                 continue
             off += len(chunk)
-            self._put_chunk = max(self._put_chunk // 2, MIN_PUT_CHUNK) if self.attempts > 1 else min(self._put_chunk * 2, PUT_CHUNK)
+            self._put_chunk = max(self._put_chunk // 2, MIN_PUT_CHUNK) if self.attempts > 1 else min(self._put_chunk * 2, MAX_PUT_CHUNK)
 
     def run(self, data: bytes, timeout: float | None = None) -> Inference:
         """One inference on DATA: upload, run, and the output bytes with the ticks it took. The request
@@ -287,14 +305,15 @@ class Dut:
         a second time (a model with state would move on)."""
         return self._run(data, "te-put", f"te-run {zlib.crc32(data):08x}", timeout)
 
-    def run_text(self, text: bytes, timeout: float | None = None) -> Inference:
-        """One inference on a sentence (UTF-8 TEXT) through the device's text front end, as run() does
-        for an input tensor; the front end's ticks come apart from the model's."""
-        return self._run(text, "te-text-put", f"te-text-run {len(text)} {zlib.crc32(text):08x}", timeout)
+    def run_raw(self, data: bytes, timeout: float | None = None) -> Inference:
+        """One inference on a raw sample (a sentence as UTF-8, a clip as 16-bit PCM) through the device's
+        front end, as run() does for an input tensor; the front end's ticks come apart from the model's."""
+        return self._run(data, "te-raw-put", f"te-raw-run {len(data)} {zlib.crc32(data):08x}", timeout)
 
     def _run(self, data: bytes, put: str, run: str, timeout: float | None) -> Inference:
         self.runs += 1
         request = f"{run} {self.runs % 1_000_000_000}%".encode()
+        refusals = _Refusals("e-[te-raw-run: ", "the device refused the sample: ")
 
         def parse(lines):
             for line in lines:
@@ -304,12 +323,10 @@ class Dut:
                                      int(m.group(3)) if m.group(3) else None)
             # the input on the device is not what was sent (a chunk went to the wrong offset, or
             # the request itself was damaged): upload again rather than retry the same request
-            if any(re.search(r"te-(text-)?run input CRC", l) for l in lines):
+            if any(re.search(r"te-(raw-)?run input CRC", l) for l in lines):
                 return _STALE
-            # a text the device refuses by name (empty, too long, not UTF-8) is refused again however often it is sent
-            refused = [l for l in lines if l.startswith("e-[te-text-run: ")]
-            if refused:
-                raise DeviceRefused(f"the device refused the text: {refused[0][len('e-[te-text-run: '):].rstrip(']')}")
+            # a sample the device refuses by name (empty, too long, not UTF-8) is refused again however often it is sent
+            refusals.check(lines)
             return None
 
         for _ in range(self.retries + 1):

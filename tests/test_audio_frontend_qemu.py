@@ -1,0 +1,116 @@
+"""Issue 12's audio acceptance run: a KWS DS-CNN trained by the kit on synthesized keywords through
+the integer front end, generated with that front end for the emulated Cortex-M4F, and benched from
+raw 16-bit PCM in QEMU: the device makes the MFCCs itself, gives host TFLM's outputs byte for byte,
+and reports the front end's time apart from the model's. The same C front end, compiled for the host,
+makes the very int8 inputs the model was scored on from every clip of the test split."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from test_audio_c import I16, _c_config, _work, lib  # noqa: F401 (lib: the host build of te_audio.c, a fixture)
+from tinyeff.cli import main
+from tinyeff.compress.quantize import int8_accuracy, quantize_input
+from tinyeff.data.audio import FrontEnd
+from tinyeff.harness.bench import Project
+from tinyeff.model_io import io_tensors
+from tinyeff.footprint import read_model
+from tinyeff.train import Run
+
+KEYWORDS = "yes,no,up,down"  # + _unknown_ and _silence_
+
+
+@pytest.fixture(scope="module")
+def kws(tmp_path_factory):
+    """(run, firmware project) of a small keyword spotter on synthetic speech, as a user makes them."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed; make setup installs it")
+    root = tmp_path_factory.mktemp("kws")
+    data, run, fw = root / "data", root / "run", root / "fw"
+    assert main(["data", "tts", "--keywords", KEYWORDS, "--clips", "24", "--unknown", "8", "--out", str(data), "--quiet"]) == 0
+    assert main(["train", "dscnn", "--data", str(data), "--audio-frontend", "fixed", "--width", "16", "--depth", "2",
+                 "--epochs", "40", "--out", str(run), "--quiet"]) == 0
+    assert main(["generate", str(run / "model.int8.tflite"), "--board", "qemu-mps2-an386", "--frontend", str(run),
+                 "--out", str(fw)]) == 0
+    assert main(["build", str(fw), "--quiet"]) == 0
+    return run, fw
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+def test_kws_from_raw_pcm_on_the_device_equals_the_host(kws, tmp_path, capsys):
+    run_dir, fw = kws
+    report = tmp_path / "bench.json"
+    capsys.readouterr()
+    assert main(["bench", str(fw), "--data", str(run_dir), "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "16-bit PCM, through the device's front end" in out and "synthetic" in out
+    r = json.loads(report.read_text())
+    run = Run.load(run_dir)
+    assert r["raw_input"] == "16-bit PCM" and r["samples"] == len(run.data.y_test) and r["errors"] == 0
+    assert r["exact_agreement"] == 1.0
+    model = (run_dir / "model.int8.tflite").read_bytes()
+    assert r["accuracy"] == r["host_accuracy"] == int8_accuracy(model, run.data.x_test, run.data.y_test)
+    assert all(s["frontend_latency"] > 0 for s in r["results"]) and r["frontend_latency_median"] > 0
+
+
+@pytest.mark.slow
+def test_the_c_front_end_makes_the_model_inputs_of_every_test_clip(kws, lib):
+    """The firmware's te_audio.c, compiled for the host, on every raw test clip the run kept: the int8
+    input it writes is the one the host quantized from the Python front end's features, to the byte."""
+    run_dir, _ = kws
+    run = Run.load(run_dir)
+    fe = FrontEnd(**{k: v for k, v in run.data.frontend.items() if k != "type"})
+    assert fe.arithmetic == "fixed" and run.data.raw_test.dtype == np.int16
+    t = io_tensors(read_model((run_dir / "model.int8.tflite").read_bytes()))[0][0]
+    cfg = _c_config(fe)
+    work = _work(lib, cfg)
+    want = quantize_input(run.data.x_test, np.float32(t.scale), t.zero_point)
+    for i, pcm in enumerate(run.data.raw_test):
+        got = np.zeros(want.shape[1:], np.int8)
+        lib.te_audio_int8(ctypes.byref(cfg), np.ascontiguousarray(pcm).ctypes.data_as(I16), ctypes.c_size_t(len(pcm)),
+                          ctypes.c_float(t.scale), ctypes.c_int32(t.zero_point), work.ctypes.data_as(ctypes.c_void_p),
+                          got.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))
+        assert np.array_equal(got, want[i]), f"test clip {i}"
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+def test_the_device_refuses_odd_empty_and_long_pcm_by_name(kws):
+    from tinyeff.boards import get_board
+    from tinyeff.harness.device import QemuDevice
+    from tinyeff.harness.dut import DeviceRefused, Dut
+
+    project = Project.load(kws[1])
+    max_bytes = project.manifest["frontend"]["max_raw_bytes"]
+    assert max_bytes == 2 * project.manifest["frontend"]["clip_samples"]
+    with QemuDevice(project.elf, get_board("qemu-mps2-an386")) as device:
+        dut = Dut(device, timeout=10)
+        dut.wait_ready()
+        for pcm, says in ((b"", "the sample is empty"), (b"\x01\x02\x03", "3 bytes are not whole 16-bit samples"),
+                          (bytes(max_bytes + 2), f"past the end of the {max_bytes}-byte raw input buffer")):
+            with pytest.raises(DeviceRefused, match=says):
+                dut.run_raw(pcm)
+        # a short clip is zero-padded, as the host pads it
+        assert dut.run_raw(np.zeros(1600, "<i2").tobytes()).frontend_ticks > 0
+
+
+@pytest.mark.slow
+def test_a_run_on_the_float_front_end_cannot_take_its_front_end_to_the_device(kws, tmp_path, capsys):
+    run_dir, _ = kws
+    data = tmp_path / "data"
+    shutil.copytree(run_dir.parent / "data", data)
+    float_run = tmp_path / "float"
+    assert main(["train", "dscnn", "--data", str(data), "--width", "8", "--depth", "1", "--epochs", "2",
+                 "--out", str(float_run), "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "fw"
+    assert main(["generate", str(float_run / "model.int8.tflite"), "--board", "qemu-mps2-an386", "--frontend", str(float_run),
+                 "--out", str(out)]) != 0
+    assert "train it again with --audio-frontend fixed" in capsys.readouterr().err
+    assert not out.exists()
