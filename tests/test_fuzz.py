@@ -18,21 +18,30 @@ from tinyeff.resources import resource_dir
 FUZZ_RUNS = 300_000
 
 
-def _text_frontend_build(model_dir, data: bytes) -> list[str]:
-    """The options and sources that add a text front end to the fuzz build (te-raw-put, te-raw-run),
-    with a projection that fills the model's input as a projection model's would."""
-    from tinyeff.frontend import HEADER, TextFrontend
+def _frontend_build(kind: str, model_dir, data: bytes) -> list[str]:
+    """The options and sources that add a front end to the fuzz build (te-raw-put, te-raw-run), with
+    settings whose output fills the model's input as a real one's would: a projection of a few tokens,
+    or a log-mel of 4 frames of a 128-sample clip (its 256 bytes fit the fuzzer's 512-byte inputs)."""
+    from tinyeff.data.audio import FrontEnd
+    from tinyeff.frontend import HEADER, AudioFrontend, TextFrontend
     from tinyeff.model_io import io_tensors
     from tinyeff.models.projection_features import ProjectionConfig
 
     t = io_tensors(read_model(data, "dense_relu"))[0][0]
-    tokens = max(d for d in range(1, 9) if t.bytes % d == 0)
-    (model_dir / HEADER).write_text(TextFrontend(ProjectionConfig(t.bytes // tokens, tokens, 3), t.scale, t.zero_point).header("fuzz"))
     fw = resource_dir("firmware")
-    return ["-DTE_RAW_FRONTEND", f"-I{fw / 'frontend'}", str(fw / "frontend" / "te_projection.c")]
+    if kind == "text":
+        tokens = max(d for d in range(1, 9) if t.bytes % d == 0)
+        fe, source = TextFrontend(ProjectionConfig(t.bytes // tokens, tokens, 3), t.scale, t.zero_point), "te_projection.c"
+    else:
+        assert t.bytes % 4 == 0
+        audio = FrontEnd(clip_samples=128, window_samples=32, hop_samples=32, fft_size=32, n_mels=t.bytes // 4, n_mfcc=0,
+                         arithmetic="fixed")
+        fe, source = AudioFrontend(audio, t.scale, t.zero_point), "te_audio.c"
+    (model_dir / HEADER).write_text(fe.header("fuzz"))
+    return ["-DTE_RAW_FRONTEND", f"-I{fw / 'frontend'}", str(fw / "frontend" / source)]
 
 
-@pytest.mark.parametrize("frontend", [False, True], ids=["tensor-input", "text-frontend"])
+@pytest.mark.parametrize("frontend", ["", "text", "audio"], ids=["tensor-input", "text-frontend", "audio-frontend"])
 def test_protocol_parser_survives_fuzzing(tmp_path, frontend):
     if shutil.which("clang") is None:
         if os.environ.get("CI"):
@@ -44,8 +53,8 @@ def test_protocol_parser_survives_fuzzing(tmp_path, frontend):
     fw = resource_dir("firmware")
     exe = tmp_path / "te_protocol_fuzz"
     kernels = [str(fw / "kernels" / f) for f in files("generic") if f.endswith(".c")]
-    if frontend:  # the upload path of raw text, its length and UTF-8 checks and the projection into the input
-        kernels += _text_frontend_build(tmp_path, data)
+    if frontend:  # the upload path of raw samples, their checks and the front end into the input
+        kernels += _frontend_build(frontend, tmp_path, data)
     build = subprocess.run(
         ["clang", "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined",
          "-DTE_INFER_MAX=3",  # "infer 999999999" is legal, and would spend the budget on KWS inferences
