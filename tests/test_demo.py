@@ -8,7 +8,9 @@ import json
 import pytest
 
 from tinyeff.cli import main
+from tinyeff.compress.quantize import int8_accuracy
 from tinyeff.footprint import host_tflm_arena
+from tinyeff.train import Run
 
 KIB = 1024
 
@@ -30,3 +32,21 @@ def test_demo_runs_end_to_end_and_the_device_matches_the_host(tmp_path, capsys):
     assert bench["accuracy"] >= 0.95
     assert "emulated instructions per inference" in out and "minus empty-model firmware" in out
     assert (tmp_path / "tflm-nucleo-l4r5zi" / "platformio.ini").is_file() and "tinyeff flash" in out
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+def test_the_kws_demo_goes_from_raw_audio_to_answer_on_the_device(tmp_path, capsys):
+    """`tinyeff demo --kws`: synthetic keywords, the integer front end, benched from 16-bit PCM in QEMU."""
+    assert main(["demo", "--kws", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    bench = json.loads((tmp_path / "kws-bench.json").read_text())
+    assert bench["raw_input"] == "16-bit PCM" and bench["synthetic_data"].startswith("spoken by espeak-ng")
+    assert bench["samples"] == 6 * 40 // 4 and bench["errors"] == 0  # a quarter of 6 classes x 40 clips
+    assert bench["exact_agreement"] == 1.0 and bench["accuracy"] == bench["host_accuracy"]
+    # the host's side is the run's own int8 accuracy on its test split, measured here
+    run = Run.load(tmp_path / "kws-run")
+    model = (tmp_path / "kws-run" / "model.int8.tflite").read_bytes()
+    assert bench["accuracy"] == int8_accuracy(model, run.data.x_test, run.data.y_test)
+    assert all(s["frontend_latency"] > 0 for s in bench["results"]) and bench["frontend_latency_median"] > 0
+    assert "in the front end and" in out and "bit-exact" in out

@@ -17,28 +17,24 @@ size_t te_audio_work_bytes(const te_audio_t *cfg) {
          (size_t)(cfg->fft_size + 2 + (cfg->n_mfcc ? cfg->n_mels : 0) + te_audio_n_out(cfg));
 }
 
-/* step 2: sample I of the frame starting at START, zero past the window and past the clip's end (frames
- * end by clip_samples, so samples past it are never read) */
-static int32_t windowed(const te_audio_t *cfg, const int16_t *pcm, size_t n, int32_t start, int32_t i) {
-  if (i >= cfg->window_samples || (size_t)(start + i) >= n) return 0;
-  return ((int32_t)pcm[start + i] * cfg->window_q15[i] + (1 << (TE_AUDIO_WINDOW_SHIFT - 1))) >> TE_AUDIO_WINDOW_SHIFT;
+/* step 2: the windowed sample I of a frame, given the frame's samples from PCM (frames end by
+ * clip_samples, so only the clip's end can cut a frame short: AVAIL samples, zero after them) */
+static int32_t windowed(const te_audio_t *cfg, const int16_t *frame, int32_t avail, int32_t i) {
+  if (i >= avail) return 0;
+  return ((int32_t)frame[i] * cfg->window_q15[i] + (1 << (TE_AUDIO_WINDOW_SHIFT - 1))) >> TE_AUDIO_WINDOW_SHIFT;
 }
 
-static int32_t bit_reversed(int32_t t, int32_t m) {
-  int32_t r = 0;
-  for (int32_t b = 1; b < m; b <<= 1, t >>= 1) r = (r << 1) | (t & 1);
-  return r;
-}
-
-/* step 3: M-point complex FFT of Z (re, im interleaved) in bit-reversed order, in place */
+/* step 3: M-point complex FFT of Z (re, im interleaved) in bit-reversed order, in place. The products
+ * are 32 x 32 -> 64 bits (one SMULL / SMLAL on Arm): widening a factor to int64 first would make GCC
+ * multiply 64 x 64 bits. */
 static void fft(int32_t *z, int32_t m, const int16_t *tw) {
   for (int32_t h = 1; h < m; h <<= 1) {
     for (int32_t j = 0; j < h; ++j) {
-      const int64_t c = tw[2 * (j * (m / h))], s = tw[2 * (j * (m / h)) + 1];
+      const int32_t c = tw[2 * (j * (m / h))], s = tw[2 * (j * (m / h)) + 1];
       for (int32_t base = 0; base < m; base += 2 * h) {
         int32_t *a = z + 2 * (base + j), *b = a + 2 * h;
-        const int32_t t_re = (int32_t)((b[0] * c + b[1] * s + 16384) >> 15);
-        const int32_t t_im = (int32_t)((b[1] * c - b[0] * s + 16384) >> 15);
+        const int32_t t_re = (int32_t)(((int64_t)b[0] * c + (int64_t)b[1] * s + 16384) >> 15);
+        const int32_t t_im = (int32_t)(((int64_t)b[1] * c - (int64_t)b[0] * s + 16384) >> 15);
         b[0] = a[0] - t_re;
         b[1] = a[1] - t_im;
         a[0] += t_re;
@@ -59,8 +55,10 @@ static void split(int32_t a_re, int32_t a_im, int32_t zj_re, int32_t zj_im, cons
 
 /* step 6: ln(V) - log_offset in Q16 for V >= 1 */
 static int32_t ln_q16(const te_audio_t *cfg, int64_t v) {
-  int32_t p = 0;
-  while (v >> (p + 1)) ++p;
+  int32_t p = 0; /* the highest set bit, by halving the range (no CLZ: Cortex-M0 has none) */
+  for (int32_t step = 32; step; step >>= 1) {
+    if (v >> (p + step)) p += step;
+  }
   const int64_t m = p <= 30 ? v << (30 - p) : v >> (p - 30);
   const int32_t i = (int32_t)(m >> (30 - TE_AUDIO_LOG_TABLE_BITS)) & ((1 << TE_AUDIO_LOG_TABLE_BITS) - 1);
   const int64_t r = (m >> (14 - TE_AUDIO_LOG_TABLE_BITS)) & 0xFFFF;
@@ -74,10 +72,19 @@ void te_audio_frame(const te_audio_t *cfg, const int16_t *pcm, size_t n, int32_t
   int32_t *x = (int32_t *)work; /* Z, then the M + 1 bins X */
   int32_t *logmel = cfg->n_mfcc ? x + 2 * (m + 1) : out;
 
-  for (int32_t t = 0; t < m; ++t) {
-    int32_t *zt = x + 2 * bit_reversed(t, m);
-    zt[0] = windowed(cfg, pcm, n, start, 2 * t);
-    zt[1] = windowed(cfg, pcm, n, start, 2 * t + 1);
+  const int32_t left = (size_t)start < n ? (int32_t)(n - (size_t)start) : 0;
+  const int32_t avail = left < cfg->window_samples ? left : cfg->window_samples;
+  /* R runs through the bit reversals of 0, 1, 2, ... (an increment from the top bit down) */
+  for (int32_t t = 0, r = 0; t < m; ++t) {
+    int32_t *zr = x + 2 * r;
+    zr[0] = windowed(cfg, pcm + start, avail, 2 * t);
+    zr[1] = windowed(cfg, pcm + start, avail, 2 * t + 1);
+    int32_t bit = m >> 1;
+    while (r & bit) {
+      r ^= bit;
+      bit >>= 1;
+    }
+    r |= bit;
   }
   fft(x, m, cfg->twiddle_q15);
   /* bins k and M - k need the same two Z, so each pair overwrites its own two; Z[0] gives X[0] and X[M] */
