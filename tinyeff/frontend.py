@@ -50,7 +50,7 @@ class TextFrontend:
     input_scale: float  # the model input's quantization, which the front end's output takes
     input_zero_point: int
     max_bytes: int = TEXT_MAX_BYTES
-    files = ("frontend/te_projection.c", "frontend/te_projection.h")
+    files = ("frontend/te_projection.c", "frontend/te_projection.h", "frontend/te_quantize.h")
     raw_input = "UTF-8 text"
 
     @property
@@ -86,7 +86,7 @@ class AudioFrontend:
     fe: FrontEnd  # arithmetic "fixed"
     input_scale: float
     input_zero_point: int
-    files = ("frontend/te_audio.c", "frontend/te_audio.h")
+    files = ("frontend/te_audio.c", "frontend/te_audio.h", "frontend/te_quantize.h")
     raw_input = "16-bit PCM"
 
     @property

@@ -3,6 +3,7 @@
  * and x86 and as NumPy computes it; the Python is the reference, so this must not be "fixed" to division.
  * Negative values are never shifted left (that is undefined): they are multiplied instead. */
 #include "te_audio.h"
+#include "te_quantize.h"
 
 #define Q16_LIMIT 16777215 /* float32 holds every integer up to 2^24 exactly */
 
@@ -118,18 +119,11 @@ void te_audio_frame(const te_audio_t *cfg, const int16_t *pcm, size_t n, int32_t
   }
 }
 
-/* round half to even without libm, as te_project_quantize: r - floor(r) is exact for |r| < 2^23 */
+/* v clipped to +-(2^24 - 1) first, where float32 still holds every integer, as fixed_features does */
 static int8_t quantize(int32_t v, float scale, int32_t zero_point) {
   if (v > Q16_LIMIT) v = Q16_LIMIT;
   if (v < -Q16_LIMIT) v = -Q16_LIMIT;
-  const float r = (float)v / 65536.0f / scale;
-  float f = (float)(int32_t)r;
-  if (f > r) f -= 1.0f;
-  const float frac = r - f;
-  int32_t q = (int32_t)f;
-  if (frac > 0.5f || (frac == 0.5f && (q & 1))) ++q;
-  q += zero_point;
-  return (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
+  return te_quantize_int8((float)v / 65536.0f / scale, zero_point);
 }
 
 void te_audio_int8(const te_audio_t *cfg, const int16_t *pcm, size_t n, float scale, int32_t zero_point, void *work,

@@ -1,6 +1,7 @@
 /* See te_projection.h. Hashes are computed as the bytes stream by: a token's FNV-1a state grows
  * byte by byte, and each n-gram is hashed from a window of the last n bytes of "^token$". */
 #include "te_projection.h"
+#include "te_quantize.h"
 
 #include <string.h>
 
@@ -154,15 +155,5 @@ size_t te_utf8_invalid_at(const uint8_t *text, size_t len) {
 }
 
 void te_project_quantize(const int16_t *values, size_t n, float scale, int32_t zero_point, int8_t *out) {
-  for (size_t i = 0; i < n; ++i) {
-    const float r = (float)values[i] / scale;
-    /* round half to even without libm: r - floor(r) is exact for |r| < 2^23 */
-    float f = (float)(int32_t)r;
-    if (f > r) f -= 1.0f;
-    const float frac = r - f;
-    int32_t q = (int32_t)f;
-    if (frac > 0.5f || (frac == 0.5f && (q & 1))) ++q;
-    q += zero_point;
-    out[i] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
-  }
+  for (size_t i = 0; i < n; ++i) out[i] = te_quantize_int8((float)values[i] / scale, zero_point);
 }

@@ -310,6 +310,19 @@ static void te_put_byte(uint8_t b) {
   ready();
 }
 
+/* m-te-run-[outputs, hex]-[model ticks], and -[front-end ticks] when FRONTEND is given (te-raw-run) */
+static void put_run_reply(uint64_t ticks, const uint64_t *frontend) {
+  put("m-te-run-[");
+  put_outputs();
+  put("]-[");
+  put_u64(ticks);
+  if (frontend) {
+    put("]-[");
+    put_u64(*frontend);
+  }
+  put("]\r\n");
+}
+
 /* te-run CRC [N]: one inference on db if its CRC-32 is CRC; the reply carries the output bytes,
  * the ticks it took and a CRC-32 of that text. N numbers the host's inference: a te-run with the
  * number of the last one run (the host asking again after a damaged reply) sends that inference's
@@ -333,11 +346,7 @@ static void te_run(const char *crc_arg, const char *n_arg) {
     last_run = n;
     last_run_crc = have;
   }
-  put("m-te-run-[");
-  put_outputs();
-  put("]-[");
-  put_u64(ticks);
-  put("]\r\n");
+  put_run_reply(ticks, NULL);
 }
 
 #ifdef TE_RAW_FRONTEND
@@ -397,13 +406,7 @@ static void te_raw_run(const char *len_arg, const char *crc_arg, const char *n_a
     last_run = n;
     last_run_crc = have;
   }
-  put("m-te-run-[");
-  put_outputs();
-  put("]-[");
-  put_u64(ticks);
-  put("]-[");
-  put_u64(frontend);
-  put("]\r\n");
+  put_run_reply(ticks, &frontend);
 }
 #endif
 
