@@ -84,8 +84,9 @@ def add_parsers(sub) -> None:
     g.add_argument("--optimize", default="speed", choices=("speed", "size"),
                    help="compiled runtime: speed uses the core's SIMD kernels (DSP on Cortex-M4/M7/M33, Helium on M55; "
                    "default), size the generic C kernels (less code)")
-    g.add_argument("--frontend", metavar="RUN", help="the run (train, shrink or search directory) of a text projection model: "
-                   "the firmware then carries its front end and takes sentences as UTF-8 (tinyeff bench sends the raw text)")
+    g.add_argument("--frontend", metavar="RUN", help="the run (train, shrink or search directory) the model came from: the "
+                   "firmware then carries its front end (a projection model's text projection, or the integer audio front end "
+                   "of a run trained with --audio-frontend fixed) and takes raw samples (tinyeff bench sends them)")
     g.add_argument("--out", required=True, help="project directory to create")
     g.add_argument("--force", action="store_true", help="replace --out if it exists")
     g.set_defaults(func=cmd_generate)
