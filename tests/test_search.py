@@ -177,6 +177,37 @@ class socketless_port:
         self.sock.close()
 
 
+def _open_storage_at_a_signal(url, start, replies):
+    from tinyeff.search.study import open_storage
+
+    start.wait()
+    try:
+        open_storage(url, heartbeat_s=10)
+        replies.put("opened")
+    except Exception as e:  # the reply is the test's evidence, whatever it is
+        replies.put(f"{type(e).__name__}: {e}")
+
+
+def test_workers_started_at_once_on_a_new_database_all_open_it(tmp_path):
+    """Four workers released together on a study database nobody made yet: each one creates the schema
+    it does not find; the losers of that race connect again and find it whole, none ends in an error.
+    (Before that retry, 6 rounds of 10 failed on this machine.)"""
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")  # fresh interpreters, as separate `tinyeff search` workers are
+    for round_ in range(3):
+        start, replies = spawn.Barrier(4), spawn.Queue()
+        url = _sqlite(tmp_path / f"round{round_}")
+        (tmp_path / f"round{round_}").mkdir()
+        workers = [spawn.Process(target=_open_storage_at_a_signal, args=(url, start, replies)) for _ in range(4)]
+        for w in workers:
+            w.start()
+        got = [replies.get(timeout=120) for _ in workers]
+        for w in workers:
+            w.join(timeout=30)
+        assert got == ["opened"] * 4, got
+
+
 @pytest.mark.slow
 def test_a_study_made_for_another_budget_is_refused(tmp_path, capsys):
     out = tmp_path / "search"

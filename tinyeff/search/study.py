@@ -29,8 +29,9 @@ from tinyeff.errors import TinyeffError
 STUDY_FILE = "study.db"
 MAX_RETRY = 2  # a trial whose worker died is run again at most this often
 INFEASIBLE_PER_TRIAL = 10
-MAX_FAILURES_IN_A_ROW = 3
-TAG_WAIT_S = 10.0  # how long a study without tinyeff's tag may be another worker's, still being created  # a worker whose trials all fail stops instead of spinning
+MAX_FAILURES_IN_A_ROW = 3  # a worker whose trials all fail stops instead of spinning
+SCHEMA_RACE_RETRIES = 5  # tries to open a database whose schema another worker is creating
+TAG_WAIT_S = 10.0  # how long a study without tinyeff's tag may be another worker's, still being created
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +68,25 @@ def open_storage(url: str, heartbeat_s: int):
     import sqlalchemy.exc
 
     engine_kwargs = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else None
-    try:
+
+    def connect():
         with _quiet_experimental():
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
             )
+
+    try:
+        # Two workers started at once on a new database both create its tables and stamp its schema
+        # version: the second one's stamp breaks a unique constraint (or meets a locked SQLite file)
+        # while the first one's schema is already whole. Connecting again then finds it made.
+        for attempt in range(SCHEMA_RACE_RETRIES):
+            try:
+                return connect()
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as e:
+                if attempt == SCHEMA_RACE_RETRIES - 1 or not _schema_race(e):
+                    raise
+                time.sleep(0.5 * (attempt + 1))
     except ImportError as e:  # Optuna re-raises the driver's ImportError as its own
         missing = getattr(e.__cause__, "name", None) or "of its database driver"
         raise TinyeffError(f"the study URL '{redacted(url)}' needs the Python module {missing}; "
@@ -81,6 +95,16 @@ def open_storage(url: str, heartbeat_s: int):
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         raise TinyeffError(f"cannot open the search study at '{redacted(url)}' ({reason}); "
                            "check the URL and that the database server runs and lets this user in") from None
+
+
+def _schema_race(error) -> bool:
+    """ERROR is what a worker gets when another one creates the same database's schema at that moment."""
+    import sqlalchemy.exc
+
+    if isinstance(error, sqlalchemy.exc.IntegrityError):
+        return True
+    text = str(getattr(error, "orig", None) or error).lower()
+    return "locked" in text or "already exists" in text
 
 
 @contextlib.contextmanager
