@@ -95,3 +95,56 @@ def test_a_run_on_the_float_front_end_cannot_take_its_front_end_to_the_device(kw
                  "--out", str(out)]) != 0
     assert "train it again with --audio-frontend fixed" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+def test_a_keyword_stream_on_the_device_reports_what_the_host_simulation_reports(kws, tmp_path, capsys):
+    """Issue 12's streaming: a recording of the run's test clips at known times in noise, played hop by
+    hop through the firmware's keyword stream (te-stream-push, in QEMU) and through the host simulation
+    (tinyeff/stream.py on host TFLM): every inference's outputs bit-exact, the same keywords reported at
+    the same hops, scored against the recording's truth."""
+    import json
+
+    from tinyeff.data.recording import read_recording
+    from tinyeff.stream import StreamSettings
+
+    run_dir, fw = kws
+    rec, report = tmp_path / "rec.wav", tmp_path / "stream.json"
+    assert main(["data", "recording", "--run", str(run_dir), "--out", str(rec), "--seconds", "16", "--seed", "5"]) == 0
+    assert main(["bench", str(fw), "--stream", str(rec), "--json", str(report), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    r = json.loads(report.read_text())
+    st = StreamSettings.from_json(Project.load(fw).manifest["frontend"]["stream"])
+    assert r["hops"] == 16 * 16000 // 320 and r["inferences"] == r["hops"] // st.every == r["exact_inferences"]
+    assert r["reports_equal"] and r["exact"] and r["device_score"] == r["host_score"]
+    truth = read_recording(rec)
+    assert r["device_score"]["keywords"] == sum(e.keyword for e in truth.events) > 0
+    assert r["model_latency"] > 0 and r["frontend_latency"] > 0
+    assert f"{r['inferences']:,} of {r['inferences']:,} inferences bit-exact, reports identical" in out
+    assert "emulated instructions per second of audio" in out and "synthetic (spoken by espeak-ng" in out
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+def test_the_device_refuses_a_stream_push_of_part_of_a_hop_or_before_a_start(kws):
+    from tinyeff.boards import get_board
+    from tinyeff.harness.device import QemuDevice
+    from tinyeff.harness.dut import DeviceRefused, Dut
+
+    project = Project.load(kws[1])
+    fe = project.manifest["frontend"]
+    hop_bytes, classes = 2 * fe["hop_samples"], len(fe["stream"]["labels"])
+    with QemuDevice(project.elf, get_board("qemu-mps2-an386")) as device:
+        dut = Dut(device, timeout=10)
+        dut.wait_ready()
+        with pytest.raises(DeviceRefused, match="no stream; send te-stream-start first"):
+            dut.stream_push(bytes(hop_bytes), classes)
+        assert dut.stream_start() == fe["hop_samples"]
+        with pytest.raises(DeviceRefused, match=f"{hop_bytes + 2} bytes are not whole hops of {hop_bytes} bytes"):
+            dut.stream_push(bytes(hop_bytes + 2), classes)
+        with pytest.raises(DeviceRefused, match=f"past the end of the {fe['max_raw_bytes']}-byte raw input buffer"):
+            dut.stream_push(bytes(fe["max_raw_bytes"] + hop_bytes), classes)
+        # the stream was not moved by what it refused
+        push = dut.stream_push(bytes(hop_bytes * 5), classes)
+        assert push.hops == 5 and push.outputs.shape == (5 // fe["stream"]["every"], classes)

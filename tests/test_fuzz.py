@@ -21,24 +21,30 @@ FUZZ_RUNS = 300_000
 def _frontend_build(kind: str, model_dir, data: bytes) -> list[str]:
     """The options and sources that add a front end to the fuzz build (te-raw-put, te-raw-run), with
     settings whose output fills the model's input as a real one's would: a projection of a few tokens,
-    or a log-mel of 4 frames of a 128-sample clip (its 256 bytes fit the fuzzer's 512-byte inputs)."""
+    or a log-mel of 4 frames of a 128-sample clip (its 256 bytes fit the fuzzer's 512-byte inputs) with a keyword
+    stream of one hop per frame."""
     from tinyeff.data.audio import FrontEnd
     from tinyeff.frontend import HEADER, AudioFrontend, TextFrontend
     from tinyeff.model_io import io_tensors
     from tinyeff.models.projection_features import ProjectionConfig
+    from tinyeff.stream import stream_settings
 
-    t = io_tensors(read_model(data, "dense_relu"))[0][0]
+    inputs, outputs = io_tensors(read_model(data, "dense_relu"))
+    t, o = inputs[0], outputs[0]
     fw = resource_dir("firmware")
     if kind == "text":
         tokens = max(d for d in range(1, 9) if t.bytes % d == 0)
-        fe, source = TextFrontend(ProjectionConfig(t.bytes // tokens, tokens, 3), t.scale, t.zero_point), "te_projection.c"
-    else:
+        fe = TextFrontend(ProjectionConfig(t.bytes // tokens, tokens, 3), t.scale, t.zero_point)
+    else:  # with the keyword stream (te-stream-start, te-stream-push): the model's outputs taken as class scores
         assert t.bytes % 4 == 0
         audio = FrontEnd(clip_samples=128, window_samples=32, hop_samples=32, fft_size=32, n_mels=t.bytes // 4, n_mfcc=0,
                          arithmetic="fixed")
-        fe, source = AudioFrontend(audio, t.scale, t.zero_point), "te_audio.c"
+        labels = ["yes", *(f"_other{i}_" for i in range(o.bytes - 1))]
+        fe = AudioFrontend(audio, t.scale, t.zero_point,
+                           stream_settings(audio, labels, o.scale, o.zero_point, every_s=audio.hop_samples / audio.sample_rate_hz,
+                                           average=2, threshold=0.05, refractory_s=0.004))
     (model_dir / HEADER).write_text(fe.header("fuzz"))
-    return ["-DTE_RAW_FRONTEND", f"-I{fw / 'frontend'}", str(fw / "frontend" / source)]
+    return ["-DTE_RAW_FRONTEND", f"-I{fw / 'frontend'}", *(str(fw / f) for f in fe.files if f.endswith(".c"))]
 
 
 @pytest.mark.parametrize("frontend", ["", "text", "audio"], ids=["tensor-input", "text-frontend", "audio-frontend"])

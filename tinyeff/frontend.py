@@ -23,6 +23,7 @@ from tinyeff.data.audio import FrontEnd
 from tinyeff.errors import TinyeffError
 from tinyeff.model_io import IoTensor
 from tinyeff.models.projection_features import ProjectionConfig
+from tinyeff.stream import StreamSettings, is_keyword, stream_settings
 
 # The longest sentence the device takes; the intents' longest test sentences are under 120 bytes.
 TEXT_MAX_BYTES = 256
@@ -86,22 +87,54 @@ class AudioFrontend:
     fe: FrontEnd  # arithmetic "fixed"
     input_scale: float
     input_zero_point: int
-    files = ("frontend/te_audio.c", "frontend/te_audio.h", "frontend/te_quantize.h")
+    stream: StreamSettings | None = None  # a classifier of keywords also spots them in a stream (tinyeff/stream.py)
     raw_input = "16-bit PCM"
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        own = ("frontend/te_audio.c", "frontend/te_audio.h", "frontend/te_quantize.h")
+        return own + (("frontend/te_stream.c", "frontend/te_stream.h") if self.stream else ())
 
     @property
     def max_bytes(self) -> int:
         return 2 * self.fe.clip_samples
 
     @property
-    def ram_bytes(self) -> int:
-        """The clip buffer and te_audio_int8's scratch (te_audio_work_bytes)."""
+    def work_bytes(self) -> int:
+        """te_audio_int8's scratch (te_audio_work_bytes)."""
         n_out = self.fe.n_mfcc or self.fe.n_mels
-        return self.max_bytes + 4 * (self.fe.fft_size + 2 + (self.fe.n_mels if self.fe.n_mfcc else 0) + n_out)
+        return 4 * (self.fe.fft_size + 2 + (self.fe.n_mels if self.fe.n_mfcc else 0) + n_out)
+
+    @property
+    def stream_state_bytes(self) -> int:
+        """te_stream_bytes: the window of samples, the feature rows, the averaged outputs (int16-aligned)."""
+        fe, st = self.fe, self.stream
+        state = 2 * fe.window_samples + fe.n_frames * (fe.n_mfcc or fe.n_mels) + st.average * st.n_classes if st else 0
+        return state + state % 2
+
+    @property
+    def stream_bytes(self) -> int:
+        """A stream's state, and the last push's outputs and reports the device keeps to answer a repeated request."""
+        return self.stream_state_bytes + self.stream_max_inferences * (self.stream.n_classes + 5) if self.stream else 0
+
+    @property
+    def stream_keywords_mask(self) -> list[int]:
+        return [int(c in self.stream.keywords) for c in range(self.stream.n_classes)] if self.stream else []
+
+    @property
+    def stream_max_inferences(self) -> int:
+        """Inferences one push of a full raw buffer can ask for."""
+        return -(-(self.max_bytes // (2 * self.fe.hop_samples)) // self.stream.every) if self.stream else 0
+
+    @property
+    def ram_bytes(self) -> int:
+        """The clip buffer, the front end's scratch and a stream's state."""
+        return self.max_bytes + self.work_bytes + self.stream_bytes
 
     def to_json(self) -> dict:
         return {"type": "audio", **dataclasses.asdict(self.fe), "max_raw_bytes": self.max_bytes,
-                "input_scale": self.input_scale, "input_zero_point": self.input_zero_point, "ram_bytes": self.ram_bytes}
+                "input_scale": self.input_scale, "input_zero_point": self.input_zero_point, "ram_bytes": self.ram_bytes,
+                **({"stream": self.stream.to_json()} if self.stream else {})}
 
     def header(self, banner: str) -> str:
         from tinyeff.data.audio_fixed import tables
@@ -114,7 +147,7 @@ class AudioFrontend:
             '#include "te_audio.h"',
             "#define TE_AUDIO_FRONTEND 1",
             f"#define TE_RAW_MAX_BYTES {self.max_bytes}u",
-            f"#define TE_AUDIO_WORK_BYTES {self.ram_bytes - self.max_bytes}u",
+            f"#define TE_AUDIO_WORK_BYTES {self.work_bytes}u",
             f"#define TE_INPUT_SCALE {_scale_literal(self.input_scale)}",
             f"#define TE_INPUT_ZERO_POINT ({self.input_zero_point})",
             _c_array("int16_t", "te_audio_window_q15", t.window_q15),
@@ -128,7 +161,26 @@ class AudioFrontend:
             f"  {fe.clip_samples}, {fe.window_samples}, {fe.hop_samples}, {fe.fft_size}, {fe.n_mels}, {fe.n_mfcc},",
             "  te_audio_window_q15, te_audio_twiddle_q15, te_audio_mel_start, te_audio_mel_len, te_audio_mel_weights_q15,",
             f"  {dct}, te_audio_log2_table_q16, {t.log_floor}, {t.log_offset_q16}}};",
+            *self._stream_lines(),
         ])
+
+    def _stream_lines(self) -> list[str]:
+        st = self.stream
+        if not st:
+            return []
+        return [
+            f"/* The keyword stream (tinyeff/stream.py): a model every {st.every} hops, outputs averaged over {st.average},",
+            f" * a keyword reported at an averaged probability of {st.threshold} and not again for {st.refractory} hops. */",
+            '#include "te_stream.h"',
+            "#define TE_STREAM 1",
+            f"#define TE_STREAM_CLASSES {st.n_classes}",
+            f"#define TE_STREAM_STATE_BYTES {self.stream_state_bytes}u",
+            f"#define TE_STREAM_MAX_INFERENCES {self.stream_max_inferences}u",
+            _c_array("uint8_t", "te_stream_keyword", self.stream_keywords_mask),
+            "static const te_stream_config_t te_stream_config = {",
+            f"  &te_audio_config, {st.every}, {st.average}, {st.threshold_q}, {st.refractory}, TE_STREAM_CLASSES,",
+            f"  te_stream_keyword, TE_INPUT_SCALE, TE_INPUT_ZERO_POINT, {st.output_zero_point}}};",
+        ]
 
     def raw(self, sample) -> bytes:
         """One clip of the run's raw test split (int16 samples) as the little-endian bytes the device takes."""
@@ -138,7 +190,8 @@ class AudioFrontend:
 def frontend_from_json(d: dict) -> "TextFrontend | AudioFrontend":
     if d["type"] == "audio":
         keys = {f.name for f in dataclasses.fields(FrontEnd)}
-        return AudioFrontend(FrontEnd(**{k: v for k, v in d.items() if k in keys}), d["input_scale"], d["input_zero_point"])
+        stream = StreamSettings.from_json(d["stream"]) if d.get("stream") else None
+        return AudioFrontend(FrontEnd(**{k: v for k, v in d.items() if k in keys}), d["input_scale"], d["input_zero_point"], stream)
     return TextFrontend(ProjectionConfig(d["features"], d["max_tokens"], d["ngram"]), d["input_scale"], d["input_zero_point"],
                         d["max_raw_bytes"])
 
@@ -172,8 +225,10 @@ def projection_of(run_dir: Path) -> ProjectionConfig:
                        "the directory 'tinyeff train', 'shrink' or 'search' wrote the model into")
 
 
-def frontend_of(run_dir: Path, inputs: tuple[IoTensor, ...], model_name: str) -> "TextFrontend | AudioFrontend":
-    """The front end of the run in RUN_DIR for a model with INPUTS, checked to make the input it feeds."""
+def frontend_of(run_dir: Path, inputs: tuple[IoTensor, ...], outputs: tuple[IoTensor, ...],
+                model_name: str) -> "TextFrontend | AudioFrontend":
+    """The front end of the run in RUN_DIR for a model with INPUTS, checked to make the input it feeds. An
+    audio model with one int8 output per class of the run (OUTPUTS) also gets the keyword stream."""
     run_dir = Path(run_dir)
     fe = audio_frontend_of(run_dir)
     if fe is not None:
@@ -190,7 +245,21 @@ def frontend_of(run_dir: Path, inputs: tuple[IoTensor, ...], model_name: str) ->
         got = ", ".join(f"{t.dtype} {list(t.sample_shape)}" for t in inputs)
         raise TinyeffError(f"'{model_name}' takes {got}, but {what} makes int8 {list(want)}; give --frontend "
                            "the run the model was trained in")
+    if make is AudioFrontend:
+        return AudioFrontend(fe, inputs[0].scale, inputs[0].zero_point, _stream_of(run_dir, fe, outputs))
     return make(fe, inputs[0].scale, inputs[0].zero_point)
+
+
+def _stream_of(run_dir: Path, fe: FrontEnd, outputs: tuple[IoTensor, ...]) -> StreamSettings | None:
+    """The keyword stream for a classifier whose one int8 output holds a probability per class of the run."""
+    from tinyeff.data.dataset import Dataset
+
+    labels = list(Dataset.load(Path(run_dir) / "split.npz").labels)
+    if len(outputs) != 1 or outputs[0].dtype != "int8" or int(np.prod(outputs[0].sample_shape)) != len(labels):
+        return None
+    if not any(map(is_keyword, labels)):
+        return None
+    return stream_settings(fe, labels, outputs[0].scale, outputs[0].zero_point)
 
 
 def text_bytes(text: str, max_bytes: int = TEXT_MAX_BYTES) -> bytes:

@@ -210,7 +210,7 @@ def generate(model_path: Path, board_id: str, runtime: str, out: Path, force: bo
     data, info = load_model_file(Path(model_path))
     require_quantized(info)
     name = Path(model_path).name
-    raw_fe = frontend_of(Path(frontend), io_tensors(info)[0], name) if frontend is not None else None
+    raw_fe = frontend_of(Path(frontend), *io_tensors(info), name) if frontend is not None else None
     runtime, why = _choose_runtime(data, info, name, runtime)
     sources, man = (_compiled_sources if runtime == "compiled" else _tflm_sources)(data, info, name, board, runtime, optimize)
     if why:

@@ -126,12 +126,18 @@ static int8_t quantize(int32_t v, float scale, int32_t zero_point) {
   return te_quantize_int8((float)v / 65536.0f / scale, zero_point);
 }
 
+void te_audio_frame_int8(const te_audio_t *cfg, const int16_t *pcm, size_t n, int32_t frame, float scale,
+                         int32_t zero_point, void *work, int8_t *out) {
+  const int32_t n_out = te_audio_n_out(cfg);
+  int32_t *row = (int32_t *)work + cfg->fft_size + 2 + (cfg->n_mfcc ? cfg->n_mels : 0);
+  te_audio_frame(cfg, pcm, n, frame, work, row);
+  for (int32_t k = 0; k < n_out; ++k) out[k] = quantize(row[k], scale, zero_point);
+}
+
 void te_audio_int8(const te_audio_t *cfg, const int16_t *pcm, size_t n, float scale, int32_t zero_point, void *work,
                    int8_t *out) {
   const int32_t n_out = te_audio_n_out(cfg), n_frames = te_audio_n_frames(cfg);
-  int32_t *row = (int32_t *)work + cfg->fft_size + 2 + (cfg->n_mfcc ? cfg->n_mels : 0);
-  for (int32_t frame = 0; frame < n_frames; ++frame) {
-    te_audio_frame(cfg, pcm, n, frame, work, row);
-    for (int32_t k = 0; k < n_out; ++k) *out++ = quantize(row[k], scale, zero_point);
+  for (int32_t frame = 0; frame < n_frames; ++frame, out += n_out) {
+    te_audio_frame_int8(cfg, pcm, n, frame, scale, zero_point, work, out);
   }
 }

@@ -44,6 +44,10 @@ size_t te_audio_work_bytes(const te_audio_t *cfg);
  * n_out int32 Q16 values into OUT, which may be WORK's last n_out int32 but no other part of it. */
 void te_audio_frame(const te_audio_t *cfg, const int16_t *pcm, size_t n, int32_t frame, void *work, int32_t *out);
 
+/* Frame FRAME as te_audio_frame computes it, quantized as te_audio_int8 does: n_out int8 into OUT. */
+void te_audio_frame_int8(const te_audio_t *cfg, const int16_t *pcm, size_t n, int32_t frame, float scale,
+                         int32_t zero_point, void *work, int8_t *out);
+
 /* The whole clip straight into the model's int8 input (n_frames x n_out, row-major): each value v becomes
  * round_half_even((float)v / 65536.0f / scale) + zero_point, saturated, in float32 as the host's
  * quantize_input does with audio_fixed.fixed_features (v clipped to +-(2^24 - 1) first, as there). */

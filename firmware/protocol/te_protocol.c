@@ -410,6 +410,100 @@ static void te_raw_run(const char *len_arg, const char *crc_arg, const char *n_a
 }
 #endif
 
+#ifdef TE_STREAM
+/* A keyword stream (te_stream.h): te-stream-start begins one, each te-stream-push feeds it whole hops of the
+ * raw buffer. The last push's outputs and reports are kept, so that a push asked again after a damaged reply
+ * is answered again rather than heard twice (the stream would move on). */
+static uint16_t stream_mem[TE_STREAM_STATE_BYTES / 2u];
+static te_stream_t stream;
+static int stream_started;
+static long stream_last_n = -1;
+static uint32_t stream_last_crc;
+static int32_t stream_hops, stream_inferences, stream_reports;
+static uint64_t stream_model_ticks, stream_frontend_ticks;
+static int8_t stream_outputs[TE_STREAM_MAX_INFERENCES * TE_STREAM_CLASSES];
+static int32_t stream_report_hop[TE_STREAM_MAX_INFERENCES];
+static uint8_t stream_report_class[TE_STREAM_MAX_INFERENCES];
+
+static void te_stream_start(void) {
+  te_stream_reset(&stream, &te_stream_config, stream_mem, audio_work);
+  stream_started = 1;
+  stream_last_n = -1;
+  put("m-te-stream-started-[");
+  put_u64((uint64_t)te_stream_config.audio->hop_samples);
+  put("]\r\n");
+}
+
+/* The hops of the raw buffer's first LEN bytes through the stream, each inference it asks for on the model. */
+static void stream_hops_of(size_t len) {
+  const size_t hop = (size_t)te_stream_config.audio->hop_samples;
+  const int16_t *pcm = (const int16_t *)raw_words;
+  stream_inferences = stream_reports = 0;
+  stream_model_ticks = stream_frontend_ticks = 0;
+  for (size_t at = 0; at + hop <= len / 2u; at += hop) {
+    uint64_t start = te_port_ticks();
+    int due = te_stream_hop(&stream, pcm + at, audio_work, (int8_t *)tinyeff_input(0));
+    uint64_t made = te_port_ticks();
+    stream_frontend_ticks += made - start;
+    if (!due) continue;
+    invoke();
+    stream_model_ticks += te_port_ticks() - made;
+    const int8_t *y = (const int8_t *)tinyeff_output(0);
+    memcpy(stream_outputs + (size_t)stream_inferences * TE_STREAM_CLASSES, y, TE_STREAM_CLASSES);
+    stream_inferences++;
+    int32_t c = te_stream_posterior(&stream, y);
+    if (c >= 0) {
+      stream_report_hop[stream_reports] = stream.hops;
+      stream_report_class[stream_reports++] = (uint8_t)c;
+    }
+  }
+  stream_hops = stream.hops;
+}
+
+/* te-stream-push LEN CRC N: the first LEN bytes of the raw buffer (whole hops; CRC-32 CRC) into the stream.
+ * m-te-stream-[hops heard]-[outputs of each inference, hex]-[reports, hops.class comma-separated]-[model
+ * ticks]-[front-end ticks]. N numbers the push: the same N and CRC again is answered from the last push. */
+static void te_stream_push(const char *len_arg, const char *crc_arg, const char *n_arg) {
+  long len = parse_count(len_arg), n = parse_count(n_arg);
+  int ok;
+  uint32_t want = parse_hex32(crc_arg, &ok);
+  const size_t hop_bytes = 2u * (size_t)te_stream_config.audio->hop_samples;
+  if (len < 0 || !ok || n < 0) { put("e-[Usage: te-stream-push LENGTH CRC32HEX N < 10^9]\r\n"); return; }
+  if (!stream_started) { put("e-[te-stream-push: no stream; send te-stream-start first]\r\n"); return; }
+  if (len == 0 || (size_t)len % hop_bytes) {
+    put("e-[te-stream-push: "); put_u64((uint64_t)len); put(" bytes are not whole hops of ");
+    put_u64(hop_bytes); put(" bytes]\r\n");
+    return;
+  }
+  if ((size_t)len > TE_RAW_MAX_BYTES) {
+    put("e-[te-stream-push: "); put_u64((uint64_t)len); put(" bytes are more than the ");
+    put_u64(TE_RAW_MAX_BYTES); put("-byte raw input buffer]\r\n");
+    return;
+  }
+  uint32_t have = crc32_update(0, raw_buf, (size_t)len);
+  if (have != want) { put("e-[te-stream-push input CRC "); put_hex32(have); put(", expected "); put_hex32(want); put("]\r\n"); return; }
+  if (n != stream_last_n || have != stream_last_crc) {
+    stream_hops_of((size_t)len);
+    stream_last_n = n;
+    stream_last_crc = have;
+  }
+  put("m-te-stream-[");
+  put_u64((uint64_t)stream_hops);
+  put("]-[");
+  for (int32_t i = 0; i < stream_inferences * TE_STREAM_CLASSES; ++i) put_hex8((uint8_t)stream_outputs[i]);
+  put("]-[");
+  for (int32_t i = 0; i < stream_reports; ++i) {
+    if (i) put(",");
+    put_u64((uint64_t)stream_report_hop[i]); put("."); put_u64(stream_report_class[i]);
+  }
+  put("]-[");
+  put_u64(stream_model_ticks);
+  put("]-[");
+  put_u64(stream_frontend_ticks);
+  put("]\r\n");
+}
+#endif
+
 #ifdef TE_SPIN_COMMAND
 /* te-spin N: built only for the timing tests. A loop of exactly 2N instructions (Thumb SUBS and
  * BNE, N times) between two timer reads, and the ticks it took: an emulator's instruction count
@@ -489,6 +583,9 @@ static void run_command(void) {
 #ifdef TE_RAW_FRONTEND
         ", te-raw-put OFF LEN CRC, te-raw-run LEN CRC [N]"
 #endif
+#ifdef TE_STREAM
+        ", te-stream-start, te-stream-push LEN CRC N"
+#endif
         "\r\n");
   } else if (strcmp(tok, "db") == 0) {
     db_command(word[1], word[2]);
@@ -507,6 +604,12 @@ static void run_command(void) {
     return;
   } else if (strcmp(tok, "te-raw-run") == 0) {
     te_raw_run(word[1], word[2], word[3]);
+#endif
+#ifdef TE_STREAM
+  } else if (strcmp(tok, "te-stream-start") == 0) {
+    te_stream_start();
+  } else if (strcmp(tok, "te-stream-push") == 0) {
+    te_stream_push(word[1], word[2], word[3]);
 #endif
 #ifdef TE_FAULT_COMMAND
   } else if (strcmp(tok, "te-fault") == 0) {

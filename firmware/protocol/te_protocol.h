@@ -22,6 +22,11 @@
  *                       input, then one inference: m-te-run-[outputs, hex]-[model ticks]-[front end ticks];
  *                       an empty or over-long sample, a text that is not UTF-8, a clip of an odd number
  *                       of bytes are refused by name (e-[te-raw-run: ...])
+ * With the audio front end of a keyword classifier, a keyword stream (te_stream.h):
+ *   te-stream-start           a stream that has heard silence: m-te-stream-started-[samples per hop]
+ *   te-stream-push LEN CRC N  the buffer's first LEN bytes (whole hops) into the stream, the model every few
+ *                       hops: m-te-stream-[hops heard]-[outputs of each inference, hex]-[reports as
+ *                       hops.class, comma-separated]-[model ticks]-[front end ticks]; N as te-run's
  * Every te- reply ends with m-te-crc-[CRC-32 of the reply's bytes before that line], then
  * m-ready, so the host can tell a reply damaged on the link from a good one and ask again.
  */

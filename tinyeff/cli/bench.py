@@ -49,6 +49,57 @@ def bench_summary(r) -> list[str]:
     return lines
 
 
+def stream_summary(r) -> list[str]:
+    import numpy as np
+
+    unit, d, h = r.latency_unit, r.device_score, r.host_score
+    audio_s = r.seconds or 1.0
+    lines = [
+        f"keyword stream over {r.seconds:,.1f} s of audio on {r.board} ({r.runtime} runtime) over {r.device}",
+        *([f"  data                     synthetic ({r.synthetic}), not recorded"] if r.synthetic else []),
+        f"  stream                   {r.hops:,} hops, the model every {r.every} ({r.inferences:,} inferences)",
+        f"  agreement with the host  {r.exact_inferences:,} of {r.inferences:,} inferences bit-exact, reports "
+        + ("identical" if r.reports_equal else "DIFFERENT") + " (host simulation on host TFLM)",
+        f"  keywords                 {d.hits} of {d.keywords} detected ({pct(d.recall)})   (host: {h.hits} of {h.keywords})",
+        f"  false accepts            {d.false_accepts} ({d.false_accepts_per_hour:,.0f} per hour)   (host: {h.false_accepts})",
+        (f"  latency                  {np.median(d.latencies_s):+.2f} s after the word ends (median; "
+         f"{min(d.latencies_s):+.2f} to {max(d.latencies_s):+.2f})") if d.latencies_s else "  latency                  (nothing detected)",
+        f"  cost                     front end {r.frontend_latency / audio_s:,.0f} + model {r.model_latency / audio_s:,.0f} "
+        f"{unit} per second of audio ({r.timer} timer)",
+        f"  link                     {r.retries} exchanges retried; {r.wall_seconds:,.1f} s wall time",
+    ]
+    if unit == "emulated instructions":
+        lines.append("  (an emulator counts instructions; it is not a board's cycle count or latency)")
+    return lines
+
+
+def _bench_stream(args, project) -> int:
+    import contextlib
+    import json
+
+    from tinyeff.atomic import replace_file
+    from tinyeff.data.recording import read_recording
+    from tinyeff.harness.dut import Dut
+    from tinyeff.harness.flash import open_devices
+    from tinyeff.harness.stream_bench import bench_stream
+
+    if args.data or args.resume or args.junit or args.plot or args.min_accuracy is not None or (args.jobs or 1) > 1 \
+            or len(args.port or []) > 1 or args.labgrid:
+        raise TinyeffError("--stream plays one recording on one device; drop --data, --resume, --junit, --plot, "
+                           "--min-accuracy and the extra devices")
+    rec = read_recording(Path(args.stream))
+    progress = Progress(args.quiet)
+    with contextlib.ExitStack() as stack:
+        (device,) = open_devices(project, args.port or [], args.emulator, None, stack, [])
+        dut = Dut(device, timeout=args.timeout)
+        dut.wait_ready()
+        result = bench_stream(project, dut, rec, lambda i, n: progress.transient(f"bench: hop {i}/{n}"))
+    print("\n".join(stream_summary(result)))
+    if args.json:
+        replace_file(Path(args.json), json.dumps(result.to_json(), indent=1) + "\n")
+    return 0 if result.exact else 1
+
+
 def cmd_bench(args) -> int:
     import contextlib
 
@@ -58,6 +109,10 @@ def cmd_bench(args) -> int:
     from tinyeff.harness.report import Journal, resumable, write_json, write_junit, write_plot
 
     project = Project.load(Path(args.project))
+    if args.stream:
+        return _bench_stream(args, project)
+    if not args.data:
+        raise TinyeffError("bench needs --data (the run the model came from, or a dataset), or --stream RECORDING.wav")
     x, y = bench_inputs(args.data, project.model, args.lang, limit=args.limit or None)
     raw = bench_raw(args.data, project, limit=args.limit or None) if project.manifest.get("frontend") else None
     if args.min_accuracy is not None and (y < 0).any():
@@ -103,7 +158,10 @@ def cmd_bench(args) -> int:
 def add_parsers(sub) -> None:
     be = sub.add_parser("bench", help="run a test set on the device: accuracy, agreement with host TFLM, latency, memory")
     be.add_argument("project", help="a directory made by 'tinyeff generate'")
-    be.add_argument("--data", required=True, help="the run directory the model came from (its test split), or a dataset")
+    be.add_argument("--data", help="the run directory the model came from (its test split), or a dataset")
+    be.add_argument("--stream", metavar="RECORDING.wav", help="play this recording (16-bit mono, with its truth in "
+                    "RECORDING.json, as 'tinyeff data recording' writes) through the device's keyword stream: detections, "
+                    "false accepts and latency, against the host simulation")
     be.add_argument("--port", action="append", help="the board's serial port as a pyserial URL (/dev/ttyACM0, socket://host:port, "
                     "rfc2217://...); repeat for several boards running the same firmware: they share the samples")
     be.add_argument("--emulator", choices=("qemu", "renode"), help="run on an emulator (default for qemu-* boards)")

@@ -23,8 +23,35 @@ def cmd_data_tts(args) -> int:
     return 0
 
 
+def cmd_data_recording(args) -> int:
+    from tinyeff.data.recording import make_recording, write_recording
+    from tinyeff.errors import TinyeffError
+    from tinyeff.frontend import audio_frontend_of
+    from tinyeff.train.run import Run
+
+    fe = audio_frontend_of(Path(args.run))
+    if fe is None:
+        raise TinyeffError(f"'{args.run}' is not the run of an audio model; give the directory 'tinyeff train' wrote a "
+                           "keyword model into")
+    run = Run.load(Path(args.run))
+    if run.data.raw_test is None:
+        raise TinyeffError(f"the split of '{args.run}' keeps no raw test clips; train it again with --audio-frontend fixed")
+    out = Path(args.out)
+    if (out.exists() or out.with_suffix(".json").exists()) and not args.force:
+        raise TinyeffError(f"'{out}' or its truth file already exists; choose another --out or pass --force")
+    rec = make_recording(run.data.raw_test, run.data.y_test, list(run.data.labels), args.seconds, fe.sample_rate_hz,
+                         seed=args.seed, synthetic=run.data.synthetic)
+    truth = write_recording(rec, out)
+    keywords = sum(e.keyword for e in rec.events)
+    print(f"{rec.seconds:,.1f} s recording in {out} (truth in {truth}): {keywords} keywords and "
+          f"{len(rec.events) - keywords} other words from the test split of '{args.run}', in noise"
+          + (f"; synthetic ({rec.synthetic})" if rec.synthetic else ""))
+    print(f"play it through a device's keyword stream with 'tinyeff bench PROJECT --stream {out}'")
+    return 0
+
+
 def add_parsers(sub) -> None:
-    da = sub.add_parser("data", help="make a dataset the kit can train on")
+    da = sub.add_parser("data", help="make a dataset the kit can train on, or a recording to bench a keyword stream on")
     dsub = da.add_subparsers(dest="data_command", required=True)
     tts = dsub.add_parser("tts", help="a synthetic keyword-spotting set spoken by espeak-ng (voices, speeds, pitches, "
                           "shifts and noise varied): OUT/<keyword>, _unknown_, _silence_ of 1 s 16 kHz .wav")
@@ -36,3 +63,11 @@ def add_parsers(sub) -> None:
     tts.add_argument("--force", action="store_true", help="replace --out if it exists")
     tts.add_argument("--quiet", action="store_true")
     tts.set_defaults(func=cmd_data_tts)
+    rec = dsub.add_parser("recording", help="a long recording of a keyword run's test clips at known times in noise, "
+                          "with its truth, to bench a keyword stream on (tinyeff bench --stream)")
+    rec.add_argument("--run", required=True, help="the run of a keyword model trained with --audio-frontend fixed")
+    rec.add_argument("--out", required=True, help="the .wav to write (the truth goes beside it, as .json)")
+    rec.add_argument("--seconds", type=float, default=60.0, help="length of the recording (default 60)")
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--force", action="store_true", help="replace --out if it exists")
+    rec.set_defaults(func=cmd_data_recording)

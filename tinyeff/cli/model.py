@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from tinyeff.cli.output import KIB, Progress, footprint_line, pct
+from tinyeff.atomic import replace_file
 from tinyeff.errors import TinyeffError
 
 
@@ -97,9 +98,7 @@ def cmd_quantize(args) -> int:
                                representative_set(x_train, args.seed, args.samples), kind=run.data.kind, qat=args.qat,
                                seed=args.seed, progress=Progress(False))
     out = Path(args.out) if args.out else run.path / INT8
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(q.tflite)
-    tmp.replace(out)
+    replace_file(out, q.tflite)
     if q.method == "qat" and not args.out:  # the run's float model is the one its int8 model came from
         q.model.save(run.path / f".{MODEL}.tmp.keras")
         (run.path / f".{MODEL}.tmp.keras").replace(run.path / MODEL)

@@ -103,24 +103,42 @@ def features(signal: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.ndarray:
     return (logmel @ dct_matrix(fe.n_mfcc, fe.n_mels).T).astype(np.float32)
 
 
-def read_wav(path: Path, expected_rate: int) -> np.ndarray:
-    """Mono float samples in [-1, 1] from a 8/16/32-bit PCM .wav file."""
+def _read_pcm(path: Path, expected_rate: int | None) -> tuple[np.ndarray, int]:
+    """The samples of a mono PCM .wav file in their own integer type, and its rate."""
     try:
         with wave.open(str(path), "rb") as w:
             rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
             raw = w.readframes(w.getnframes())
     except (wave.Error, EOFError, OSError) as e:
         raise TinyeffError(f"'{path}' is not a readable PCM .wav file ({e}); convert it to 16-bit PCM") from None
-    if rate != expected_rate:
+    if expected_rate is not None and rate != expected_rate:
         raise TinyeffError(
             f"'{path}' is sampled at {rate} Hz but the front end expects {expected_rate} Hz; resample it first"
         )
-    dtype = {1: np.uint8, 2: np.int16, 4: np.int32}.get(width)
+    dtype = {1: np.uint8, 2: np.dtype("<i2"), 4: np.dtype("<i4")}.get(width)
     if dtype is None:
         raise TinyeffError(f"'{path}' has {8 * width}-bit samples; use 8, 16 or 32-bit PCM")
-    a = np.frombuffer(raw, dtype=dtype).astype(np.float64)
-    a = (a - 128.0) / 128.0 if dtype is np.uint8 else a / float(np.iinfo(dtype).max + 1)
-    return a.reshape(-1, channels).mean(axis=1)
+    if channels != 1:
+        # a microphone on a device gives one channel, and which mix of several a model was meant to hear is the user's call
+        raise TinyeffError(f"'{path}' has {channels} channels and the front end takes one; mix it down to mono first "
+                           "(e.g. sox in.wav -c 1 out.wav)")
+    return np.frombuffer(raw, dtype=dtype), rate
+
+
+def read_wav(path: Path, expected_rate: int) -> np.ndarray:
+    """Mono float samples in [-1, 1] from a 8/16/32-bit PCM .wav file."""
+    a, _ = _read_pcm(path, expected_rate)
+    a64 = a.astype(np.float64)
+    return (a64 - 128.0) / 128.0 if a.dtype == np.uint8 else a64 / float(np.iinfo(a.dtype).max + 1)
+
+
+def read_pcm16(path: Path, expected_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """The int16 samples of a 16-bit mono .wav file, as a device's microphone gives them, and its rate."""
+    a, rate = _read_pcm(path, expected_rate)
+    if a.dtype != np.dtype("<i2"):
+        raise TinyeffError(f"'{path}' has {8 * a.dtype.itemsize}-bit samples and the device takes 16-bit PCM; "
+                           "convert it (e.g. sox in.wav -b 16 out.wav)")
+    return a.astype(np.int16), rate
 
 
 def load_wav_folder(root: Path, *, seed: int = 0, fe: FrontEnd = FrontEnd(), test_fraction: float = 0.25) -> Dataset:
@@ -129,15 +147,16 @@ def load_wav_folder(root: Path, *, seed: int = 0, fe: FrontEnd = FrontEnd(), tes
     files = [(c, f) for c in classes for f in sorted((root / c).glob("*.wav"))]
     if len(classes) < 2 or not files:
         raise TinyeffError(f"'{root}' must hold one sub-folder of .wav files per class, at least two classes")
-    clips = [read_wav(f, fe.sample_rate_hz) for _, f in files]
-    x = np.stack([features(c, fe) for c in clips])[..., None]
     raw = None
-    if fe.arithmetic == "fixed":  # a device can run this front end: keep the clips a bench will send it
-        from tinyeff.data.audio_fixed import pcm16
-
+    if fe.arithmetic == "fixed":  # a device can run this front end: keep the 16-bit clips a bench will send it
+        pcm = [read_pcm16(f, fe.sample_rate_hz)[0][: fe.clip_samples] for _, f in files]
+        clips = [p / 32768.0 for p in pcm]
         raw = np.zeros((len(clips), fe.clip_samples), np.int16)
-        for i, c in enumerate(clips):
-            raw[i, : min(len(c), fe.clip_samples)] = pcm16(c[: fe.clip_samples])
+        for i, p in enumerate(pcm):
+            raw[i, : len(p)] = p
+    else:
+        clips = [read_wav(f, fe.sample_rate_hz) for _, f in files]
+    x = np.stack([features(c, fe) for c in clips])[..., None]
     y = np.array([classes.index(c) for c, _ in files], dtype=np.int32)
     counts = np.bincount(y, minlength=len(classes))
     if counts.min() < 2:

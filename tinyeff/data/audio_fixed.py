@@ -190,6 +190,23 @@ def fixed_features_q16_batch(pcm: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.n
     return out
 
 
+def windows_q16(windows: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.ndarray:
+    """(n, n_out) int32 Q16 features of N frames given as int16 WINDOWS (n, window_samples): te_audio_frame on
+    each, as a stream computes one row per hop."""
+    windows = np.asarray(windows)
+    if windows.dtype != np.int16 or windows.ndim != 2 or windows.shape[1] != fe.window_samples:
+        raise ValueError(f"the fixed front end takes int16 windows of {fe.window_samples} samples, one per row")
+    out = np.zeros((len(windows), fe.n_mfcc or fe.n_mels), np.int32)
+    for i in range(0, len(windows), 2048):  # as fixed_features_q16_batch: bounded int64 temporaries
+        out[i : i + 2048] = _frames_q16(windows[i : i + 2048].astype(np.int64), fe, tables(fe))
+    return out
+
+
+def q16_float(q16: np.ndarray) -> np.ndarray:
+    """Q16 features as the float32 a model is trained on (exact: clipped where float32 stops holding integers)."""
+    return np.clip(q16, -Q16_LIMIT, Q16_LIMIT).astype(np.float32) / np.float32(65536.0)
+
+
 def fixed_features_q16(pcm: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.ndarray:
     """(n_frames, n_mfcc or n_mels) int32 Q16 features of one int16 clip."""
     pcm = np.asarray(pcm)
@@ -200,4 +217,4 @@ def fixed_features_q16(pcm: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.ndarray
 
 def fixed_features(pcm: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.ndarray:
     """The features as float32 (q16 / 65536, exact): what a model trained for the device sees."""
-    return np.clip(fixed_features_q16(pcm, fe), -Q16_LIMIT, Q16_LIMIT).astype(np.float32) / np.float32(65536.0)
+    return q16_float(fixed_features_q16(pcm, fe))

@@ -155,6 +155,14 @@ class _Shared:
         self.failure: BaseException | None = None  # what ends the whole bench
 
 
+def check_signature(project: Project, dut: Dut) -> None:
+    """One sentence when the device on DUT runs firmware for another model than PROJECT's."""
+    sig, want = dut.signature(), project.manifest["model_sha256"]
+    if sig.sha256 != want:
+        raise TinyeffError(f"the device on {dut.device.url} runs firmware for model {sig.sha256[:16]} ({sig.runtime}, "
+                           f"{sig.board}) but {project.path} is for {want[:16]}; flash this project first (tinyeff flash)")
+
+
 def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
               progress: Callable[[int, int], None] | None = None,
               on_sample: Callable[[SampleResult], None] | None = None,
@@ -170,11 +178,7 @@ def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
     if raw is not None and not man.get("frontend"):
         raise TinyeffError(f"{project.path} has no front end; generate it with --frontend RUN to bench from raw samples")
     for dut in duts:
-        sig = dut.signature()
-        if sig.sha256 != man["model_sha256"]:
-            raise TinyeffError(f"the device on {dut.device.url} runs firmware for model {sig.sha256[:16]} ({sig.runtime}, "
-                               f"{sig.board}) but {project.path} is for {man['model_sha256'][:16]}; flash this project first "
-                               "(tinyeff flash)")
+        check_signature(project, dut)
     xs = [x] if isinstance(x, np.ndarray) else list(x)
     outputs = tuple(IoTensor.from_json(t) for t in man["outputs"])
     sent = _packed_inputs(project, xs)
@@ -362,8 +366,7 @@ def bench_raw(data: str, project: Project, limit: int | None = None) -> list[byt
     if not (Path(data) / CONFIG).is_file():
         raise TinyeffError(f"{project.path} takes raw {fe.raw_input}, and '{data}' is not a run directory; bench it with --data RUN, "
                            "the run whose samples and front end the model was trained on")
-    inputs, _ = io_tensors(read_model(project.model))
-    if frontend_of(Path(data), inputs, "the model").to_json() != project.manifest["frontend"]:
+    if frontend_of(Path(data), *io_tensors(read_model(project.model)), "the model").to_json() != project.manifest["frontend"]:
         raise TinyeffError(f"the front end of '{data}' differs from the one {project.path} was generated with; bench with the run "
                            "given to generate --frontend")
     run = Run.load(Path(data))

@@ -48,6 +48,17 @@ class Inference:
 
 
 @dataclasses.dataclass(frozen=True)
+class StreamPush:
+    """What a keyword stream on the device did with one push of audio."""
+
+    hops: int  # hops heard since te-stream-start, this push's included
+    outputs: np.ndarray  # (inferences, classes) int8: the model's outputs at each inference this push asked for
+    reports: tuple[tuple[int, int], ...]  # (hops heard, class) of each keyword reported
+    ticks: int  # the model's timer ticks over this push
+    frontend_ticks: int  # ... and the front end's
+
+
+@dataclasses.dataclass(frozen=True)
 class DeviceMemory:
     arena_bytes: int  # declared: what the firmware reserves for the model
     arena_used_bytes: int  # what the runtime's planner took of it
@@ -92,7 +103,7 @@ class _Refusals:
         refused = [l for l in lines if self.mark in l]
         self.seen = self.seen + 1 if refused else 0
         if self.seen >= REFUSALS_BELIEVED:
-            words = refused[0].split("e-[", 1)[-1].removeprefix("te-raw-run: ").rstrip("]")
+            words = re.sub(r"^te-[a-z-]+: ", "", refused[0].split("e-[", 1)[-1]).rstrip("]")
             raise DeviceRefused(self.says + words)
 
 
@@ -126,7 +137,7 @@ class Dut:
         quiet = quiet if quiet is not None else getattr(device, "quiet", 0.3)
         self.device, self.timeout, self.retries, self.quiet = device, timeout, retries, quiet
         self.retry_for = retry_for
-        self._inference_s = 0.0  # the longest a te-run took to answer so far
+        self._longest_s: dict[str, float] = {}  # the longest a te-run (te-raw-run, te-stream-push) took to answer so far
         self._reply_wait = REPLY_START_S  # how long to wait for any other exchange's reply to begin
         self._answer_s = 0.0  # the slowest whole answer to an exchange other than an inference so far
         self._put_chunk = PUT_CHUNK
@@ -311,19 +322,57 @@ class Dut:
         return self._run(data, "te-raw-put", f"te-raw-run {len(data)} {zlib.crc32(data):08x}", timeout)
 
     def _run(self, data: bytes, put: str, run: str, timeout: float | None) -> Inference:
+        def reply(line):
+            m = re.fullmatch(r"m-te-run-\[([0-9a-f]*)\]-\[(\d+)\](?:-\[(\d+)\])?", line)
+            return m and Inference(np.frombuffer(bytes.fromhex(m.group(1)), np.int8).copy(), int(m.group(2)),
+                                   int(m.group(3)) if m.group(3) else None)
+
+        return self._put_and_run(data, put, run, reply, timeout)
+
+    def stream_start(self) -> int:
+        """Begin a keyword stream on the device (one that has heard silence); returns its samples per hop."""
+        def parse(lines):
+            for line in lines:
+                m = re.fullmatch(r"m-te-stream-started-\[(\d+)\]", line)
+                if m:
+                    return int(m.group(1))
+            if any("Unknown command: te-stream-start" in l for l in lines):
+                raise DeviceError("the firmware has no keyword stream; generate the project with --frontend RUN from "
+                                  "a keyword classifier's run")
+            return None
+
+        return self._exchange(b"te-stream-start%", parse, "starting a keyword stream (te-stream-start)")
+
+    def stream_push(self, data: bytes, n_classes: int, timeout: float | None = None) -> StreamPush:
+        """Whole hops of 16-bit PCM DATA into the device's stream: the outputs of the inferences it ran and
+        the keywords it reported. Numbered like run(), so a push asked again is not heard twice."""
+        def reply(line):
+            m = re.fullmatch(r"m-te-stream-\[(\d+)\]-\[([0-9a-f]*)\]-\[([\d.,]*)\]-\[(\d+)\]-\[(\d+)\]", line)
+            if not m or len(m.group(2)) % (2 * n_classes):
+                return None
+            outputs = np.frombuffer(bytes.fromhex(m.group(2)), np.int8).reshape(-1, n_classes).copy()
+            reports = tuple(tuple(int(v) for v in r.split(".")) for r in m.group(3).split(",") if r)
+            return StreamPush(int(m.group(1)), outputs, reports, int(m.group(4)), int(m.group(5)))
+
+        return self._put_and_run(data, "te-raw-put", f"te-stream-push {len(data)} {zlib.crc32(data):08x}", reply, timeout)
+
+    def _put_and_run(self, data: bytes, put: str, run: str, reply, timeout: float | None):
+        """Upload DATA with PUT, then send RUN numbered (the device answers a number it has run with the
+        same reply again); REPLY turns a line into the result or None. A device whose buffer does not hold
+        what was sent (its CRC differs) gets the upload again."""
         self.runs += 1
         request = f"{run} {self.runs % 1_000_000_000}%".encode()
-        refusals = _Refusals("e-[te-raw-run: ", "the device refused the sample: ")
+        name = run.split()[0]
+        refusals = _Refusals(f"e-[{name}: ", "the device refused the sample: ")
 
         def parse(lines):
             for line in lines:
-                m = re.fullmatch(r"m-te-run-\[([0-9a-f]*)\]-\[(\d+)\](?:-\[(\d+)\])?", line)
-                if m:
-                    return Inference(np.frombuffer(bytes.fromhex(m.group(1)), np.int8).copy(), int(m.group(2)),
-                                     int(m.group(3)) if m.group(3) else None)
+                value = reply(line)
+                if value:
+                    return value
             # the input on the device is not what was sent (a chunk went to the wrong offset, or
             # the request itself was damaged): upload again rather than retry the same request
-            if any(re.search(r"te-(raw-)?run input CRC", l) for l in lines):
+            if any(f"{name} input CRC" in l for l in lines):
                 return _STALE
             # a sample the device refuses by name (empty, too long, not UTF-8) is refused again however often it is sent
             refusals.check(lines)
@@ -331,13 +380,14 @@ class Dut:
 
         for _ in range(self.retries + 1):
             self.put_input(data, put)
-            # until one inference has answered, the whole TIMEOUT; then a few times the longest seen
-            # a few times the longest inference seen (REPLY_START_S before the first), doubled while unanswered
-            wait = timeout or min(self.timeout, max(REPLY_START_S, 4 * self._inference_s))
+            # until one such command has answered, the whole TIMEOUT (REPLY_START_S at least); then a few
+            # times the longest seen, doubled while unanswered
+            longest = self._longest_s.get(name, 0.0)
+            wait = timeout or min(self.timeout, max(REPLY_START_S, 4 * longest))
             started = time.monotonic()
-            result = self._exchange(request, parse, "running an inference (te-run)", wait)
+            result = self._exchange(request, parse, f"running {name}", wait)
             if result is not _STALE:
-                self._inference_s = max(self._inference_s, time.monotonic() - started)
+                self._longest_s[name] = max(longest, time.monotonic() - started)
                 return result
             self.retried += 1
         raise DeviceError(f"the device's input never matched the {len(data)} bytes sent after {self.retries + 1} uploads; "

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from tinyeff.atomic import replace_file
 from tinyeff.errors import TinyeffError
 from tinyeff.harness.bench import BenchResult, SampleResult
 
@@ -30,7 +31,7 @@ class _GrowingDocument:
     def __init__(self, path: Path, head: str, tail: str, separator: str):
         self.path, self._tail, self._separator = Path(path), tail, separator
         self._items = 0
-        _replace(self.path, head + tail)
+        replace_file(self.path, head + tail)
 
     def add(self, item: str) -> None:
         with open(self.path, "r+b") as f:
@@ -38,13 +39,6 @@ class _GrowingDocument:
             f.write(((self._separator if self._items else "") + "\n" + item + self._tail).encode())
             f.truncate()
         self._items += 1
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write TEXT to PATH so that a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _sample_json(r: SampleResult) -> str:
@@ -136,7 +130,7 @@ def _salvage(text: str) -> dict | None:
 
 
 def write_json(result: BenchResult, path: Path) -> None:
-    _replace(Path(path), json.dumps({**result.to_json(), "complete": True}, indent=1) + "\n")
+    replace_file(Path(path), json.dumps({**result.to_json(), "complete": True}, indent=1) + "\n")
 
 
 def write_junit(result: BenchResult, path: Path, min_accuracy: float | None = None) -> None:
@@ -152,7 +146,7 @@ def write_junit(result: BenchResult, path: Path, min_accuracy: float | None = No
     failures = sum("<failure" in c for c in cases)
     errors = sum("<error" in c for c in cases)
     suite = quoteattr(f"tinyeff bench {result.board} {result.runtime}")
-    _replace(Path(path), f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name={suite} tests="{len(cases)}" '
+    replace_file(Path(path), f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name={suite} tests="{len(cases)}" '
                          f'failures="{failures}" errors="{errors}">\n' + "\n".join(cases) + "\n</testsuite>\n")
 
 
