@@ -48,3 +48,22 @@ def test_non_int8_and_truncated_models(tmp_path, kws_model, capsys):
     p.write_bytes(kws_model.read_bytes()[:20000])
     assert main(["inspect", str(p)]) == 2
     assert "truncated or corrupt" in _one_sentence_error(capsys)
+
+
+def test_a_stream_needs_an_audio_run_and_a_project_with_a_stream(tmp_path, tiny_run, capsys):
+    """data recording on a run that is not audio, bench without --data or --stream, --stream on a project
+    whose model is not a keyword spotter: one sentence each, and no recording written."""
+    rec = tmp_path / "rec.wav"
+    assert main(["data", "recording", "--run", str(tiny_run), "--out", str(rec)]) == 2
+    assert "is not the run of an audio model" in _one_sentence_error(capsys)
+    assert not rec.exists() and not rec.with_suffix(".json").exists()
+    project = tmp_path / "fw"
+    assert main(["generate", str(tiny_run / "model.int8.tflite"), "--board", "qemu-mps2-an386", "--out", str(project)]) == 0
+    capsys.readouterr()
+    assert main(["bench", str(project)]) == 2
+    assert "bench needs --data" in _one_sentence_error(capsys)
+    rec.write_bytes(b"")
+    assert main(["bench", str(project), "--stream", str(rec), "--data", "digits"]) == 2
+    assert "--stream plays one recording on one device; drop --data" in _one_sentence_error(capsys)
+    assert main(["bench", str(project), "--stream", str(rec)]) == 2
+    assert "has no keyword stream; generate it with --frontend RUN" in _one_sentence_error(capsys)

@@ -50,3 +50,7 @@ def test_the_kws_demo_goes_from_raw_audio_to_answer_on_the_device(tmp_path, caps
     assert bench["accuracy"] == int8_accuracy(model, run.data.x_test, run.data.y_test)
     assert all(s["frontend_latency"] > 0 for s in bench["results"]) and bench["frontend_latency_median"] > 0
     assert "in the front end and" in out and "bit-exact" in out
+    stream = json.loads((tmp_path / "kws-stream.json").read_text())
+    assert stream["exact"] and stream["inferences"] == stream["exact_inferences"] > 0
+    assert stream["device_score"] == stream["host_score"] and stream["seconds"] == 20
+    assert f"{stream['exact_inferences']} of {stream['inferences']} inferences bit-exact" in out

@@ -150,9 +150,10 @@ def test_score_counts_each_keyword_once_and_every_other_report_as_a_false_accept
     reports = [(1.5, "yes"), (1.9, "yes"),  # the second report of one word is a false accept
                (3.2, "yes"),                # during an unknown word
                (6.4, "no")]                 # later than the tolerance after "no"
-    s = score(reports, events, seconds=3600.0, tolerance_s=1.0)
-    assert (s.keywords, s.hits, s.false_accepts) == (2, 1, 3)
-    assert s.latencies_s == (0.1,) and s.recall == 0.5 and s.false_accepts_per_hour == 3.0
+    s = score(reports + [(8.0, "no")], events, seconds=3600.0, tolerance_s=1.0)
+    assert (s.keywords, s.hits, s.false_accepts) == (2, 1, 4)
+    assert (s.repeats, s.on_other_words, s.in_noise) == (1, 1, 2)  # 6.4 s and 8.0 s: no word near
+    assert s.latencies_s == (0.1,) and s.recall == 0.5 and s.false_accepts_per_hour == 4.0
     assert score([(6.2, "no")], events, 3600.0).hits == 1
 
 

@@ -173,7 +173,10 @@ class Event:
 class StreamScore:
     keywords: int            # keywords spoken
     hits: int                # ... reported while spoken or within the tolerance after
-    false_accepts: int       # every other report
+    false_accepts: int       # every other report, of which:
+    on_other_words: int      #   while another word was spoken (an unknown word, another keyword)
+    repeats: int             #   a keyword reported again
+    in_noise: int            #   with no word near
     seconds: float
     latencies_s: tuple[float, ...]  # each hit's report time after its word ended
 
@@ -193,13 +196,17 @@ class StreamScore:
 def score(reports: list[tuple[float, str]], events: list[Event], seconds: float, tolerance_s: float = 1.0) -> StreamScore:
     """REPORTS (time, label) against the EVENTS of a recording of SECONDS."""
     hit: set[int] = set()
-    latencies, false_accepts = [], 0
+    latencies: list[float] = []
+    kinds = {"on_other_words": 0, "repeats": 0, "in_noise": 0}
     for t, label in reports:
-        match = next((i for i, e in enumerate(events) if e.keyword and e.label == label and i not in hit
-                      and e.start_s <= t <= e.end_s + tolerance_s), None)
-        if match is None:
-            false_accepts += 1
-        else:
+        near = [i for i, e in enumerate(events) if e.start_s <= t <= e.end_s + tolerance_s]
+        match = next((i for i in near if events[i].keyword and events[i].label == label and i not in hit), None)
+        if match is not None:
             hit.add(match)
             latencies.append(round(t - events[match].end_s, 6))
-    return StreamScore(sum(e.keyword for e in events), len(hit), false_accepts, seconds, tuple(latencies))
+        elif any(events[i].label == label for i in near):
+            kinds["repeats"] += 1
+        else:
+            kinds["on_other_words" if near else "in_noise"] += 1
+    return StreamScore(sum(e.keyword for e in events), len(hit), sum(kinds.values()), **kinds, seconds=seconds,
+                       latencies_s=tuple(latencies))

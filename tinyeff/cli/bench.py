@@ -49,6 +49,10 @@ def bench_summary(r) -> list[str]:
     return lines
 
 
+def _s(seconds: float) -> str:
+    return f"{round(seconds, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
+
+
 def stream_summary(r) -> list[str]:
     import numpy as np
 
@@ -61,9 +65,10 @@ def stream_summary(r) -> list[str]:
         f"  agreement with the host  {r.exact_inferences:,} of {r.inferences:,} inferences bit-exact, reports "
         + ("identical" if r.reports_equal else "DIFFERENT") + " (host simulation on host TFLM)",
         f"  keywords                 {d.hits} of {d.keywords} detected ({pct(d.recall)})   (host: {h.hits} of {h.keywords})",
-        f"  false accepts            {d.false_accepts} ({d.false_accepts_per_hour:,.0f} per hour)   (host: {h.false_accepts})",
-        (f"  latency                  {np.median(d.latencies_s):+.2f} s after the word ends (median; "
-         f"{min(d.latencies_s):+.2f} to {max(d.latencies_s):+.2f})") if d.latencies_s else "  latency                  (nothing detected)",
+        f"  false accepts            {d.false_accepts} ({d.false_accepts_per_hour:,.0f} per hour: {d.on_other_words} on other "
+        f"words, {d.repeats} repeats, {d.in_noise} in noise)   (host: {h.false_accepts})",
+        (f"  latency                  {_s(np.median(d.latencies_s))} s after the word ends (median; "
+         f"{_s(min(d.latencies_s))} to {_s(max(d.latencies_s))})") if d.latencies_s else "  latency                  (nothing detected)",
         f"  cost                     front end {r.frontend_latency / audio_s:,.0f} + model {r.model_latency / audio_s:,.0f} "
         f"{unit} per second of audio ({r.timer} timer)",
         f"  link                     {r.retries} exchanges retried; {r.wall_seconds:,.1f} s wall time",
@@ -81,12 +86,13 @@ def _bench_stream(args, project) -> int:
     from tinyeff.data.recording import read_recording
     from tinyeff.harness.dut import Dut
     from tinyeff.harness.flash import open_devices
-    from tinyeff.harness.stream_bench import bench_stream
+    from tinyeff.harness.stream_bench import bench_stream, stream_frontend
 
     if args.data or args.resume or args.junit or args.plot or args.min_accuracy is not None or (args.jobs or 1) > 1 \
             or len(args.port or []) > 1 or args.labgrid:
         raise TinyeffError("--stream plays one recording on one device; drop --data, --resume, --junit, --plot, "
                            "--min-accuracy and the extra devices")
+    stream_frontend(project)  # before an emulator starts
     rec = read_recording(Path(args.stream))
     progress = Progress(args.quiet)
     with contextlib.ExitStack() as stack:

@@ -10,6 +10,7 @@ from tinyeff.cli.output import pct
 
 KWS_KEYWORDS = "yes,no,up,down"  # spoken by espeak-ng, with _unknown_ and _silence_
 KWS_CLIPS = 40
+KWS_STREAM_S = 20  # seconds of recording the keyword stream hears
 
 
 def cmd_demo(args) -> int:
@@ -46,7 +47,7 @@ def cmd_demo(args) -> int:
 
 def kws_demo(out: Path, board: str) -> int:
     """A keyword spotter from sound to answer: synthesized keywords, trained through the integer front end,
-    generated with that front end for the board, and benched from raw 16-bit PCM."""
+    generated with that front end for the board, benched from raw 16-bit PCM clip by clip, then as a stream."""
     from tinyeff.cli import main
 
     data, run, project = out / "kws-data", out / "kws-run", out / f"kws-firmware-{board}"
@@ -57,6 +58,10 @@ def kws_demo(out: Path, board: str) -> int:
         ["inspect", str(run / "model.int8.tflite")],
         ["generate", str(run / "model.int8.tflite"), "--board", board, "--frontend", str(run), "--out", str(project), "--force"],
         ["bench", str(project), "--data", str(run), "--json", str(out / "kws-bench.json")],
+        # the same firmware as a wake word hears: a recording of test clips in noise, hop by hop
+        ["data", "recording", "--run", str(run), "--out", str(out / "kws-recording.wav"), "--seconds", str(KWS_STREAM_S),
+         "--force"],
+        ["bench", str(project), "--stream", str(out / "kws-recording.wav"), "--json", str(out / "kws-stream.json")],
     ]
     for step in steps:
         print(f"\n$ tinyeff {' '.join(step)}", flush=True)
@@ -68,6 +73,11 @@ def kws_demo(out: Path, board: str) -> int:
           f"(host TFLM int8 {pct(bench['host_accuracy'])}), {pct(bench['exact_agreement'])} of outputs bit-exact; "
           f"per inference {bench['frontend_latency_median']:,.0f} {bench['latency_unit']} in the front end and "
           f"{bench['latency_median']:,.0f} in the model (QEMU -icount; not a board's latency)")
+    stream = json.loads((out / "kws-stream.json").read_text())
+    score = stream["device_score"]
+    print(f"as a stream: {score['hits']} of {score['keywords']} keywords detected, {score['false_accepts']} false accepts in "
+          f"{stream['seconds']:g} s; {stream['exact_inferences']} of {stream['inferences']} inferences bit-exact with the host "
+          f"simulation, reports {'identical' if stream['reports_equal'] else 'DIFFERENT'}")
     return 0
 
 

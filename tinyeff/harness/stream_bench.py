@@ -48,17 +48,23 @@ class StreamBench:
         return d
 
 
-def bench_stream(project: Project, dut: Dut, rec: Recording, progress=None) -> StreamBench:
-    """REC through the keyword stream of the device on DUT, in pushes of as many whole hops as its raw
-    buffer holds, against the host simulation of the same stream."""
+def stream_frontend(project: Project):
+    """The audio front end of PROJECT with its keyword stream, or one sentence when it has none."""
     from tinyeff.frontend import frontend_from_json
 
-    man = project.manifest
-    fe_json = man.get("frontend") or {}
+    fe_json = project.manifest.get("frontend") or {}
     front = frontend_from_json(fe_json) if fe_json.get("type") == "audio" else None
     if front is None or front.stream is None:
         raise TinyeffError(f"{project.path} has no keyword stream; generate it with --frontend RUN from a keyword "
                            "classifier trained with --audio-frontend fixed")
+    return front
+
+
+def bench_stream(project: Project, dut: Dut, rec: Recording, progress=None) -> StreamBench:
+    """REC through the keyword stream of the device on DUT, in pushes of as many whole hops as its raw
+    buffer holds, against the host simulation of the same stream."""
+    man = project.manifest
+    front = stream_frontend(project)
     fe, st = front.fe, front.stream
     if rec.sample_rate_hz != fe.sample_rate_hz:
         raise TinyeffError(f"the recording is sampled at {rec.sample_rate_hz} Hz and the model's front end at "
