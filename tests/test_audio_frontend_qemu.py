@@ -148,3 +148,34 @@ def test_the_device_refuses_a_stream_push_of_part_of_a_hop_or_before_a_start(kws
         # the stream was not moved by what it refused
         push = dut.stream_push(bytes(hop_bytes * 5), classes)
         assert push.hops == 5 and push.outputs.shape == (5 // fe["stream"]["every"], classes)
+
+
+@pytest.fixture(scope="module")
+def micro_kws(kws, tmp_path_factory):
+    """(run, firmware project) of the same keywords through TFLM's micro frontend (pymicro-features)."""
+    root = tmp_path_factory.mktemp("micro")
+    run, fw = root / "run", root / "fw"
+    assert main(["train", "dscnn", "--data", str(kws[0].parent / "data"), "--audio-frontend", "micro", "--width", "16",
+                 "--depth", "2", "--epochs", "40", "--out", str(run), "--quiet"]) == 0
+    assert main(["generate", str(run / "model.int8.tflite"), "--board", "qemu-mps2-an386", "--frontend", str(run),
+                 "--out", str(fw)]) == 0
+    assert main(["build", str(fw), "--quiet"]) == 0
+    return run, fw
+
+
+@pytest.mark.slow
+@pytest.mark.emulator
+def test_the_micro_frontend_on_the_device_answers_as_host_tflm_on_pymicro_features(micro_kws):
+    """Issue 12's second audio front end: a model trained on pymicro-features' features, benched from raw PCM
+    in QEMU through te_micro.c: every output bit-exact with host TFLM on the host's own features."""
+    import json
+
+    run, fw = micro_kws
+    fe = Project.load(fw).manifest["frontend"]
+    assert fe["arithmetic"] == "micro" and "stream" not in fe
+    report = fw.parent / "bench.json"
+    assert main(["bench", str(fw), "--data", str(run), "--json", str(report), "--quiet"]) == 0
+    bench = json.loads(report.read_text())
+    assert bench["raw_input"] == "16-bit PCM" and bench["samples"] == len(Run.load(run).data.y_test)
+    assert bench["exact_agreement"] == 1.0 and bench["accuracy"] == bench["host_accuracy"] and bench["errors"] == 0
+    assert bench["frontend_latency_median"] > 0

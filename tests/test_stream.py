@@ -13,7 +13,7 @@ import wave
 import numpy as np
 import pytest
 
-from test_audio_c import CAudio, _c_config
+from test_audio_c import _c_config
 from tinyeff.data.audio import FrontEnd
 from tinyeff.data.recording import make_recording, read_recording, write_recording
 from tinyeff.errors import TinyeffError
@@ -25,15 +25,14 @@ I8 = ctypes.POINTER(ctypes.c_int8)
 
 
 class CStreamConfig(ctypes.Structure):
-    _fields_ = [("audio", ctypes.POINTER(CAudio)), *((n, ctypes.c_int32) for n in
-                ("every", "average", "threshold", "refractory", "n_classes")),
-                ("keyword", ctypes.POINTER(ctypes.c_uint8)), ("input_scale", ctypes.c_float),
-                ("input_zero_point", ctypes.c_int32), ("output_zero_point", ctypes.c_int32)]
+    _fields_ = [*((n, ctypes.c_int32) for n in ("n_frames", "n_out", "every", "average", "threshold", "refractory",
+                                                 "n_classes")),
+                ("keyword", ctypes.POINTER(ctypes.c_uint8)), ("output_zero_point", ctypes.c_int32)]
 
 
 class CStream(ctypes.Structure):
-    _fields_ = [("cfg", ctypes.c_void_p), ("window", ctypes.c_void_p), ("features", ctypes.c_void_p),
-                ("history", ctypes.c_void_p), ("hops", ctypes.c_int32), ("quiet", ctypes.c_int32), ("slot", ctypes.c_int32)]
+    _fields_ = [("cfg", ctypes.c_void_p), ("features", ctypes.c_void_p), ("history", ctypes.c_void_p),
+                ("hops", ctypes.c_int32), ("quiet", ctypes.c_int32), ("slot", ctypes.c_int32)]
 
 
 @pytest.fixture(scope="module")
@@ -90,25 +89,28 @@ def test_the_c_stream_makes_the_inputs_and_reports_of_its_definition(lib, name, 
     pcm = _speech_like(6.0, fe.sample_rate_hz, seed=len(name))
 
     audio = _c_config(fe)
+    n_out = fe.n_mfcc or fe.n_mels
     mask = (ctypes.c_uint8 * len(labels))(*(int(c in st.keywords) for c in range(len(labels))))
-    cfg = CStreamConfig(ctypes.pointer(audio), st.every, st.average, st.threshold_q, st.refractory, len(labels), mask,
-                        scale, zp, st.output_zero_point)
-    mem = np.zeros(lib.te_stream_bytes(ctypes.byref(cfg)), np.uint8)
+    cfg = CStreamConfig(fe.n_frames, n_out, st.every, st.average, st.threshold_q, st.refractory, len(labels), mask,
+                        st.output_zero_point)
+    mem = np.zeros(lib.te_stream_bytes(ctypes.byref(cfg)), np.int8)
     work = np.zeros(lib.te_audio_work_bytes(ctypes.byref(audio)) // 4, np.int32)
+    window, row = np.zeros(fe.window_samples, np.int16), np.zeros(n_out, np.int8)
+    ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+    lib.te_audio_frame_int8(ctypes.byref(audio), ptr(window), ctypes.c_size_t(fe.window_samples), 0, ctypes.c_float(scale),
+                            zp, ptr(work), ptr(row))  # the row of silence
     state = CStream()
-    lib.te_stream_reset(ctypes.byref(state), ctypes.byref(cfg), mem.ctypes.data_as(ctypes.c_void_p),
-                        work.ctypes.data_as(ctypes.c_void_p))
+    lib.te_stream_reset(ctypes.byref(state), ctypes.byref(cfg), ptr(mem), ptr(row))
 
     want_inputs = stream_inputs(pcm, fe, scale, zp, st)
     outputs = _outputs_for(want_inputs, len(labels), seed=3)
     got_inputs, reports = [], []
-    buf = np.zeros((fe.n_frames, fe.n_mfcc or fe.n_mels), np.int8)
+    buf = np.zeros((fe.n_frames, n_out), np.int8)
     hop = fe.hop_samples
     for k in range(len(pcm) // hop):
         samples = np.ascontiguousarray(pcm[k * hop : (k + 1) * hop])
-        due = lib.te_stream_hop(ctypes.byref(state), samples.ctypes.data_as(ctypes.c_void_p),
-                                work.ctypes.data_as(ctypes.c_void_p), buf.ctypes.data_as(I8))
-        if due:
+        lib.te_audio_hop_int8(ctypes.byref(audio), ptr(window), ptr(samples), ctypes.c_float(scale), zp, ptr(work), ptr(row))
+        if lib.te_stream_hop(ctypes.byref(state), ptr(row), ptr(buf)):
             got_inputs.append(buf.copy())
             out = np.ascontiguousarray(outputs[len(got_inputs) - 1])
             c = lib.te_stream_posterior(ctypes.byref(state), out.ctypes.data_as(I8))
@@ -122,6 +124,54 @@ def test_the_c_stream_makes_the_inputs_and_reports_of_its_definition(lib, name, 
     # a report is a keyword, and reports are at least the refractory hops apart
     assert all(c in st.keywords for _, c in reports)
     assert all(b[0] - a[0] >= st.refractory for a, b in zip(reports, reports[1:]))
+
+
+@pytest.fixture(scope="module")
+def micro_lib(tmp_path_factory):
+    so = tmp_path_factory.mktemp("micro-stream") / "libte_micro_stream.so"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", f"-I{SRC}",
+                    str(SRC / "te_micro.c"), str(SRC / "te_stream.c"), "-o", str(so)], check=True, capture_output=True)
+    c = ctypes.CDLL(str(so))
+    c.te_stream_bytes.restype = ctypes.c_size_t
+    c.te_stream_posterior.restype = ctypes.c_int32
+    return c
+
+
+def test_a_stream_on_the_micro_frontend_waits_for_its_window_and_carries_its_state(micro_lib):
+    """te_micro.c under te_stream.c, as the firmware runs them: no row for the first two hops (the window
+    fills), then one per hop from a state carried across the whole stream, equal to pymicro-features heard
+    without a reset (stream_inputs); reports as the definition makes them."""
+    from tinyeff.data.audio_micro import MICRO, STATE_BYTES
+
+    fe, labels, scale, zp = MICRO, ["_silence_", "_unknown_", "yes", "no"], 0.11, -100
+    st = stream_settings(fe, labels, 1 / 256, -128, every_s=0.03, average=2, threshold=0.4, refractory_s=0.3)
+    pcm = _speech_like(4.0, fe.sample_rate_hz, seed=7)
+    ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+    micro = np.zeros(STATE_BYTES, np.uint8)
+    micro_lib.te_micro_init(ptr(micro))
+    mask = (ctypes.c_uint8 * len(labels))(*(int(c in st.keywords) for c in range(len(labels))))
+    cfg = CStreamConfig(fe.n_frames, fe.n_mels, st.every, st.average, st.threshold_q, st.refractory, len(labels), mask,
+                        st.output_zero_point)
+    mem = np.zeros(micro_lib.te_stream_bytes(ctypes.byref(cfg)), np.int8)
+    state = CStream()
+    micro_lib.te_stream_reset(ctypes.byref(state), ctypes.byref(cfg), ptr(mem), ptr(np.full(fe.n_mels, zp, np.int8)))
+
+    want_inputs = stream_inputs(pcm, fe, scale, zp, st)
+    outputs = _outputs_for(want_inputs, len(labels), seed=5)
+    row, buf = np.zeros(fe.n_mels, np.int8), np.zeros((fe.n_frames, fe.n_mels), np.int8)
+    got_inputs, reports, made = [], [], []
+    for k in range(len(pcm) // fe.hop_samples):
+        samples = np.ascontiguousarray(pcm[k * fe.hop_samples : (k + 1) * fe.hop_samples])
+        made.append(micro_lib.te_micro_hop_int8(ptr(micro), ptr(samples), ctypes.c_float(scale), zp, ptr(row)))
+        if micro_lib.te_stream_hop(ctypes.byref(state), ptr(row) if made[-1] else None, ptr(buf)):
+            got_inputs.append(buf.copy())
+            c = micro_lib.te_stream_posterior(ctypes.byref(state), ptr(np.ascontiguousarray(outputs[len(got_inputs) - 1])))
+            if c >= 0:
+                reports.append((k + 1, c))
+    assert made[:3] == [0, 0, 1] and all(made[2:])
+    assert (want_inputs[0, :-1] == zp).all()  # one row heard after the first three hops, silence above it
+    np.testing.assert_array_equal(np.stack(got_inputs), want_inputs)
+    assert tuple(reports) == detections(outputs, len(pcm) // fe.hop_samples, st) and len(reports) >= 2
 
 
 def test_the_first_rows_of_a_stream_are_silence_then_the_newest_hop_is_the_last_row():

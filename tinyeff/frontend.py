@@ -1,9 +1,12 @@
 """The front end a generated project can carry, so the device takes the raw sample, not a tensor.
 
-Two front ends, each defined by the Python the model was trained on and repeated in C bit-exactly:
+Three front ends, each defined by the Python the model was trained on and repeated in C bit-exactly:
 the text projection (``tinyeff/models/projection_features.py``, ``firmware/frontend/te_projection.c``)
-for projection models, and the integer MFCC / log-mel (``tinyeff/data/audio_fixed.py``,
-``firmware/frontend/te_audio.c``) for models trained with ``train --audio-frontend fixed``. With
+for projection models, the integer MFCC / log-mel (``tinyeff/data/audio_fixed.py``,
+``firmware/frontend/te_audio.c``) for models trained with ``train --audio-frontend fixed`` (with a
+keyword stream, ``te_stream.c``, for keyword classifiers), and TFLM's micro frontend
+(``tinyeff/data/audio_micro.py`` on pymicro-features, ``firmware/frontend/te_micro.c``) for models
+trained with ``--audio-frontend micro``. With
 ``tinyeff generate --frontend RUN`` the firmware takes raw bytes (UTF-8, or 16-bit little-endian PCM)
 through ``te-raw-put`` / ``te-raw-run`` (te_protocol.h), runs the front end straight into the model's
 int8 input and times it apart from the model. What the project needs for it - the front end's
@@ -16,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -83,17 +87,19 @@ class TextFrontend:
 
 
 @dataclasses.dataclass(frozen=True)
-class AudioFrontend:
-    fe: FrontEnd  # arithmetic "fixed"
-    input_scale: float
+class _Audio:
+    """What the two audio front ends share: 16-bit PCM in, a clip or a keyword stream of it."""
+
+    fe: FrontEnd
+    input_scale: float  # the model input's quantization, which the front end's output takes
     input_zero_point: int
     stream: StreamSettings | None = None  # a classifier of keywords also spots them in a stream (tinyeff/stream.py)
     raw_input = "16-bit PCM"
+    own_files: ClassVar[tuple[str, ...]] = ()
 
     @property
     def files(self) -> tuple[str, ...]:
-        own = ("frontend/te_audio.c", "frontend/te_audio.h", "frontend/te_quantize.h")
-        return own + (("frontend/te_stream.c", "frontend/te_stream.h") if self.stream else ())
+        return self.own_files + (("frontend/te_stream.c", "frontend/te_stream.h") if self.stream else ())
 
     @property
     def max_bytes(self) -> int:
@@ -101,25 +107,28 @@ class AudioFrontend:
 
     @property
     def work_bytes(self) -> int:
-        """te_audio_int8's scratch (te_audio_work_bytes)."""
-        n_out = self.fe.n_mfcc or self.fe.n_mels
-        return 4 * (self.fe.fft_size + 2 + (self.fe.n_mels if self.fe.n_mfcc else 0) + n_out)
+        """The front end's own RAM beside the clip buffer."""
+        raise NotImplementedError
+
+    @property
+    def stream_window_bytes(self) -> int:
+        """Samples the device keeps for a stream's front end, beside what work_bytes holds."""
+        return 0
 
     @property
     def stream_state_bytes(self) -> int:
-        """te_stream_bytes: the window of samples, the feature rows, the averaged outputs (int16-aligned)."""
+        """te_stream_bytes: the feature rows and the averaged outputs."""
         fe, st = self.fe, self.stream
-        state = 2 * fe.window_samples + fe.n_frames * (fe.n_mfcc or fe.n_mels) + st.average * st.n_classes if st else 0
-        return state + state % 2
+        return fe.n_frames * (fe.n_mfcc or fe.n_mels) + st.average * st.n_classes if st else 0
 
     @property
     def stream_bytes(self) -> int:
-        """A stream's state, and the last push's outputs and reports the device keeps to answer a repeated request."""
-        return self.stream_state_bytes + self.stream_max_inferences * (self.stream.n_classes + 5) if self.stream else 0
-
-    @property
-    def stream_keywords_mask(self) -> list[int]:
-        return [int(c in self.stream.keywords) for c in range(self.stream.n_classes)] if self.stream else []
+        """A stream's state, its front end's window and newest row, and the last push's outputs and reports the
+        device keeps to answer a repeated request."""
+        if not self.stream:
+            return 0
+        return (self.stream_state_bytes + self.stream_window_bytes + (self.fe.n_mfcc or self.fe.n_mels)
+                + self.stream_max_inferences * (self.stream.n_classes + 5))
 
     @property
     def stream_max_inferences(self) -> int:
@@ -128,13 +137,56 @@ class AudioFrontend:
 
     @property
     def ram_bytes(self) -> int:
-        """The clip buffer, the front end's scratch and a stream's state."""
+        """The clip buffer, the front end's own RAM and a stream's state."""
         return self.max_bytes + self.work_bytes + self.stream_bytes
 
     def to_json(self) -> dict:
         return {"type": "audio", **dataclasses.asdict(self.fe), "max_raw_bytes": self.max_bytes,
                 "input_scale": self.input_scale, "input_zero_point": self.input_zero_point, "ram_bytes": self.ram_bytes,
                 **({"stream": self.stream.to_json()} if self.stream else {})}
+
+    def _stream_lines(self) -> list[str]:
+        st, fe = self.stream, self.fe
+        if not st:
+            return []
+        return [
+            f"/* The keyword stream (tinyeff/stream.py): a model every {st.every} hops, outputs averaged over {st.average},",
+            f" * a keyword reported at an averaged probability of {st.threshold}, the next {st.refractory} hops later at the earliest. */",
+            '#include "te_stream.h"',
+            "#define TE_STREAM 1",
+            f"#define TE_STREAM_HOP_SAMPLES {fe.hop_samples}u",
+            f"#define TE_STREAM_WINDOW_SAMPLES {fe.window_samples}u",
+            f"#define TE_STREAM_N_OUT {fe.n_mfcc or fe.n_mels}u",
+            f"#define TE_STREAM_CLASSES {st.n_classes}",
+            f"#define TE_STREAM_STATE_BYTES {self.stream_state_bytes}u",
+            f"#define TE_STREAM_MAX_INFERENCES {self.stream_max_inferences}u",
+            _c_array("uint8_t", "te_stream_keyword", [int(c in st.keywords) for c in range(st.n_classes)]),
+            "static const te_stream_config_t te_stream_config = {",
+            f"  {fe.n_frames}, TE_STREAM_N_OUT, {st.every}, {st.average}, {st.threshold_q}, {st.refractory}, TE_STREAM_CLASSES,",
+            f"  te_stream_keyword, {st.output_zero_point}}};",
+        ]
+
+    def raw(self, sample) -> bytes:
+        """One clip of the run's raw test split (int16 samples) as the little-endian bytes the device takes."""
+        return np.asarray(sample, "<i2").tobytes()
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioFrontend(_Audio):
+    """The integer MFCC / log-mel (tinyeff/data/audio_fixed.py, firmware/frontend/te_audio.c) of models trained
+    with ``train --audio-frontend fixed``."""
+
+    own_files: ClassVar[tuple[str, ...]] = ("frontend/te_audio.c", "frontend/te_audio.h", "frontend/te_quantize.h")
+
+    @property
+    def work_bytes(self) -> int:
+        """te_audio_int8's scratch (te_audio_work_bytes)."""
+        n_out = self.fe.n_mfcc or self.fe.n_mels
+        return 4 * (self.fe.fft_size + 2 + (self.fe.n_mels if self.fe.n_mfcc else 0) + n_out)
+
+    @property
+    def stream_window_bytes(self) -> int:
+        return 2 * self.fe.window_samples
 
     def header(self, banner: str) -> str:
         from tinyeff.data.audio_fixed import tables
@@ -164,34 +216,42 @@ class AudioFrontend:
             *self._stream_lines(),
         ])
 
-    def _stream_lines(self) -> list[str]:
-        st = self.stream
-        if not st:
-            return []
-        return [
-            f"/* The keyword stream (tinyeff/stream.py): a model every {st.every} hops, outputs averaged over {st.average},",
-            f" * a keyword reported at an averaged probability of {st.threshold} and not again for {st.refractory} hops. */",
-            '#include "te_stream.h"',
-            "#define TE_STREAM 1",
-            f"#define TE_STREAM_CLASSES {st.n_classes}",
-            f"#define TE_STREAM_STATE_BYTES {self.stream_state_bytes}u",
-            f"#define TE_STREAM_MAX_INFERENCES {self.stream_max_inferences}u",
-            _c_array("uint8_t", "te_stream_keyword", self.stream_keywords_mask),
-            "static const te_stream_config_t te_stream_config = {",
-            f"  &te_audio_config, {st.every}, {st.average}, {st.threshold_q}, {st.refractory}, TE_STREAM_CLASSES,",
-            f"  te_stream_keyword, TE_INPUT_SCALE, TE_INPUT_ZERO_POINT, {st.output_zero_point}}};",
-        ]
 
-    def raw(self, sample) -> bytes:
-        """One clip of the run's raw test split (int16 samples) as the little-endian bytes the device takes."""
-        return np.asarray(sample, "<i2").tobytes()
+@dataclasses.dataclass(frozen=True)
+class MicroFrontend(_Audio):
+    """TFLM's micro frontend (tinyeff/data/audio_micro.py, firmware/frontend/te_micro.c) of models trained with
+    ``train --audio-frontend micro``: its settings are fixed, only the clip length comes from the run. It keeps
+    its own window and the noise and gain state it carries from hop to hop."""
+
+    own_files: ClassVar[tuple[str, ...]] = ("frontend/te_micro.c", "frontend/te_micro.h", "frontend/te_quantize.h")
+
+    @property
+    def work_bytes(self) -> int:
+        """te_micro_t: its tables, window, FFT scratch and the state it carries."""
+        from tinyeff.data.audio_micro import STATE_BYTES
+
+        return STATE_BYTES
+
+    def header(self, banner: str) -> str:
+        return _guarded(banner, [
+            "/* TFLM's micro frontend, as pymicro-features runs it (tinyeff/data/audio_micro.py), and the quantization",
+            " * of the model's input it writes. */",
+            '#include "te_micro.h"',
+            "#define TE_MICRO_FRONTEND 1",
+            f"#define TE_RAW_MAX_BYTES {self.max_bytes}u",
+            f"#define TE_MICRO_CLIP_SAMPLES {self.fe.clip_samples}",
+            f"#define TE_INPUT_SCALE {_scale_literal(self.input_scale)}",
+            f"#define TE_INPUT_ZERO_POINT ({self.input_zero_point})",
+            *self._stream_lines(),
+        ])
 
 
-def frontend_from_json(d: dict) -> "TextFrontend | AudioFrontend":
+def frontend_from_json(d: dict) -> "TextFrontend | AudioFrontend | MicroFrontend":
     if d["type"] == "audio":
         keys = {f.name for f in dataclasses.fields(FrontEnd)}
         stream = StreamSettings.from_json(d["stream"]) if d.get("stream") else None
-        return AudioFrontend(FrontEnd(**{k: v for k, v in d.items() if k in keys}), d["input_scale"], d["input_zero_point"], stream)
+        make = MicroFrontend if d.get("arithmetic") == "micro" else AudioFrontend
+        return make(FrontEnd(**{k: v for k, v in d.items() if k in keys}), d["input_scale"], d["input_zero_point"], stream)
     return TextFrontend(ProjectionConfig(d["features"], d["max_tokens"], d["ngram"]), d["input_scale"], d["input_zero_point"],
                         d["max_raw_bytes"])
 
@@ -226,16 +286,16 @@ def projection_of(run_dir: Path) -> ProjectionConfig:
 
 
 def frontend_of(run_dir: Path, inputs: tuple[IoTensor, ...], outputs: tuple[IoTensor, ...],
-                model_name: str) -> "TextFrontend | AudioFrontend":
+                model_name: str) -> "TextFrontend | AudioFrontend | MicroFrontend":
     """The front end of the run in RUN_DIR for a model with INPUTS, checked to make the input it feeds. An
     audio model with one int8 output per class of the run (OUTPUTS) also gets the keyword stream."""
     run_dir = Path(run_dir)
     fe = audio_frontend_of(run_dir)
     if fe is not None:
-        if fe.arithmetic != "fixed":
+        if not fe.on_device:
             raise TinyeffError(f"'{run_dir}' was trained on the float audio front end, which a device cannot repeat bit-exactly; "
-                               "train it again with --audio-frontend fixed")
-        want, make = (fe.n_frames, fe.n_mfcc or fe.n_mels, 1), AudioFrontend
+                               "train it again with --audio-frontend fixed (or micro)")
+        want, make = (fe.n_frames, fe.n_mfcc or fe.n_mels, 1), MicroFrontend if fe.arithmetic == "micro" else AudioFrontend
         what = f"the audio front end of '{run_dir}'"
     else:
         cfg = projection_of(run_dir)
@@ -245,8 +305,8 @@ def frontend_of(run_dir: Path, inputs: tuple[IoTensor, ...], outputs: tuple[IoTe
         got = ", ".join(f"{t.dtype} {list(t.sample_shape)}" for t in inputs)
         raise TinyeffError(f"'{model_name}' takes {got}, but {what} makes int8 {list(want)}; give --frontend "
                            "the run the model was trained in")
-    if make is AudioFrontend:
-        return AudioFrontend(fe, inputs[0].scale, inputs[0].zero_point, _stream_of(run_dir, fe, outputs))
+    if make is not TextFrontend:
+        return make(fe, inputs[0].scale, inputs[0].zero_point, _stream_of(run_dir, fe, outputs))
     return make(fe, inputs[0].scale, inputs[0].zero_point)
 
 

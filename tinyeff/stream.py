@@ -95,35 +95,54 @@ def hops_in(pcm: np.ndarray, fe: FrontEnd) -> int:
     return len(pcm) // fe.hop_samples
 
 
-def stream_rows(pcm: np.ndarray, fe: FrontEnd, input_scale: float, input_zero_point: int) -> np.ndarray:
-    """(hops, n_out) int8: the feature row each whole hop of int16 PCM makes, from the window that ends with
-    it (zeros before the stream)."""
+def stream_rows(pcm: np.ndarray, fe: FrontEnd, input_scale: float, input_zero_point: int) -> tuple[np.ndarray, np.ndarray]:
+    """The front end on a stream of int16 PCM, hop by hop: (rows, made), rows (hops, n_out) int8 the row each
+    whole hop made and made (hops,) whether it made one (the micro frontend makes none while its first window
+    fills; the integer MFCC keeps the window itself, zeros before the stream, and makes one every hop)."""
     from tinyeff.compress.quantize import quantize_input
-    from tinyeff.data.audio_fixed import q16_float, windows_q16
 
     pcm = np.asarray(pcm)
     if pcm.dtype != np.int16 or pcm.ndim != 1:
         raise TinyeffError("a stream is one channel of 16-bit PCM")
     hops, w, h = hops_in(pcm, fe), fe.window_samples, fe.hop_samples
+    if fe.arithmetic == "micro":
+        from tinyeff.data.audio_micro import micro_stream_u16, u16_float
+
+        u16, made = micro_stream_u16(pcm[: hops * h], fe)
+        return quantize_input(u16_float(u16), input_scale, input_zero_point), made
+    from tinyeff.data.audio_fixed import q16_float, windows_q16
+
     padded = np.concatenate([np.zeros(w, np.int16), pcm[: hops * h]])
     ends = w + (np.arange(hops) + 1) * h  # hop k's window ends where the hop does
     windows = padded[ends[:, None] - w + np.arange(w)]
-    return quantize_input(q16_float(windows_q16(windows, fe)), input_scale, input_zero_point)
+    return quantize_input(q16_float(windows_q16(windows, fe)), input_scale, input_zero_point), np.ones(hops, bool)
+
+
+def silence_row(fe: FrontEnd, input_scale: float, input_zero_point: int) -> np.ndarray:
+    """The row a stream's feature rows all hold before it hears anything: the features of a window of zeros
+    (integer MFCC), or features of 0 (the micro frontend, which makes no row of its own for silence)."""
+    from tinyeff.compress.quantize import quantize_input
+
+    if fe.arithmetic == "micro":
+        return np.full(fe.n_mels, input_zero_point, np.int8)
+    from tinyeff.data.audio_fixed import q16_float, windows_q16
+
+    return quantize_input(q16_float(windows_q16(np.zeros((1, fe.window_samples), np.int16), fe)), input_scale,
+                          input_zero_point)[0]
 
 
 def stream_inputs(pcm: np.ndarray, fe: FrontEnd, input_scale: float, input_zero_point: int,
                   settings: StreamSettings) -> np.ndarray:
     """(inferences, n_frames, n_out) int8: the model's input at each inference of the stream."""
-    from tinyeff.compress.quantize import quantize_input
-    from tinyeff.data.audio_fixed import q16_float, windows_q16
-
-    rows = stream_rows(pcm, fe, input_scale, input_zero_point)
-    silence = quantize_input(q16_float(windows_q16(np.zeros((1, fe.window_samples), np.int16), fe)),
-                             input_scale, input_zero_point)
-    history = np.concatenate([np.repeat(silence, fe.n_frames - 1, axis=0), rows])
-    at = np.arange(settings.every, len(rows) + 1, settings.every)  # hops heard at each inference
-    return np.stack([history[h - 1 : h - 1 + fe.n_frames] for h in at]) if len(at) else \
-        np.zeros((0, fe.n_frames, rows.shape[1]), np.int8)
+    rows, made = stream_rows(pcm, fe, input_scale, input_zero_point)
+    features = np.repeat(silence_row(fe, input_scale, input_zero_point)[None], fe.n_frames, axis=0)
+    inputs = []
+    for k in range(len(rows)):
+        if made[k]:
+            features = np.concatenate([features[1:], rows[k : k + 1]])
+        if (k + 1) % settings.every == 0:
+            inputs.append(features)
+    return np.stack(inputs) if inputs else np.zeros((0, fe.n_frames, rows.shape[1] if rows.ndim == 2 else 0), np.int8)
 
 
 def detections(outputs: np.ndarray, hops: int, settings: StreamSettings) -> tuple[tuple[int, int], ...]:

@@ -3,6 +3,9 @@
  * and x86 and as NumPy computes it; the Python is the reference, so this must not be "fixed" to division.
  * Negative values are never shifted left (that is undefined): they are multiplied instead. */
 #include "te_audio.h"
+
+#include <string.h>
+
 #include "te_quantize.h"
 
 #define Q16_LIMIT 16777215 /* float32 holds every integer up to 2^24 exactly */
@@ -140,4 +143,16 @@ void te_audio_int8(const te_audio_t *cfg, const int16_t *pcm, size_t n, float sc
   for (int32_t frame = 0; frame < n_frames; ++frame, out += n_out) {
     te_audio_frame_int8(cfg, pcm, n, frame, scale, zero_point, work, out);
   }
+}
+
+void te_audio_hop_int8(const te_audio_t *cfg, int16_t *window, const int16_t *samples, float scale, int32_t zero_point,
+                       void *work, int8_t *row) {
+  const int32_t w = cfg->window_samples, h = cfg->hop_samples;
+  if (h >= w) { /* a hop longer than the window keeps only the window's worth of its newest samples */
+    memcpy(window, samples + (h - w), 2u * (size_t)w);
+  } else {
+    memmove(window, window + h, 2u * (size_t)(w - h));
+    memcpy(window + (w - h), samples, 2u * (size_t)h);
+  }
+  te_audio_frame_int8(cfg, window, (size_t)w, 0, scale, zero_point, work, row);
 }

@@ -48,6 +48,11 @@ void te_audio_frame(const te_audio_t *cfg, const int16_t *pcm, size_t n, int32_t
 void te_audio_frame_int8(const te_audio_t *cfg, const int16_t *pcm, size_t n, int32_t frame, float scale,
                          int32_t zero_point, void *work, int8_t *out);
 
+/* A stream's next feature row: WINDOW (window_samples: the stream's newest samples, zeros before it began) moves
+ * on by one hop of hop_samples SAMPLES, and its frame is quantized into ROW as te_audio_frame_int8 does. */
+void te_audio_hop_int8(const te_audio_t *cfg, int16_t *window, const int16_t *samples, float scale, int32_t zero_point,
+                       void *work, int8_t *row);
+
 /* The whole clip straight into the model's int8 input (n_frames x n_out, row-major): each value v becomes
  * round_half_even((float)v / 65536.0f / scale) + zero_point, saturated, in float32 as the host's
  * quantize_input does with audio_fixed.fixed_features (v clipped to +-(2^24 - 1) first, as there). */

@@ -45,6 +45,16 @@ static int16_t text_row[TE_TEXT_FEATURES]; /* the projection's scratch: one toke
 #ifdef TE_AUDIO_FRONTEND
 static uint32_t audio_work[TE_AUDIO_WORK_BYTES / 4u]; /* te_audio_int8's FFT and mel scratch */
 #endif
+#ifdef TE_MICRO_FRONTEND
+static te_micro_t micro; /* the micro frontend's tables, scratch and the state it carries within a clip */
+static int micro_ready;
+
+/* its tables, made at boot (te_protocol_main) so that no clip's time includes them; the fuzz build has no boot */
+static void micro_init_once(void) {
+  if (!micro_ready) te_micro_init(&micro);
+  micro_ready = 1;
+}
+#endif
 #endif
 
 /* te-put: raw bytes still to come for bin_dst[bin_pos..] (db, or the raw sample's buffer for te-raw-put),
@@ -371,6 +381,10 @@ static void raw_frontend(size_t len) {
 #ifdef TE_TEXT_FRONTEND
   static const te_projection_t cfg = {TE_TEXT_FEATURES, TE_TEXT_MAX_TOKENS, TE_TEXT_NGRAM};
   te_project_int8(&cfg, raw_buf, len, TE_INPUT_SCALE, TE_INPUT_ZERO_POINT, text_row, (int8_t *)tinyeff_input(0));
+#elif defined(TE_MICRO_FRONTEND)
+  micro_init_once();
+  te_micro_int8(&micro, (const int16_t *)raw_words, len / 2u, TE_MICRO_CLIP_SAMPLES, TE_INPUT_SCALE, TE_INPUT_ZERO_POINT,
+                (int8_t *)tinyeff_input(0));
 #else
   /* little-endian samples, as the host sends them and as every Cortex-M stores them */
   te_audio_int8(&te_audio_config, (const int16_t *)raw_words, len / 2u, TE_INPUT_SCALE, TE_INPUT_ZERO_POINT, audio_work,
@@ -414,7 +428,7 @@ static void te_raw_run(const char *len_arg, const char *crc_arg, const char *n_a
 /* A keyword stream (te_stream.h): te-stream-start begins one, each te-stream-push feeds it whole hops of the
  * raw buffer. The last push's outputs and reports are kept, so that a push asked again after a damaged reply
  * is answered again rather than heard twice (the stream would move on). */
-static uint16_t stream_mem[TE_STREAM_STATE_BYTES / 2u];
+static uint8_t stream_mem[TE_STREAM_STATE_BYTES];
 static te_stream_t stream;
 static int stream_started;
 static long stream_last_n = -1;
@@ -424,25 +438,53 @@ static uint64_t stream_model_ticks, stream_frontend_ticks;
 static int8_t stream_outputs[TE_STREAM_MAX_INFERENCES * TE_STREAM_CLASSES];
 static int32_t stream_report_hop[TE_STREAM_MAX_INFERENCES];
 static uint8_t stream_report_class[TE_STREAM_MAX_INFERENCES];
+static int8_t stream_row[TE_STREAM_N_OUT];
+#ifndef TE_MICRO_FRONTEND
+static int16_t stream_window[TE_STREAM_WINDOW_SAMPLES]; /* te_audio.c keeps no samples itself */
+#endif
+
+/* The front end from a fresh start: its row of silence into SILENCE. */
+static void stream_frontend_reset(int8_t *silence) {
+#ifdef TE_MICRO_FRONTEND
+  micro_init_once();
+  te_micro_reset(&micro);
+  memset(silence, (int8_t)TE_INPUT_ZERO_POINT, TE_STREAM_N_OUT); /* features of 0, quantized */
+#else
+  memset(stream_window, 0, sizeof stream_window);
+  te_audio_frame_int8(&te_audio_config, stream_window, TE_STREAM_WINDOW_SAMPLES, 0, TE_INPUT_SCALE, TE_INPUT_ZERO_POINT,
+                      audio_work, silence);
+#endif
+}
+
+/* The front end's row for one more hop of samples, or NULL while its window is still filling. */
+static const int8_t *stream_frontend_hop(const int16_t *hop) {
+#ifdef TE_MICRO_FRONTEND
+  return te_micro_hop_int8(&micro, hop, TE_INPUT_SCALE, TE_INPUT_ZERO_POINT, stream_row) ? stream_row : NULL;
+#else
+  te_audio_hop_int8(&te_audio_config, stream_window, hop, TE_INPUT_SCALE, TE_INPUT_ZERO_POINT, audio_work, stream_row);
+  return stream_row;
+#endif
+}
 
 static void te_stream_start(void) {
-  te_stream_reset(&stream, &te_stream_config, stream_mem, audio_work);
+  stream_frontend_reset(stream_row);
+  te_stream_reset(&stream, &te_stream_config, stream_mem, stream_row);
   stream_started = 1;
   stream_last_n = -1;
   put("m-te-stream-started-[");
-  put_u64((uint64_t)te_stream_config.audio->hop_samples);
+  put_u64(TE_STREAM_HOP_SAMPLES);
   put("]\r\n");
 }
 
 /* The hops of the raw buffer's first LEN bytes through the stream, each inference it asks for on the model. */
 static void stream_hops_of(size_t len) {
-  const size_t hop = (size_t)te_stream_config.audio->hop_samples;
+  const size_t hop = TE_STREAM_HOP_SAMPLES;
   const int16_t *pcm = (const int16_t *)raw_words;
   stream_inferences = stream_reports = 0;
   stream_model_ticks = stream_frontend_ticks = 0;
   for (size_t at = 0; at + hop <= len / 2u; at += hop) {
     uint64_t start = te_port_ticks();
-    int due = te_stream_hop(&stream, pcm + at, audio_work, (int8_t *)tinyeff_input(0));
+    int due = te_stream_hop(&stream, stream_frontend_hop(pcm + at), (int8_t *)tinyeff_input(0));
     uint64_t made = te_port_ticks();
     stream_frontend_ticks += made - start;
     if (!due) continue;
@@ -467,7 +509,7 @@ static void te_stream_push(const char *len_arg, const char *crc_arg, const char 
   long len = parse_count(len_arg), n = parse_count(n_arg);
   int ok;
   uint32_t want = parse_hex32(crc_arg, &ok);
-  const size_t hop_bytes = 2u * (size_t)te_stream_config.audio->hop_samples;
+  const size_t hop_bytes = 2u * TE_STREAM_HOP_SAMPLES;
   if (len < 0 || !ok || n < 0) { put("e-[Usage: te-stream-push LENGTH CRC32HEX N < 10^9]\r\n"); return; }
   if (!stream_started) { put("e-[te-stream-push: no stream; send te-stream-start first]\r\n"); return; }
   if (len == 0 || (size_t)len % hop_bytes) {
@@ -674,6 +716,9 @@ void te_protocol_idle(void) {
 }
 
 void te_protocol_main(void) {
+#ifdef TE_MICRO_FRONTEND
+  micro_init_once();
+#endif
   put("m-init-done\r\n");
   ready();
   for (;;) {

@@ -35,7 +35,7 @@ def cmd_data_recording(args) -> int:
                            "keyword model into")
     run = Run.load(Path(args.run))
     if run.data.raw_test is None:
-        raise TinyeffError(f"the split of '{args.run}' keeps no raw test clips; train it again with --audio-frontend fixed")
+        raise TinyeffError(f"the split of '{args.run}' keeps no raw test clips; train it again with --audio-frontend fixed or micro")
     out = Path(args.out)
     if (out.exists() or out.with_suffix(".json").exists()) and not args.force:
         raise TinyeffError(f"'{out}' or its truth file already exists; choose another --out or pass --force")
@@ -65,7 +65,7 @@ def add_parsers(sub) -> None:
     tts.set_defaults(func=cmd_data_tts)
     rec = dsub.add_parser("recording", help="a long recording of a keyword run's test clips at known times in noise, "
                           "with its truth, to bench a keyword stream on (tinyeff bench --stream)")
-    rec.add_argument("--run", required=True, help="the run of a keyword model trained with --audio-frontend fixed")
+    rec.add_argument("--run", required=True, help="the run of a keyword model trained with --audio-frontend fixed or micro")
     rec.add_argument("--out", required=True, help="the .wav to write (the truth goes beside it, as .json)")
     rec.add_argument("--seconds", type=float, default=60.0, help="length of the recording (default 60)")
     rec.add_argument("--seed", type=int, default=0)

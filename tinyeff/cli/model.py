@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tinyeff.cli.output import KIB, Progress, footprint_line, pct
 from tinyeff.atomic import replace_file
+from tinyeff.data.audio import ARITHMETIC
 from tinyeff.errors import TinyeffError
 
 
@@ -246,9 +247,10 @@ def add_parsers(sub) -> None:
     t.add_argument("--data", required=True, help="digits, intents, a .npz, a text,label .csv, or a folder of .wav per class")
     t.add_argument("--out", required=True, help="run directory to create")
     t.add_argument("--lang", default="en", help="language of the intents dataset (default en)")
-    t.add_argument("--audio-frontend", choices=("float", "fixed"), default="float",
-                   help="a .wav folder's MFCC in float (NumPy) or in the integer arithmetic the firmware runs bit-exactly "
-                   "(fixed: generate --frontend RUN then puts it on the device, and bench sends raw PCM)")
+    t.add_argument("--audio-frontend", choices=ARITHMETIC, default="float",
+                   help="a .wav folder's features: MFCC in float (NumPy) or in the integer arithmetic the firmware runs "
+                   "bit-exactly (fixed), or TFLM's micro frontend (micro: pymicro-features, 98x40 per second); with fixed "
+                   "or micro, generate --frontend RUN puts the front end on the device and bench sends raw PCM")
     t.add_argument("--width", type=int, help="channels per layer (default 64)")
     t.add_argument("--depth", type=int, help="separable blocks (dscnn, default 3) or conv layers (projection, default 2)")
     t.add_argument("--features", type=int, default=64, help="projection: hashed features per token")

@@ -46,8 +46,15 @@ def cmd_generate(args) -> int:
               f"({fe['features']} features x {fe['max_tokens']} tokens, {fe['ngram']}-grams; {fe['ram_bytes']:,} B of RAM)")
     elif fe:
         kind = f"{fe['n_mfcc']} MFCC" if fe["n_mfcc"] else f"{fe['n_mels']} log-mel"
+        how_made = ("with TFLM's micro frontend (as pymicro-features)" if fe["arithmetic"] == "micro"
+                    else "in integer arithmetic")
         print(f"  audio front end: the device takes {fe['clip_samples']:,} samples of 16-bit PCM at {fe['sample_rate_hz']:,} Hz "
-              f"and makes {kind} features per {fe['hop_samples']}-sample hop in integer arithmetic ({fe['ram_bytes']:,} B of RAM)")
+              f"and makes {kind} features per {fe['hop_samples']}-sample hop {how_made} ({fe['ram_bytes']:,} B of RAM)")
+        if st := fe.get("stream"):
+            hop_s = fe["hop_samples"] / fe["sample_rate_hz"]
+            words = ", ".join(st["labels"][c] for c in st["keywords"])
+            print(f"  keyword stream: the model every {st['every'] * hop_s * 1000:.0f} ms on the last {fe['clip_samples'] / fe['sample_rate_hz']:g} s, "
+                  f"reports {words} at an averaged probability of {st['threshold']:g} (tinyeff bench --stream)")
     return 0
 
 
@@ -85,8 +92,9 @@ def add_parsers(sub) -> None:
                    help="compiled runtime: speed uses the core's SIMD kernels (DSP on Cortex-M4/M7/M33, Helium on M55; "
                    "default), size the generic C kernels (less code)")
     g.add_argument("--frontend", metavar="RUN", help="the run (train, shrink or search directory) the model came from: the "
-                   "firmware then carries its front end (a projection model's text projection, or the integer audio front end "
-                   "of a run trained with --audio-frontend fixed) and takes raw samples (tinyeff bench sends them)")
+                   "firmware then carries its front end (a projection model's text projection, or the audio front end of a run "
+                   "trained with --audio-frontend fixed or micro; a keyword classifier's also gets the keyword stream) and "
+                   "takes raw samples (tinyeff bench sends them)")
     g.add_argument("--out", required=True, help="project directory to create")
     g.add_argument("--force", action="store_true", help="replace --out if it exists")
     g.set_defaults(func=cmd_generate)

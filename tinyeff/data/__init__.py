@@ -12,7 +12,8 @@ BUILTIN = ("digits", "intents")
 
 def load_dataset(spec: str, *, lang: str = "en", seed: int = 0, audio_arithmetic: str = "float") -> Dataset:
     """Load a dataset named by SPEC: a built-in name, a .npz or .csv file, or a folder of .wav files
-    (through the audio front end in AUDIO_ARITHMETIC: float, or fixed as the firmware can run it)."""
+    (through the audio front end AUDIO_ARITHMETIC: float or fixed MFCC, or TFLM's micro frontend; the last two
+    as the firmware runs them)."""
     if spec == "digits":
         from tinyeff.data.digits import load_digits
 
@@ -28,9 +29,9 @@ def load_dataset(spec: str, *, lang: str = "en", seed: int = 0, audio_arithmetic
             "check the path"
         )
     if path.is_dir():
-        from tinyeff.data.audio import FrontEnd, load_wav_folder
+        from tinyeff.data.audio import frontend_for, load_wav_folder
 
-        return load_wav_folder(path, seed=seed, fe=FrontEnd(arithmetic=audio_arithmetic))
+        return load_wav_folder(path, seed=seed, fe=frontend_for(audio_arithmetic))
     if path.suffix == ".npz":
         from tinyeff.data.files import load_npz
 

@@ -43,7 +43,14 @@ class FrontEnd:
     fmax_hz: float = 4000.0
     n_mfcc: int = 10  # 0 means log-mel features
     log_floor: float = 1e-6
-    arithmetic: str = "float"  # "fixed": audio_fixed.py's integer front end, which the firmware can run bit-exactly
+    # "fixed": audio_fixed.py's integer MFCC / log-mel, which the firmware runs bit-exactly; "micro": TFLM's micro
+    # frontend (audio_micro.py: pymicro-features, and te_micro.c on a device), whose settings are its own
+    arithmetic: str = "float"
+
+    @property
+    def on_device(self) -> bool:
+        """The firmware can run this front end bit-exactly, from the 16-bit samples a clip keeps."""
+        return self.arithmetic in ("fixed", "micro")
 
     @property
     def n_frames(self) -> int:
@@ -81,7 +88,7 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
     return d
 
 
-ARITHMETIC = ("float", "fixed")
+ARITHMETIC = ("float", "fixed", "micro")  # the front ends train --audio-frontend names
 
 
 def features(signal: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.ndarray:
@@ -90,6 +97,11 @@ def features(signal: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.ndarray:
         from tinyeff.data.audio_fixed import fixed_features, pcm16
 
         return fixed_features(pcm16(signal), fe)
+    if fe.arithmetic == "micro":
+        from tinyeff.data.audio_fixed import pcm16
+        from tinyeff.data.audio_micro import micro_features
+
+        return micro_features(pcm16(signal), fe)
     x = np.zeros(fe.clip_samples, dtype=np.float64)
     n = min(len(signal), fe.clip_samples)
     x[:n] = signal[:n]
@@ -141,6 +153,17 @@ def read_pcm16(path: Path, expected_rate: int | None = None) -> tuple[np.ndarray
     return a.astype(np.int16), rate
 
 
+def frontend_for(arithmetic: str) -> FrontEnd:
+    """The front end train --audio-frontend ARITHMETIC names: float or fixed MFCC, or TFLM's micro frontend."""
+    if arithmetic == "micro":
+        from tinyeff.data.audio_micro import MICRO
+
+        return MICRO
+    if arithmetic not in ARITHMETIC:
+        raise TinyeffError(f"no audio front end '{arithmetic}'; choose one of {', '.join(ARITHMETIC)}")
+    return FrontEnd(arithmetic=arithmetic)
+
+
 def load_wav_folder(root: Path, *, seed: int = 0, fe: FrontEnd = FrontEnd(), test_fraction: float = 0.25) -> Dataset:
     """ROOT/<class>/*.wav turned into front-end features, split stratified by class."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
@@ -148,7 +171,7 @@ def load_wav_folder(root: Path, *, seed: int = 0, fe: FrontEnd = FrontEnd(), tes
     if len(classes) < 2 or not files:
         raise TinyeffError(f"'{root}' must hold one sub-folder of .wav files per class, at least two classes")
     raw = None
-    if fe.arithmetic == "fixed":  # a device can run this front end: keep the 16-bit clips a bench will send it
+    if fe.on_device:  # keep the 16-bit clips a bench will send the device
         pcm = [read_pcm16(f, fe.sample_rate_hz)[0][: fe.clip_samples] for _, f in files]
         clips = [p / 32768.0 for p in pcm]
         raw = np.zeros((len(clips), fe.clip_samples), np.int16)

@@ -53,7 +53,7 @@ def make_recording(clips: np.ndarray, labels: np.ndarray, names: list[str], seco
     """About SECONDS of CLIPS (int16, one per row, of class LABELS) in noise, in a seeded random order."""
     clips, labels = np.asarray(clips), np.asarray(labels)
     if clips.dtype != np.int16 or clips.ndim != 2:
-        raise TinyeffError("a recording is made of int16 clips; train the run with --audio-frontend fixed, which keeps them")
+        raise TinyeffError("a recording is made of int16 clips; train the run with --audio-frontend fixed or micro, which keep them")
     usable = [i for i, y in enumerate(labels) if names[y] != "_silence_"]
     if not usable:
         raise TinyeffError("the run's test split holds no spoken clip to make a recording of")

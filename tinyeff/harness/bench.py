@@ -372,7 +372,7 @@ def bench_raw(data: str, project: Project, limit: int | None = None) -> list[byt
     run = Run.load(Path(data))
     samples = run.data.x_test if run.data.kind == "text" else run.data.raw_test
     if samples is None:
-        raise TinyeffError(f"the split of '{data}' keeps no raw test samples; train it again with --audio-frontend fixed")
+        raise TinyeffError(f"the split of '{data}' keeps no raw test samples; train it again with --audio-frontend fixed or micro")
     if limit is not None:
         samples = samples[:limit]
     return [fe.raw(s) for s in samples]
