@@ -1,7 +1,8 @@
 """What a front end costs on the device, per board: emulated instructions, code and RAM, next to the model.
 
 For each run given (a projection model's run, whose front end is the text projection; a .wav run
-trained with --audio-frontend fixed, whose front end is the integer MFCC / log-mel) and each QEMU
+trained with --audio-frontend fixed, whose front end is the integer MFCC / log-mel, or micro, TFLM's
+micro frontend) and each QEMU
 board, the script generates the compiled-runtime firmware with the run's front end (--frontend RUN),
 builds it, benches SAMPLES raw test samples from the run in QEMU (-icount shift=0: instructions, not
 a board's time) and prints per board:
@@ -10,8 +11,8 @@ a board's time) and prints per board:
   - the front end's code (the .text of its object file in the build) and RAM (its buffer and scratch,
     from the project's manifest).
 
-Without runs, it makes them here (about a minute): a projection model on the English intents, and a
-keyword spotter on keywords spoken by espeak-ng (synthetic) with the fixed front end.
+Without runs, it makes them here (about a minute): a projection model on the English intents, and two
+keyword spotters on keywords spoken by espeak-ng (synthetic), one on each audio front end.
 
     .venv/bin/python benchmarks/frontends.py [--run RUN ...] [--board B ...] [--samples N]
 """
@@ -36,12 +37,15 @@ SAMPLES = 8
 
 
 def own_runs(work: Path) -> list[Path]:
-    text, data, audio = work / "intents", work / "kws-data", work / "kws"
+    text, data = work / "intents", work / "kws-data"
     assert tinyeff(["train", "projection", "--data", "intents", "--out", str(text), "--quiet"]) == 0
     assert tinyeff(["data", "tts", "--keywords", "yes,no,up,down", "--clips", "24", "--out", str(data), "--quiet"]) == 0
-    assert tinyeff(["train", "dscnn", "--data", str(data), "--audio-frontend", "fixed", "--width", "16", "--depth", "2",
-                    "--out", str(audio), "--quiet"]) == 0
-    return [text, audio]
+    runs = [text]
+    for arithmetic in ("fixed", "micro"):
+        runs.append(work / f"kws-{arithmetic}")
+        assert tinyeff(["train", "dscnn", "--data", str(data), "--audio-frontend", arithmetic, "--width", "16", "--depth", "2",
+                        "--out", str(runs[-1]), "--quiet"]) == 0
+    return runs
 
 
 def text_bytes_of(obj: Path) -> int:
@@ -62,8 +66,9 @@ def measure(run: Path, board_id: str, work: Path, samples: int) -> dict:
         dut.wait_ready()
         r = run_bench(project, [dut], x, y, raw=raw)
     fe = project.manifest["frontend"]
-    source = {"text": "te_projection.o", "audio": "te_audio.o"}[fe["type"]]
-    return {"run": run.name, "front end": fe["type"], "board": board_id, "core": get_board(board_id).core,
+    kind = fe["type"] if fe["type"] == "text" else f"audio, {fe['arithmetic']}"
+    source = {"text": "te_projection.o", "audio, fixed": "te_audio.o", "audio, micro": "te_micro.o"}[kind]
+    return {"run": run.name, "front end": kind, "board": board_id, "core": get_board(board_id).core,
             "front end instructions": statistics.median(s.frontend_latency for s in r.results),
             "model instructions": r.latency_median, "bit-exact": r.exact_agreement == 1.0,
             "front end code bytes": text_bytes_of(out / "build" / "src" / "tinyeff" / "frontend" / source),

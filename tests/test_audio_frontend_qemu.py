@@ -164,18 +164,52 @@ def micro_kws(kws, tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_the_c_micro_frontend_makes_the_model_inputs_of_every_test_clip(micro_kws, tmp_path):
+    """te_micro.c, compiled for the host, on every raw test clip of the micro run: the int8 input it writes
+    is the one the host quantized from pymicro-features' features (what the model was scored on)."""
+    import subprocess
+
+    from tinyeff.data.audio_micro import STATE_BYTES
+    from tinyeff.resources import resource_dir
+
+    src = resource_dir("firmware") / "frontend"
+    so = tmp_path / "libte_micro.so"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-shared", "-fPIC", f"-I{src}", str(src / "te_micro.c"), "-o", str(so)],
+                   check=True, capture_output=True)
+    c = ctypes.CDLL(str(so))
+    run = Run.load(micro_kws[0])
+    t = io_tensors(read_model((micro_kws[0] / "model.int8.tflite").read_bytes()))[0][0]
+    want = quantize_input(run.data.x_test, np.float32(t.scale), t.zero_point)
+    state = np.zeros(STATE_BYTES, np.uint8)
+    c.te_micro_init(state.ctypes.data_as(ctypes.c_void_p))
+    for i, pcm in enumerate(run.data.raw_test):
+        got = np.zeros(want.shape[1:], np.int8)
+        c.te_micro_int8(state.ctypes.data_as(ctypes.c_void_p), np.ascontiguousarray(pcm).ctypes.data_as(I16),
+                        ctypes.c_size_t(len(pcm)), ctypes.c_int32(run.data.raw_test.shape[1]), ctypes.c_float(t.scale),
+                        ctypes.c_int32(t.zero_point), got.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))
+        assert np.array_equal(got, want[i]), f"test clip {i}"
+
+
+@pytest.mark.slow
 @pytest.mark.emulator
 def test_the_micro_frontend_on_the_device_answers_as_host_tflm_on_pymicro_features(micro_kws):
     """Issue 12's second audio front end: a model trained on pymicro-features' features, benched from raw PCM
-    in QEMU through te_micro.c: every output bit-exact with host TFLM on the host's own features."""
+    in QEMU through te_micro.c: every output bit-exact with host TFLM on the host's own features (12 clips
+    here; the C on every test clip is the host test above)."""
     import json
 
     run, fw = micro_kws
     fe = Project.load(fw).manifest["frontend"]
-    assert fe["arithmetic"] == "micro" and "stream" not in fe
+    assert fe["arithmetic"] == "micro" and fe["stream"]["every"] == 10  # 100 ms of 10 ms hops
     report = fw.parent / "bench.json"
-    assert main(["bench", str(fw), "--data", str(run), "--json", str(report), "--quiet"]) == 0
+    assert main(["bench", str(fw), "--data", str(run), "--limit", "12", "--json", str(report), "--quiet"]) == 0
     bench = json.loads(report.read_text())
-    assert bench["raw_input"] == "16-bit PCM" and bench["samples"] == len(Run.load(run).data.y_test)
+    assert bench["raw_input"] == "16-bit PCM" and bench["samples"] == 12
     assert bench["exact_agreement"] == 1.0 and bench["accuracy"] == bench["host_accuracy"] and bench["errors"] == 0
     assert bench["frontend_latency_median"] > 0
+    # and as a stream, the micro frontend's state carried from hop to hop on both sides
+    rec, stream = fw.parent / "rec.wav", fw.parent / "stream.json"
+    assert main(["data", "recording", "--run", str(run), "--out", str(rec), "--seconds", "6"]) == 0
+    assert main(["bench", str(fw), "--stream", str(rec), "--json", str(stream), "--quiet"]) == 0
+    r = json.loads(stream.read_text())
+    assert r["exact"] and r["inferences"] == 6 * 100 // 10 == r["exact_inferences"]
