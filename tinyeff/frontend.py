@@ -88,7 +88,8 @@ class TextFrontend:
 
 @dataclasses.dataclass(frozen=True)
 class _Audio:
-    """What the two audio front ends share: 16-bit PCM in, a clip or a keyword stream of it."""
+    """What the two audio front ends share: 16-bit PCM in, a clip or a keyword stream of it. Each says what
+    RAM it takes itself beside the clip buffer (work_bytes) and which files carry it (own_files)."""
 
     fe: FrontEnd
     input_scale: float  # the model input's quantization, which the front end's output takes
@@ -104,11 +105,6 @@ class _Audio:
     @property
     def max_bytes(self) -> int:
         return 2 * self.fe.clip_samples
-
-    @property
-    def work_bytes(self) -> int:
-        """The front end's own RAM beside the clip buffer."""
-        raise NotImplementedError
 
     @property
     def stream_window_bytes(self) -> int:
