@@ -225,6 +225,23 @@ def test_a_command_the_device_refuses_is_named_with_the_device_s_words(host_proj
         assert first and str(e.value).endswith(first[0])
 
 
+def test_an_upload_past_the_input_is_refused_in_the_device_s_words_and_the_device_goes_on(host_project, samples):
+    """te-put past the end of the input buffer: refused by name every time it is sent, so the harness
+    believes it (REFUSALS_BELIEVED in a row) and says the device's words without its command prefix; the
+    refused bytes do not wedge the link, and an inference after it is exact."""
+    from tinyeff.harness.dut import REFUSALS_BELIEVED, DeviceRefused
+
+    project, exe = host_project
+    x, _ = samples
+    size = x[0].nbytes  # the model's one input
+    with _dut(exe) as (dut, _):
+        with pytest.raises(DeviceRefused, match=rf"^the device refused the upload: te-put past the end of the "
+                                                 rf"{size}-byte input$"):
+            dut.put_input(bytes(size + 64))
+        assert dut.retried >= REFUSALS_BELIEVED - 1  # sent again until believed, not taken at the first reply
+        assert dut.run(x[0].tobytes()).output.tobytes() == _reference(project, x[:1])[0]
+
+
 # ------------------------------------------------------------ several devices, and a bench that is cut off
 
 
