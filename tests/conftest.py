@@ -112,4 +112,21 @@ def _make_tiny_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_kws_run(tmp_path_factory) -> Path:
+    """A keyword run on the integer audio front end (keywords spoken by espeak-ng, 8 clips a class, a few
+    epochs), made as a user makes one, in about twenty seconds: for the raw-audio and stream paths of
+    the harness, where what counts is that device and host agree, not the model's accuracy."""
+    return _cached("tiny_kws_run", lambda: _make_tiny_kws_run(tmp_path_factory))
+
+
+def _make_tiny_kws_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    assert main(["data", "tts", "--keywords", "yes,no", "--clips", "8", "--unknown", "4", "--out", str(root / "kws-data"),
+                 "--quiet"]) == 0
+    assert main(["train", "dscnn", "--data", str(root / "kws-data"), "--audio-frontend", "fixed", "--width", "8",
+                 "--depth", "1", "--epochs", "5", "--out", str(root / "tiny-kws"), "--quiet"]) == 0
+    return root / "tiny-kws"
+
+
 pytest_plugins = ["pytester"]  # test_pytest_plugin runs user test files through pytest itself

@@ -242,6 +242,60 @@ def test_an_upload_past_the_input_is_refused_in_the_device_s_words_and_the_devic
         assert dut.run(x[0].tobytes()).output.tobytes() == _reference(project, x[:1])[0]
 
 
+@pytest.fixture(scope="module")
+def host_kws(tiny_kws_run, tmp_path_factory) -> tuple[Project, Path]:
+    """The tiny keyword run's project with its audio front end and keyword stream, built for the host."""
+    root = tmp_path_factory.mktemp("host_kws")
+    project = Project.load(generate(tiny_kws_run / "model.int8.tflite", BOARD, "compiled", root / "project",
+                                    frontend=tiny_kws_run))
+    assert project.manifest["frontend"]["stream"]
+    return project, build_host_firmware(project.path, root / "build")
+
+
+def test_raw_clips_through_the_host_firmware_s_front_end_are_exact(host_kws, tiny_kws_run):
+    from tinyeff.harness.bench import bench_raw
+
+    project, exe = host_kws
+    (x,), y = bench_inputs(str(tiny_kws_run), project.model)
+    raw = bench_raw(str(tiny_kws_run), project)
+    with _dut(exe) as (dut, _):
+        result = run_bench(project, [dut], x, y, raw=raw)
+        with pytest.raises(DeviceError, match="the device refused the sample: 3 bytes are not whole 16-bit samples"):
+            dut.run_raw(b"\x01\x02\x03")
+    assert result.exact_agreement == 1.0 and result.errors == 0 and result.raw_input == "16-bit PCM"
+    assert all(r.frontend_latency > 0 for r in result.results)
+
+
+def test_a_stream_on_the_host_firmware_is_the_host_simulation_s_and_a_push_asked_again_is_not_heard_twice(
+        host_kws, tiny_kws_run, tmp_path):
+    """bench_stream on the host build (te-stream-start, te-stream-push in 1 s pushes): every inference and
+    report equal to tinyeff/stream.py on host TFLM. Then the same push number sent twice: the second is
+    answered from the first (the device's stream does not move), a new number moves it on."""
+    from tinyeff.data.recording import make_recording
+    from tinyeff.harness.stream_bench import bench_stream
+    from tinyeff.train import Run
+
+    project, exe = host_kws
+    run = Run.load(tiny_kws_run)
+    rec = make_recording(run.data.raw_test, run.data.y_test, list(run.data.labels), 5.0, 16000, seed=2)
+    fe = project.manifest["frontend"]
+    hop_bytes, every = 2 * fe["hop_samples"], fe["stream"]["every"]
+    with _dut(exe) as (dut, _):
+        r = bench_stream(project, dut, rec)
+        assert r.exact and r.inferences == 5 * 16000 // fe["hop_samples"] // every == r.exact_inferences
+        assert r.device_score == r.host_score
+        assert dut.stream_start() == fe["hop_samples"]
+        data = rec.pcm[: every * fe["hop_samples"]].astype("<i2").tobytes()
+        first = dut.stream_push(data, len(fe["stream"]["labels"]))
+        dut.put_input(data, "te-raw-put")
+        again = dut._exchange(f"te-stream-push {len(data)} {zlib.crc32(data):08x} {dut.runs}%".encode(),
+                              lambda lines: next((l for l in lines if l.startswith("m-te-stream-[")), None), "the push again")
+        assert first.hops == every and again.startswith(f"m-te-stream-[{every}]-[")
+        assert dut.stream_push(data, len(fe["stream"]["labels"])).hops == 2 * every
+        with pytest.raises(DeviceError, match=f"the device refused the sample: 2 bytes are not whole hops of {hop_bytes} bytes"):
+            dut.stream_push(b"\x00\x00", 1)
+
+
 # ------------------------------------------------------------ several devices, and a bench that is cut off
 
 
