@@ -284,6 +284,9 @@ def test_a_stream_on_the_host_firmware_is_the_host_simulation_s_and_a_push_asked
         r = bench_stream(project, dut, rec)
         assert r.exact and r.inferences == 5 * 16000 // fe["hop_samples"] // every == r.exact_inferences
         assert r.device_score == r.host_score
+        # the sweep re-runs the rules on the device's outputs: at the firmware's own threshold it is the device
+        own = next(w for w in r.sweep if w["threshold"] == fe["stream"]["threshold"])
+        assert (own["hits"], own["false_accepts"]) == (r.device_score.hits, r.device_score.false_accepts)
         assert dut.stream_start() == fe["hop_samples"]
         data = rec.pcm[: every * fe["hop_samples"]].astype("<i2").tobytes()
         first = dut.stream_push(data, len(fe["stream"]["labels"]))

@@ -70,10 +70,11 @@ def stream_settings(fe: FrontEnd, labels: list[str], output_scale: float, output
     if not 0.0 < threshold <= 1.0 or average < 1:
         raise TinyeffError("a stream needs a threshold in (0, 1] and at least one inference to average")
     hop_s = fe.hop_samples / fe.sample_rate_hz
-    return StreamSettings(
-        every=max(1, round(every_s / hop_s)), average=average, threshold=threshold,
-        threshold_q=math.ceil(threshold * average / output_scale - 1e-9), refractory=max(0, round(refractory_s / hop_s)),
-        keywords=keywords, labels=tuple(labels), output_zero_point=output_zero_point)
+    settings = StreamSettings(
+        every=max(1, round(every_s / hop_s)), average=average, threshold=threshold, threshold_q=0,
+        refractory=max(0, round(refractory_s / hop_s)), keywords=keywords, labels=tuple(labels),
+        output_zero_point=output_zero_point)
+    return with_threshold(settings, threshold, output_scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +163,12 @@ def detections(outputs: np.ndarray, hops: int, settings: StreamSettings) -> tupl
             reported.append((heard, int(best)))
             quiet = settings.refractory
     return tuple(reported)
+
+
+def with_threshold(settings: StreamSettings, threshold: float, output_scale: float) -> StreamSettings:
+    """SETTINGS reporting at another averaged probability (the device's outputs stay what they were)."""
+    return dataclasses.replace(settings, threshold=threshold,
+                               threshold_q=math.ceil(threshold * settings.average / output_scale - 1e-9))
 
 
 def simulate(model: bytes, pcm: np.ndarray, fe: FrontEnd, input_scale: float, input_zero_point: int,

@@ -69,6 +69,8 @@ def stream_summary(r) -> list[str]:
         f"words, {d.repeats} repeats, {d.in_noise} in noise)   (host: {h.false_accepts})",
         (f"  latency                  {_s(np.median(d.latencies_s))} s after the word ends (median; "
          f"{_s(min(d.latencies_s))} to {_s(max(d.latencies_s))})") if d.latencies_s else "  latency                  (nothing detected)",
+        "  by threshold             " + "; ".join(f"{w['threshold']:g}: {w['hits']}/{w['keywords']}, {w['false_accepts_per_hour']:,.0f} FA/h"
+                                                 for w in r.sweep) + " (the device's outputs, averaged on the host)",
         f"  cost                     front end {r.frontend_latency / audio_s:,.0f} + model {r.model_latency / audio_s:,.0f} "
         f"{unit} per second of audio ({r.timer} timer)",
         f"  link                     {r.retries} exchanges retried; {r.wall_seconds:,.1f} s wall time",

@@ -13,7 +13,11 @@ from tinyeff.data.recording import Recording
 from tinyeff.errors import TinyeffError
 from tinyeff.harness.bench import Project, check_signature
 from tinyeff.harness.dut import Dut
-from tinyeff.stream import StreamRun, StreamScore, hops_in, score, simulate
+from tinyeff.model_io import IoTensor
+from tinyeff.stream import StreamRun, StreamScore, detections, hops_in, score, simulate, with_threshold
+
+# thresholds the bench also scores the device's outputs at: a user picks one from detections against false accepts
+SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +35,8 @@ class StreamBench:
     device_score: StreamScore
     host_score: StreamScore
     reports: list[dict]        # the device's: time_s, label
+    sweep: list[dict]          # threshold, hits, keywords, false_accepts, false_accepts_per_hour: the device's outputs
+                               # averaged and reported at each threshold of SWEEP (the rules' own arithmetic, on the host)
     latency_unit: str
     model_latency: float       # over the whole recording, in latency_unit
     frontend_latency: float
@@ -101,9 +107,21 @@ def bench_stream(project: Project, dut: Dut, rec: Recording, progress=None) -> S
         exact_inferences=_equal_rows(device.outputs, host.outputs), reports_equal=device.detections == host.detections,
         device_score=_score(device, rec, fe, st.labels), host_score=_score(host, rec, fe, st.labels),
         reports=[{"time_s": t, "label": st.labels[c]} for t, c in device.detection_times(fe)],
+        sweep=_sweep(device, rec, fe, st, IoTensor.from_json(man["outputs"][0]).scale),
         latency_unit=dut.device.latency_unit, model_latency=dut.device.ticks_to_latency(model_ticks, hz),
         frontend_latency=dut.device.ticks_to_latency(frontend_ticks, hz), timer=timer, retries=dut.retried - retried,
         wall_seconds=time.monotonic() - started)
+
+
+def _sweep(device: StreamRun, rec: Recording, fe, st, output_scale: float) -> list[dict]:
+    rows = []
+    for threshold in SWEEP:
+        at = with_threshold(st, threshold, output_scale)
+        run = dataclasses.replace(device, detections=detections(device.outputs, device.hops, at))
+        s = _score(run, rec, fe, st.labels)
+        rows.append({"threshold": threshold, "hits": s.hits, "keywords": s.keywords, "false_accepts": s.false_accepts,
+                     "false_accepts_per_hour": s.false_accepts_per_hour})
+    return rows
 
 
 def _equal_rows(a: np.ndarray, b: np.ndarray) -> int:
