@@ -62,7 +62,7 @@ def stream_frontend(project: Project):
     front = frontend_from_json(fe_json) if fe_json.get("type") == "audio" else None
     if front is None or front.stream is None:
         raise TinyeffError(f"{project.path} has no keyword stream; generate it with --frontend RUN from a keyword "
-                           "classifier trained with --audio-frontend fixed")
+                           "classifier trained with --audio-frontend fixed or micro")
     return front
 
 
