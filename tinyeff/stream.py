@@ -1,9 +1,11 @@
 """A keyword spotter on a stream: the steps a wake word runs, defined here and repeated by firmware/frontend/te_stream.c.
 
-The firmware hears audio hop by hop. It keeps the last window of samples (zeros before the stream began),
-turns it into one new row of int8 features per hop (the integer front end of ``data/audio_fixed.py``,
-quantized as the model's input), keeps the last ``n_frames`` rows (those of silence before the stream
-began), and every ``every`` hops runs the model on them. A keyword is reported when its output, summed
+The firmware hears audio hop by hop. Its front end turns each hop into a new row of int8 features,
+quantized as the model's input: the integer MFCC of ``data/audio_fixed.py`` from the last window of
+samples (zeros before the stream began), one row every hop; or TFLM's micro frontend
+(``data/audio_micro.py``), which carries its state from hop to hop and makes its first row once its
+window has filled. The stream keeps the last ``n_frames`` rows (those of silence before the stream
+began: ``silence_row``) and every ``every`` hops runs the model on them. A keyword is reported when its output, summed
 over the last ``average`` inferences as ``output - zero_point``, reaches ``threshold_q`` (the averaged
 probability ``threshold`` in the output's units); the next report comes ``refractory`` hops later at the
 earliest. Every step is integer or the front end's own quantization, so this host simulation, on host
