@@ -52,5 +52,5 @@ def test_the_kws_demo_goes_from_raw_audio_to_answer_on_the_device(tmp_path, caps
     assert "in the front end and" in out and "bit-exact" in out
     stream = json.loads((tmp_path / "kws-stream.json").read_text())
     assert stream["exact"] and stream["inferences"] == stream["exact_inferences"] > 0
-    assert stream["device_score"] == stream["host_score"] and stream["seconds"] == 20
+    assert stream["device_score"] == stream["host_score"] and stream["seconds"] == 10
     assert f"{stream['exact_inferences']} of {stream['inferences']} inferences bit-exact" in out

@@ -10,7 +10,7 @@ from tinyeff.cli.output import pct
 
 KWS_KEYWORDS = "yes,no,up,down"  # spoken by espeak-ng, with _unknown_ and _silence_
 KWS_CLIPS = 40
-KWS_STREAM_S = 20  # seconds of recording the keyword stream hears
+KWS_STREAM_S = 10  # seconds of recording the keyword stream hears
 
 
 def cmd_demo(args) -> int:
