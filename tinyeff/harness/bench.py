@@ -148,7 +148,9 @@ class _Shared:
         self.todo = collections.deque(todo)
         self.results = {r.index: r for r in done}
         self.total, self.devices, self.on_sample, self.progress = total, devices, on_sample, progress
-        self.tries = collections.Counter()  # sample -> devices it failed on so far
+        # sample -> the devices it failed on so far: a device still in the bench may take a sample it failed
+        # again, which must not count as another device's try (or the sample is lost with one device untried)
+        self.tried_by: dict[int, set[str]] = collections.defaultdict(set)
         self.benching = devices  # devices still taking samples
         self.running = 0  # samples being run now: one that fails may come back to the queue
         self.stopped: dict[str, str] = {}  # device URL -> why it left the bench
@@ -305,9 +307,9 @@ def _bench_on(dut: Dut, sample, shared: _Shared) -> None:
             r = sample(dut, i)
             with shared.cond:
                 shared.running -= 1
-                shared.tries[i] += 1
+                shared.tried_by[i].add(url)
                 failed = failed + [i] if r.error else []
-                if r.error and shared.benching > 1 and shared.tries[i] < shared.devices:
+                if r.error and shared.benching > 1 and len(shared.tried_by[i]) < shared.devices:
                     shared.todo.append(i)
                 else:
                     shared.results[i] = r
