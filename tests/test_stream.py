@@ -37,9 +37,11 @@ class CStream(ctypes.Structure):
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
+    """te_stream.c with both audio front ends it takes rows from, built for the host."""
     so = tmp_path_factory.mktemp("stream") / "libte_stream.so"
     subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", f"-I{SRC}",
-                    str(SRC / "te_audio.c"), str(SRC / "te_stream.c"), "-o", str(so)], check=True, capture_output=True)
+                    *(str(SRC / f) for f in ("te_audio.c", "te_micro.c", "te_stream.c")), "-o", str(so)],
+                   check=True, capture_output=True)
     c = ctypes.CDLL(str(so))
     c.te_stream_bytes.restype = c.te_audio_work_bytes.restype = ctypes.c_size_t
     c.te_stream_posterior.restype = ctypes.c_int32
@@ -126,18 +128,7 @@ def test_the_c_stream_makes_the_inputs_and_reports_of_its_definition(lib, name, 
     assert all(b[0] - a[0] >= st.refractory for a, b in zip(reports, reports[1:]))
 
 
-@pytest.fixture(scope="module")
-def micro_lib(tmp_path_factory):
-    so = tmp_path_factory.mktemp("micro-stream") / "libte_micro_stream.so"
-    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", f"-I{SRC}",
-                    str(SRC / "te_micro.c"), str(SRC / "te_stream.c"), "-o", str(so)], check=True, capture_output=True)
-    c = ctypes.CDLL(str(so))
-    c.te_stream_bytes.restype = ctypes.c_size_t
-    c.te_stream_posterior.restype = ctypes.c_int32
-    return c
-
-
-def test_a_stream_on_the_micro_frontend_waits_for_its_window_and_carries_its_state(micro_lib):
+def test_a_stream_on_the_micro_frontend_waits_for_its_window_and_carries_its_state(lib):
     """te_micro.c under te_stream.c, as the firmware runs them: no row for the first two hops (the window
     fills), then one per hop from a state carried across the whole stream, equal to pymicro-features heard
     without a reset (stream_inputs); reports as the definition makes them."""
@@ -148,13 +139,13 @@ def test_a_stream_on_the_micro_frontend_waits_for_its_window_and_carries_its_sta
     pcm = _speech_like(4.0, fe.sample_rate_hz, seed=7)
     ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
     micro = np.zeros(STATE_BYTES, np.uint8)
-    micro_lib.te_micro_init(ptr(micro))
+    lib.te_micro_init(ptr(micro))
     mask = (ctypes.c_uint8 * len(labels))(*(int(c in st.keywords) for c in range(len(labels))))
     cfg = CStreamConfig(fe.n_frames, fe.n_mels, st.every, st.average, st.threshold_q, st.refractory, len(labels), mask,
                         st.output_zero_point)
-    mem = np.zeros(micro_lib.te_stream_bytes(ctypes.byref(cfg)), np.int8)
+    mem = np.zeros(lib.te_stream_bytes(ctypes.byref(cfg)), np.int8)
     state = CStream()
-    micro_lib.te_stream_reset(ctypes.byref(state), ctypes.byref(cfg), ptr(mem), ptr(np.full(fe.n_mels, zp, np.int8)))
+    lib.te_stream_reset(ctypes.byref(state), ctypes.byref(cfg), ptr(mem), ptr(np.full(fe.n_mels, zp, np.int8)))
 
     want_inputs = stream_inputs(pcm, fe, scale, zp, st)
     outputs = _outputs_for(want_inputs, len(labels), seed=5)
@@ -162,10 +153,10 @@ def test_a_stream_on_the_micro_frontend_waits_for_its_window_and_carries_its_sta
     got_inputs, reports, made = [], [], []
     for k in range(len(pcm) // fe.hop_samples):
         samples = np.ascontiguousarray(pcm[k * fe.hop_samples : (k + 1) * fe.hop_samples])
-        made.append(micro_lib.te_micro_hop_int8(ptr(micro), ptr(samples), ctypes.c_float(scale), zp, ptr(row)))
-        if micro_lib.te_stream_hop(ctypes.byref(state), ptr(row) if made[-1] else None, ptr(buf)):
+        made.append(lib.te_micro_hop_int8(ptr(micro), ptr(samples), ctypes.c_float(scale), zp, ptr(row)))
+        if lib.te_stream_hop(ctypes.byref(state), ptr(row) if made[-1] else None, ptr(buf)):
             got_inputs.append(buf.copy())
-            c = micro_lib.te_stream_posterior(ctypes.byref(state), ptr(np.ascontiguousarray(outputs[len(got_inputs) - 1])))
+            c = lib.te_stream_posterior(ctypes.byref(state), ptr(np.ascontiguousarray(outputs[len(got_inputs) - 1])))
             if c >= 0:
                 reports.append((k + 1, c))
     assert made[:3] == [0, 0, 1] and all(made[2:])
