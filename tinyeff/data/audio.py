@@ -117,6 +117,8 @@ def features(signal: np.ndarray, fe: FrontEnd = FrontEnd()) -> np.ndarray:
 
 def _read_pcm(path: Path, expected_rate: int | None) -> tuple[np.ndarray, int]:
     """The samples of a mono PCM .wav file in their own integer type, and its rate."""
+    if not Path(path).is_file():
+        raise TinyeffError(f"'{path}' does not exist; check the path")
     try:
         with wave.open(str(path), "rb") as w:
             rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
