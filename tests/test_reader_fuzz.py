@@ -3,7 +3,8 @@ TinyeffError of one sentence, never another exception.
 
 Seeds are real models: the third-party ones in shared/models and small converter-made ones. The
 reader runs under atheris (libFuzzer's engine plus tflite_mutate's structure-aware mutations) in a
-subprocess, so that a crash is saved as a file under tmp_path and named by the failure. The full
+subprocess started as soon as collection ends (tests/reader_fuzz_run.py), so that it runs beside
+the rest of the suite and a crash is saved as a file and named by the failure. The full
 `inspect` path, which also loads the model into the host TFLM interpreter, runs fewer mutants in a
 worker process, so that a crash is a failure the test names instead of the end of pytest. TFLM's
 release build checks little and aborts or crashes on some damaged ops (an op code swapped for
@@ -19,15 +20,13 @@ import contextlib
 import io
 import os
 import random
-import resource
-import subprocess
-import sys
+import shutil
 import traceback
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import reader_fuzz_run
 import tflite_mutate
 from shared_models import SHARED_MODELS
 from model_edit import edit
@@ -35,44 +34,33 @@ from op_models import make_case
 from test_model_fuzz import mutant
 from worker import Worker
 
-SEED_CASES = ("conv_k3x3_s2_same_relu_d1", "dw_k3_s1_same_None_m2", "dense_softmax", "add_relu", "concat",
-              "tconv_k3_s2_same_relu", "float_io_conv", "mean_gap_keepdims", "pad", "slice_channels")
-FUZZ_RUNS = 100_000  # about a minute on one core of the CI machine
 INSPECT_MUTANTS = 500
 TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
 def seeds() -> dict[str, bytes]:
-    models = {p.stem: p.read_bytes() for p in sorted(SHARED_MODELS.glob("*.tflite"))}
-    if not models and os.environ.get("CI"):
+    if not any(SHARED_MODELS.glob("*.tflite")) and os.environ.get("CI"):
         pytest.fail(f"no third-party models in {SHARED_MODELS} (CI always has shared/ beside the clone)")
-    return models | {case: make_case(case) for case in SEED_CASES}
+    return reader_fuzz_run.seeds()
 
 
-def test_reader_survives_fuzzing(seeds, tmp_path):
+def test_reader_survives_fuzzing(request, tmp_path):
     try:
         import atheris  # noqa: F401
     except ImportError:
         if os.environ.get("CI"):
             pytest.fail("atheris is missing; make setup installs the test extras")
         pytest.skip("atheris is not installed (pip install -e '.[test]')")
-    corpus, artifacts = tmp_path / "corpus", tmp_path / "artifacts"
-    corpus.mkdir()
-    artifacts.mkdir()
-    for name, data in seeds.items():
-        (corpus / f"{name}.tflite").write_bytes(data)
-    # libFuzzer adds what it finds to the first corpus directory and writes crash-* to the artifact prefix
-    # Linux carries a process's peak RSS through fork and exec, and libFuzzer's RSS limit reads that peak:
-    # after the rest of the suite (TensorFlow loaded) pytest's own is over 2 GB. The limit is 2 GB above it.
-    rss_limit_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 2048
-    run = subprocess.run([sys.executable, str(Path(__file__).with_name("fuzz_read_model.py")), "-seed=1",
-                          f"-runs={FUZZ_RUNS}", "-max_total_time=600", "-timeout=10", f"-artifact_prefix={artifacts}/",
-                          f"-rss_limit_mb={rss_limit_mb}", str(corpus)], capture_output=True, text=True, timeout=900, cwd=tmp_path)
-    found = sorted(str(p) for p in artifacts.iterdir())
-    why = run.stderr[run.stderr.find("=== Uncaught"):][:4000] if "=== Uncaught" in run.stderr else run.stderr[-4000:]
-    assert run.returncode == 0 and not found, f"the reader failed on {found}:\n{why}"
-    assert f"Done {FUZZ_RUNS} runs" in run.stderr, run.stderr[-2000:]
+    if not any(SHARED_MODELS.glob("*.tflite")) and os.environ.get("CI"):
+        pytest.fail(f"no third-party models in {SHARED_MODELS} (CI always has shared/ beside the clone)")
+    # started by conftest.py when collection ended, so that it ran beside the tests before this one
+    run = request.config.stash.get(reader_fuzz_run.STASH, None) or reader_fuzz_run.FuzzRun(tmp_path / "fuzz")
+    rc, log, found = run.wait()
+    why = log[log.find("=== Uncaught"):][:4000] if "=== Uncaught" in log else log[-4000:]
+    assert rc == 0 and not found, f"the reader failed on {found} (in {run.workdir}):\n{why}"
+    assert f"Done {reader_fuzz_run.FUZZ_RUNS} runs" in log, log[-2000:]
+    shutil.rmtree(run.workdir, ignore_errors=True)
 
 
 # ---- `tinyeff inspect` in a worker process

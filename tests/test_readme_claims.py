@@ -702,11 +702,13 @@ def test_bench_below_min_accuracy_exits_1_with_a_junit_failure(qemu_project, tin
     assert accuracy.find("failure").get("message") == "accuracy 0.0000 is below 0.5000"
 
 
-def test_bench_does_not_drive_renode_yet(qemu_project, tiny_run, capsys):
-    """"Not yet: ... Renode benches (Renode is not installable here).": asked for, it is one sentence."""
+def test_bench_under_renode_needs_renode(qemu_project, tiny_run, tmp_path, monkeypatch, capsys):
+    """"`--emulator renode` benches a board with a Renode platform where `renode` is installed (renode.io or the
+    `antmicro/renode` Docker image)": without it on PATH, asked for, it is one sentence naming what to install."""
+    monkeypatch.setenv("PATH", str(tmp_path))
     assert main(["bench", str(qemu_project), "--data", str(tiny_run), "--limit", "2", "--emulator", "renode"]) == 2
     err = _one_sentence(capsys)
-    assert "renode is not installed" in err or "does not drive Renode yet" in err
+    assert "renode is not installed" in err and "renode.io" in err and "antmicro/renode" in err
 
 
 # ---------------------------------------------------------------- the pytest plugin

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tinyeff.cli.output import pct
@@ -25,8 +26,9 @@ def cmd_demo(args) -> int:
         ["shrink", str(run), "--flash-kib", "12", "--ram-kib", "6", "--out", str(small), "--force"],
         ["inspect", str(small / "model.int8.tflite")],
         ["generate", str(small / "model.int8.tflite"), "--board", args.board, "--out", str(project), "--force"],
+        # two emulators share the 450 samples where there are two cores (the report equals one emulator's)
         ["bench", str(project), "--data", str(small), "--json", str(out / "bench.json"),
-         "--junit", str(out / "bench.xml"), "--plot", str(out / "bench.png")],
+         "--junit", str(out / "bench.xml"), "--plot", str(out / "bench.png"), "--jobs", str(min(2, os.cpu_count() or 1))],
     ]
     for step in steps:
         print(f"\n$ tinyeff {' '.join(step)}", flush=True)

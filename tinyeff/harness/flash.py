@@ -2,7 +2,8 @@
 
 Building is tinyeff.build's one way for every board: the project's Makefile for the QEMU boards,
 whose "flashing" is starting the emulator with the ELF (``open_device`` does). Real boards are
-built and uploaded by PlatformIO (``pio run -t upload``), which has the board's framework.
+built and uploaded by PlatformIO (``pio run -t upload``), which has the board's framework; a real
+board with a Renode platform runs the ELF of 'pio run' in Renode instead.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tinyeff.harness.bench import Project
 from tinyeff.harness.device import QemuDevice, SerialDevice
 from tinyeff.harness.farm import Place
 from tinyeff.harness.gdb_load import load_over_gdb
+from tinyeff.harness.renode import RenodeDevice, renode_binary
 
 EMULATORS = ("qemu", "renode")
 
@@ -105,9 +107,9 @@ def open_device(project: Project, port: str | None = None, emulator: str | None 
     if emulator not in EMULATORS:
         raise TinyeffError(f"{board.id} is a real board; pass its serial port with --port (e.g. /dev/ttyACM0)")
     if emulator == "renode":
-        if shutil.which("renode") is None:
-            raise TinyeffError("renode is not installed; install it from renode.io or bench on QEMU with --emulator qemu")
-        raise TinyeffError("this version of tinyeff does not drive Renode yet; bench a qemu-* board with --emulator qemu "
-                           "or a real board with --port")
+        renode_binary()  # first: without Renode nothing is built, written or started
+        if board.emulator is None or board.emulator.kind != "renode":
+            raise TinyeffError(f"{board.id} has no Renode platform; bench it without --emulator renode")
+        return RenodeDevice(firmware_elf(project), board)  # PlatformIO's ELF: the board's own framework and linker script
     build(project)
     return QemuDevice(project.elf, board)
