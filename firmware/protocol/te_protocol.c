@@ -79,9 +79,24 @@ static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
   return ~crc;
 }
 
+/* Forward error correction for links that damage more than a request or a reply can survive whole
+ * (a few percent of bytes): a request that begins with TE_FEC_START (up to three of them) sends each
+ * byte three times, te-put's raw bytes included, and the device keeps the bitwise majority of each
+ * three, which is wrong only where two copies lost the same bit. Its reply goes out the same way,
+ * each byte three times, up to m-ready; the next request chooses again. A request cut short is
+ * dropped after 100 ms of silence, like a te-put. Lengths are unchanged by the coding, so a dropped
+ * byte shifts every three after it: the reply's CRC fails and the host asks again. */
+#define TE_FEC_START 0x01
+static int fec;         /* this request came coded: read threes, send every byte three times */
+static int fec_lead;    /* leading bytes of a coded request still to skip (TE_FEC_START, or one damaged) */
+static uint8_t fec_got[2];
+static int fec_have;
+static uint64_t fec_last_tick;
+
 static void out(char c) {
   line_crc = crc32_update(line_crc, (const uint8_t *)&c, 1);
   te_port_putc(c);
+  if (fec) { te_port_putc(c); te_port_putc(c); }
 }
 
 static void put(const char *s) { while (*s) out(*s++); }
@@ -106,7 +121,11 @@ static void put_hex8(uint8_t v) {
   out(digits[v & 15]);
 }
 
-static void ready(void) { put("m-ready\r\n"); }
+/* The end of every reply; the next request says again whether it is coded. */
+static void ready(void) {
+  put("m-ready\r\n");
+  fec = 0;
+}
 
 static void put_hex32(uint32_t v) {
   for (int i = 28; i >= 0; i -= 4) out("0123456789abcdef"[(v >> i) & 15u]);
@@ -681,7 +700,45 @@ static void run_command(void) {
   ready();
 }
 
+/* A byte within one bit of TE_FEC_START: the lead of a coded request, damaged or not. No command
+ * begins with one (commands begin with a lower-case letter, two bits or more away). */
+static int fec_lead_like(uint8_t c) {
+  uint8_t d = (uint8_t)(c ^ TE_FEC_START);
+  return (d & (uint8_t)(d - 1u)) == 0;
+}
+
+static void take_byte(char c);
+
 void te_protocol_byte(char c) {
+  if (!fec && !bin_left && (uint8_t)c == TE_FEC_START) {
+    cmd_len = 0; /* what came before it was noise: no command holds the byte */
+    cmd_overflow = 0;
+    fec = 1;
+    fec_lead = 2;
+    fec_have = 0;
+    fec_last_tick = te_port_ticks();
+    return;
+  }
+  if (!fec) {
+    take_byte(c);
+    return;
+  }
+  fec_last_tick = te_port_ticks();
+  if (fec_lead && fec_have == 0 && fec_lead_like((uint8_t)c)) {
+    --fec_lead;
+    return;
+  }
+  fec_lead = 0;
+  if (fec_have < 2) {
+    fec_got[fec_have++] = (uint8_t)c;
+    return;
+  }
+  fec_have = 0;
+  uint8_t a = fec_got[0], b = fec_got[1], v = (uint8_t)c;
+  take_byte((char)((a & b) | (a & v) | (b & v)));
+}
+
+static void take_byte(char c) {
   if (bin_left) {
     te_put_byte((uint8_t)c);
   } else if (c == '%') {
@@ -704,6 +761,12 @@ void te_protocol_byte(char c) {
 }
 
 void te_protocol_idle(void) {
+  /* a coded request cut short: dropped, unanswered (the host asks again once it hears nothing) */
+  if (fec && !bin_left && te_port_ticks() - fec_last_tick > te_port_ticks_hz() / 10u) {
+    fec = 0;
+    cmd_len = 0;
+    cmd_overflow = 0;
+  }
   /* dropped bytes would leave te-put waiting forever: give up after 100 ms of silence (noticed
    * when the port next returns without a byte: a port that sleeps may notice it later) */
   if (bin_left && te_port_ticks() - bin_last_tick > te_port_ticks_hz() / 10u) {

@@ -29,6 +29,9 @@
  *                       hops.class, comma-separated]-[model ticks]-[front end ticks]; N as te-run's
  * Every te- reply ends with m-te-crc-[CRC-32 of the reply's bytes before that line], then
  * m-ready, so the host can tell a reply damaged on the link from a good one and ask again.
+ * On a link that damages a few percent of bytes the host codes a request: 0x01 three times, then
+ * each byte of the request (and of te-put's raw bytes) three times; the device takes the bitwise
+ * majority of each three and sends its reply the same way, each byte three times.
  */
 #ifndef TE_PROTOCOL_H
 #define TE_PROTOCOL_H

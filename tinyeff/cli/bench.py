@@ -27,7 +27,8 @@ def bench_summary(r) -> list[str]:
          + (f" ({r.arena_used_bytes:,} B of it used)" if r.arena_used_bytes != r.arena_bytes else "")
          + f" + stack {r.stack_bytes:,} B (painted high-water mark)") if r.arena_bytes is not None
         else "  memory                   not read (below)",
-        f"  link                     {r.resets} device resets, {r.retries} exchanges retried, {r.errors} samples lost to errors",
+        f"  link                     {r.resets} device resets, {r.retries} exchanges retried, {r.errors} samples lost to errors"
+        + (f"; {r.coded_exchanges} exchanges coded (each byte sent three times) against damage" if r.coded_exchanges else ""),
         f"  wall time                {r.wall_seconds:,.1f} s for the samples on {len(r.devices)} device{'s' if len(r.devices) > 1 else ''}",
     ]
     if len(r.devices) > 1:

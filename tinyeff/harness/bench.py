@@ -121,6 +121,7 @@ class BenchResult:
     synthetic_data: str = ""  # how the benched data was made when it is not recorded ('tinyeff data tts')
     raw_input: str = ""  # what the device was sent instead of the model's input tensor ("UTF-8 text", "16-bit PCM"), run through its front end
     frontend_latency_median: float | None = None
+    coded_exchanges: int = 0  # exchanges sent coded (each byte three times) while the link damaged bytes
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -285,6 +286,7 @@ def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
         results=results, raw_input=_RAW_INPUT[man["frontend"]["type"]] if raw is not None else "",
         frontend_latency_median=float(np.median(fe)) if (fe := [r.frontend_latency for r in finished
                                                                  if r.frontend_latency is not None]) else None,
+        coded_exchanges=sum(d.coded for d in duts),
     )
 
 

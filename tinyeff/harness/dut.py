@@ -32,6 +32,40 @@ MIN_PUT_CHUNK = 8  # ... and on a noisy one: each damaged te-put halves the chun
 REFUSALS_BELIEVED = 3
 _STALE = object()
 
+# Forward error correction (te_protocol.h): on a link that damages a few percent of bytes a reply of
+# 40 bytes arrives whole one time in eight, so retries alone take dozens of tries per exchange. Coded,
+# each byte goes three times and the bitwise majority is wrong only where two copies lost the same
+# bit. The host codes its requests once two damaged replies to one request differ only in a few
+# bytes, as flipped bits leave them (bytes lost or doubled shift the rest instead), and goes back
+# to plain bytes when the copies of FEC_CLEAN_THREES bytes in a row differed in fewer than
+# FEC_CLEAN_SHARE of them (a link that has become clean pays three times its bytes for nothing), or
+# when FEC_SHIFTED_TRIES tries in a row came back shifted: a link that drops or doubles bytes
+# shifts every three after the loss (the copies of most threes then differ, FEC_SHIFTED_SHARE or
+# more, where damage alone leaves a few percent), and three times the bytes only give it more to
+# lose. It then stays plain for FEC_PAUSE exchanges, twice as many each time.
+FEC_START = b"\x01\x01\x01"
+FEC_SHIFTED_TRIES = 3
+FEC_FLIPPED_SHARE = 1 / 8  # two damaged copies of one reply that differ in at most this share of bytes: flipped bits
+FEC_CLEAN_THREES = 4096
+FEC_CLEAN_SHARE = 0.001
+FEC_SHIFTED_SHARE = 0.3
+FEC_PAUSE = 16
+FEC_DROP_S = 0.15  # the device drops a coded request cut short after 100 ms of silence
+
+
+def fec_encode(request: bytes) -> bytes:
+    """REQUEST as a coded request: the start bytes, then each byte three times."""
+    return FEC_START + np.repeat(np.frombuffer(request, np.uint8), 3).tobytes()
+
+
+def fec_decode(raw: bytes) -> tuple[bytes, int, int]:
+    """A coded reply's bytes: (the bitwise majority of each three, threes, threes whose copies differed)."""
+    n = len(raw) // 3
+    t = np.frombuffer(raw[: 3 * n], np.uint8).reshape(n, 3)
+    a, b, c = t[:, 0], t[:, 1], t[:, 2]
+    differed = int(np.count_nonzero((a != b) | (a != c)))
+    return ((a & b) | (a & c) | (b & c)).tobytes(), n, differed
+
 
 @dataclasses.dataclass(frozen=True)
 class Signature:
@@ -107,6 +141,12 @@ class _Refusals:
             raise DeviceRefused(self.says + words)
 
 
+def _flipped(a: str, b: str) -> bool:
+    """Two damaged copies of one reply that differ as flipped bits leave them: same length, few bytes apart."""
+    apart = sum(x != y for x, y in zip(a, b))
+    return len(a) == len(b) and 0 < apart <= max(2, FEC_FLIPPED_SHARE * len(a))
+
+
 def _ready_like(line: str) -> bool:
     """'m-ready' at the end of LINE with at most two characters damaged on the link."""
     tail = line[-7:]
@@ -128,12 +168,14 @@ MIN_QUIET_S = 0.005  # the shortest silence that ends a resync
 class Dut:
     """A device running tinyeff firmware, driven over DEVICE (anything with send/read_until/drain)."""
 
-    def __init__(self, device, timeout: float = 30.0, retries: int = 8, quiet: float | None = None, retry_for: float = 120.0):
+    def __init__(self, device, timeout: float = 30.0, retries: int = 8, quiet: float | None = None, retry_for: float = 120.0,
+                 coding: bool = True):
         """TIMEOUT: seconds to wait for a reply; a damaged exchange is sent again at least RETRIES
         times and for as long as RETRY_FOR seconds since its first try (a noisy link fails short
         exchanges often but cheaply: a count alone gives up on it too soon); QUIET: seconds of
         silence that end a resync (an emulator answers in microseconds, a board at 115200 baud in
-        milliseconds; by default the device's own figure)."""
+        milliseconds; by default the device's own figure); CODING: code the link while it damages
+        bytes (FEC_START; off: only retries, as a test of the retries themselves needs)."""
         quiet = quiet if quiet is not None else getattr(device, "quiet", 0.3)
         self.device, self.timeout, self.retries, self.quiet = device, timeout, retries, quiet
         self.retry_for = retry_for
@@ -145,6 +187,13 @@ class Dut:
         self.attempts = 0  # tries the last exchange took
         self.retried = 0  # exchanges sent again after a corrupted or lost reply
         self.runs = 0  # inferences asked for with te-run: each one's number, so a retry never runs twice
+        self.coding = coding
+        self.fec = False  # requests (and so replies) coded, each byte three times
+        self.coded = 0  # exchanges answered while coded
+        self._threes = self._differed = 0  # coded reply bytes since the link was last judged, and how many differed
+        self._exchanges = self._coded_failed = 0  # exchanges begun; coded tries in a row whose reply came shifted
+        self._shifted = False  # the last coded reply's threes were shifted by a lost or doubled byte
+        self._plain_until, self._pause = 0, FEC_PAUSE  # no coding before that exchange; the next pause
 
     def wait_ready(self) -> list[str]:
         """The lines the device sends up to its first m-ready: its boot banner. A device that had
@@ -219,6 +268,30 @@ class Dut:
             if _ready_like(line):
                 return lines
 
+    def _read_coded_reply(self, timeout: float) -> list[str]:
+        """As _read_reply, for a coded reply: its bytes up to a coded line end at a time (a damaged one
+        costs a silence), voted once m-ready is among them or the device has fallen silent."""
+        raw = b""
+        deadline = time.monotonic() + timeout
+        while True:
+            wait = max(deadline - time.monotonic(), 0.0)
+            try:
+                raw += self._read(b"\n\n\n", min(wait, 2 * self.quiet) if raw else wait)
+                ended = False
+            except DeviceTimeout:
+                raw += self.device.drain(0.0, 0.0)  # what came without a whole line end
+                if not raw:
+                    raise
+                ended = True
+            self._check_faults(self._lines(raw))  # a reset device's banner and a fault report come plain
+            voted, threes, differed = fec_decode(raw)
+            lines = self._lines(voted)
+            self._check_faults(lines)
+            if ended or (lines and _ready_like(lines[-1])):
+                self._threes, self._differed = self._threes + threes, self._differed + differed
+                self._shifted = threes > 0 and differed >= FEC_SHIFTED_SHARE * threes
+                return lines
+
     def resync(self) -> None:
         """Bring the device back to an empty command line: a lone '%' ends any half-received
         command (or is a byte of an unfinished te-put, which then fails its CRC or times out),
@@ -226,6 +299,8 @@ class Dut:
         device has shown it answers faster (twice its slowest whole answer)."""
         self.device.send(b"%")
         quiet = min(self.quiet, max(MIN_QUIET_S, 2 * self._answer_s)) if self._answer_s else self.quiet
+        if self.fec:  # the '%' may be a byte of a coded request cut short: the device drops it after a silence
+            quiet = max(quiet, FEC_DROP_S)
         self._check_faults(self._lines(self.device.drain(quiet, limit=self.timeout)))
 
     def _exchange(self, request: bytes, parse, what: str, timeout: float | None = None, attempts: int | None = None):
@@ -236,6 +311,8 @@ class Dut:
         last: list[str] = []
         start = time.monotonic()
         attempt = silent = 0
+        self._exchanges += 1
+        flipped, damaged = False, None  # two damaged replies differed as flipped bits do; the last damaged reply
         while (attempt <= self.retries or time.monotonic() - start < self.retry_for) and attempt != attempts:
             if attempt:
                 self.retried += 1
@@ -244,12 +321,15 @@ class Dut:
                 # also after a whole but damaged reply: a damaged request can draw two replies (its
                 # te-put bytes read as a command), and the second must not pass for the next one's
                 self.resync()
+                self._choose_coding(flipped)
             attempt += 1
             self.attempts = attempt
             sent = time.monotonic()
-            self.device.send(request)
+            self._shifted = False
+            self.device.send(fec_encode(request) if self.fec else request)
+            read = self._read_coded_reply if self.fec else self._read_reply
             try:
-                lines = self._read_reply(timeout or min(self.timeout, self._reply_wait))
+                lines = read(timeout or min(self.timeout, self._reply_wait))
             except DeviceTimeout:
                 last, silent = self.device.last_lines(), silent + 1
                 if timeout is None:
@@ -260,13 +340,39 @@ class Dut:
             body = _verified(lines)
             value = parse(body) if body is not None else None
             if value is not None:
+                self._judge_link()
                 if timeout is None:
                     self._answer_s = max(self._answer_s, time.monotonic() - sent)
                     self._reply_wait = min(max(MIN_REPLY_WAIT_S, ANSWER_MARGIN * self._answer_s), REPLY_START_S)
                 return value
             last = lines
+            text = "\n".join(lines)
+            flipped = flipped or (damaged is not None and _flipped(damaged, text))
+            damaged = text
         raise DeviceError(f"{what} failed {attempt} times in {time.monotonic() - start:.0f} s; the device's last lines were {last}; "
                           "check the link (baud rate, cable) and that the board runs this firmware")
+
+    def _choose_coding(self, flipped: bool) -> None:
+        """Before the next try of an exchange that has failed: code the link, or stop coding it. FLIPPED:
+        two of its damaged replies differed only where bits were flipped."""
+        if self.fec:
+            self._coded_failed = self._coded_failed + 1 if self._shifted else 0
+            if self._coded_failed >= FEC_SHIFTED_TRIES:
+                self.fec = False
+                self._plain_until, self._pause = self._exchanges + self._pause, 2 * self._pause
+        elif self.coding and flipped and self._exchanges >= self._plain_until:
+            self.fec, self._threes, self._differed, self._coded_failed = True, 0, 0, 0
+
+    def _judge_link(self) -> None:
+        """After an answered exchange: count it if coded, and go back to plain bytes on a link that has become clean."""
+        if not self.fec:
+            return
+        self.coded += 1
+        self._coded_failed = 0
+        if self._threes >= FEC_CLEAN_THREES:
+            if self._differed < FEC_CLEAN_SHARE * self._threes:
+                self.fec = False
+            self._threes = self._differed = 0
 
     def signature(self) -> Signature:
         """The model, runtime and board the firmware was built for; read until two readings agree."""
