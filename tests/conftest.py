@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import reader_fuzz_run
 from shared_models import SHARED_MODELS
 from tinyeff.cli import main
 
@@ -132,12 +131,3 @@ def _make_tiny_kws_run(tmp_path_factory) -> Path:
 
 pytest_plugins = ["pytester"]  # test_pytest_plugin runs user test files through pytest itself
 
-
-def pytest_collection_finish(session) -> None:
-    reader_fuzz_run.start_if_selected(session)
-
-
-def pytest_unconfigure(config) -> None:
-    run = config.stash.get(reader_fuzz_run.STASH, None)
-    if run is not None:
-        run.stop()

@@ -3,8 +3,7 @@ TinyeffError of one sentence, never another exception.
 
 Seeds are real models: the third-party ones in shared/models and small converter-made ones. The
 reader runs under atheris (libFuzzer's engine plus tflite_mutate's structure-aware mutations) in a
-subprocess started as soon as collection ends (tests/reader_fuzz_run.py), so that it runs beside
-the rest of the suite and a crash is saved as a file and named by the failure. The full
+subprocess (tests/reader_fuzz_run.py), so that a crash is saved as a file and named by the failure. The full
 `inspect` path, which also loads the model into the host TFLM interpreter, runs fewer mutants in a
 worker process, so that a crash is a failure the test names instead of the end of pytest. TFLM's
 release build checks little and aborts or crashes on some damaged ops (an op code swapped for
@@ -20,7 +19,6 @@ import contextlib
 import io
 import os
 import random
-import shutil
 import traceback
 
 import numpy as np
@@ -45,7 +43,7 @@ def seeds() -> dict[str, bytes]:
     return reader_fuzz_run.seeds()
 
 
-def test_reader_survives_fuzzing(request, tmp_path):
+def test_reader_survives_fuzzing(tmp_path):
     try:
         import atheris  # noqa: F401
     except ImportError:
@@ -54,13 +52,11 @@ def test_reader_survives_fuzzing(request, tmp_path):
         pytest.skip("atheris is not installed (pip install -e '.[test]')")
     if not any(SHARED_MODELS.glob("*.tflite")) and os.environ.get("CI"):
         pytest.fail(f"no third-party models in {SHARED_MODELS} (CI always has shared/ beside the clone)")
-    # started by conftest.py when collection ended, so that it ran beside the tests before this one
-    run = request.config.stash.get(reader_fuzz_run.STASH, None) or reader_fuzz_run.FuzzRun(tmp_path / "fuzz")
+    run = reader_fuzz_run.FuzzRun(tmp_path / "fuzz")
     rc, log, found = run.wait()
     why = log[log.find("=== Uncaught"):][:4000] if "=== Uncaught" in log else log[-4000:]
     assert rc == 0 and not found, f"the reader failed on {found} (in {run.workdir}):\n{why}"
     assert f"Done {reader_fuzz_run.FUZZ_RUNS} runs" in log, log[-2000:]
-    shutil.rmtree(run.workdir, ignore_errors=True)
 
 
 # ---- `tinyeff inspect` in a worker process
