@@ -34,9 +34,12 @@ def seeds() -> dict[str, bytes]:
 class FuzzRun:
     """One fuzz run in WORKDIR: corpus/, artifacts/ (libFuzzer's crash-* files), log, rc."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, seeds: dict[str, bytes] | None = None):
+        """SEEDS: the corpus's first inputs when the caller has them made already (else the run makes them)."""
         self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "corpus").mkdir(parents=True, exist_ok=True)
+        for name, data in (seeds or {}).items():
+            (workdir / "corpus" / f"{name}.tflite").write_bytes(data)
         env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
         with open(workdir / "driver.log", "w") as log:
             self._proc = subprocess.Popen([sys.executable, __file__, str(workdir)], cwd=workdir, env=env,
@@ -65,8 +68,9 @@ def _drive(workdir: Path) -> None:
     corpus, artifacts = workdir / "corpus", workdir / "artifacts"
     corpus.mkdir(exist_ok=True)
     artifacts.mkdir(exist_ok=True)
-    for name, data in seeds().items():
-        (corpus / f"{name}.tflite").write_bytes(data)
+    if not any(corpus.iterdir()):
+        for name, data in seeds().items():
+            (corpus / f"{name}.tflite").write_bytes(data)
     # Linux carries a process's peak RSS through fork and exec, and libFuzzer's RSS limit reads that
     # peak: this driver's own (TensorFlow loaded to make the seeds) is already large. 2 GB above it.
     rss_limit_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 2048

@@ -43,7 +43,7 @@ def seeds() -> dict[str, bytes]:
     return reader_fuzz_run.seeds()
 
 
-def test_reader_survives_fuzzing(tmp_path):
+def test_reader_survives_fuzzing(seeds, tmp_path):
     try:
         import atheris  # noqa: F401
     except ImportError:
@@ -52,7 +52,7 @@ def test_reader_survives_fuzzing(tmp_path):
         pytest.skip("atheris is not installed (pip install -e '.[test]')")
     if not any(SHARED_MODELS.glob("*.tflite")) and os.environ.get("CI"):
         pytest.fail(f"no third-party models in {SHARED_MODELS} (CI always has shared/ beside the clone)")
-    run = reader_fuzz_run.FuzzRun(tmp_path / "fuzz")
+    run = reader_fuzz_run.FuzzRun(tmp_path / "fuzz", seeds)  # the module's seeds: made once for both tests
     rc, log, found = run.wait()
     why = log[log.find("=== Uncaught"):][:4000] if "=== Uncaught" in log else log[-4000:]
     assert rc == 0 and not found, f"the reader failed on {found} (in {run.workdir}):\n{why}"
