@@ -191,24 +191,29 @@ def test_bench_on_the_host_firmware_is_bit_exact(host_project, samples):
     assert result.missing == []
 
 
+def _bench_behind(relay: FaultyRelay, host_project, samples, **dut_options):
+    """Ten samples benched on the host firmware through RELAY (closed after): (the result, the Dut)."""
+    project, exe = host_project
+    board = get_board(BOARD)
+    try:
+        with run_host_firmware(exe) as url:
+            target = urlparse(url)
+            with SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board) as device:
+                dut = Dut(device, **dut_options)
+                dut.wait_ready()
+                return run_bench(project, [dut], [samples[0][:10]], samples[1][:10]), dut
+    finally:
+        relay.close()
+
+
 def test_one_percent_of_bytes_damaged_still_gives_every_sample_exact(host_project, samples):
     """The bench through a relay that damages 1 % of the bytes both ways, with the Dut settings the QEMU
     test uses: every damaged exchange is retried until its CRC passes. Ten samples: at 1 % most
     te-put exchanges (some 150 bytes both ways) fail at least once, and the Dut's backoff between
     tries, not the firmware, sets the pace (about half a second a sample)."""
-    project, exe = host_project
-    x, y = samples[0][:10], samples[1][:10]
-    board = get_board(BOARD)
+    project = host_project[0]
     relay = FaultyRelay(rate=0.01, seed=7)
-    try:
-        with run_host_firmware(exe) as url:
-            target = urlparse(url)
-            with SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board) as device:
-                dut = Dut(device, timeout=0.5, retries=20, quiet=0.05)
-                dut.wait_ready()
-                result = run_bench(project, [dut], [x], y)
-    finally:
-        relay.close()
+    result, _ = _bench_behind(relay, host_project, samples, timeout=0.5, retries=20, quiet=0.05)
     assert relay.corrupted > 0.005 * relay.relayed
     # the damage was met, not missed: exchanges were sent again, or coded (each byte three times) from the start
     assert result.retries > 0 or result.coded_exchanges > 0
@@ -219,21 +224,10 @@ def test_one_percent_of_bytes_damaged_still_gives_every_sample_exact(host_projec
 
 def test_five_percent_of_bytes_damaged_is_coded_and_every_sample_exact(host_project, samples):
     """At 5 % a plain 40-byte reply comes whole one time in eight. With the Dut a user's bench gets, the
-    link is coded after the first exchange that fails twice (each byte three times, the bitwise
-    majority kept) and the samples come back exact with a few retries each, not dozens."""
-    project, exe = host_project
-    x, y = samples[0][:10], samples[1][:10]
-    board = get_board(BOARD)
+    link is coded once two damaged replies differ as flipped bits leave them (each byte three times,
+    the bitwise majority kept) and the samples come back exact with a few retries each, not dozens."""
     relay = FaultyRelay(rate=0.05, seed=9)
-    try:
-        with run_host_firmware(exe) as url:
-            target = urlparse(url)
-            with SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board) as device:
-                dut = Dut(device)
-                dut.wait_ready()
-                result = run_bench(project, [dut], [x], y)
-    finally:
-        relay.close()
+    result, dut = _bench_behind(relay, host_project, samples)
     assert relay.corrupted > 0.04 * relay.relayed
     assert result.coded_exchanges > 0 and dut.fec
     _check_complete_and_exact(result, 10)
