@@ -114,9 +114,10 @@ def _read_port(proc: subprocess.Popen, timeout: float) -> int:
 
 
 @contextlib.contextmanager
-def run_host_firmware(exe: Path, port: int = 0) -> Iterator[str]:
-    """Start EXE listening on PORT (0: any free port); yields its socket:// URL, stops it after."""
-    proc = subprocess.Popen([str(exe), str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+def run_host_firmware(exe: Path, port: int = 0, cwd: Path | None = None) -> Iterator[str]:
+    """Start EXE listening on PORT (0: any free port) in the directory CWD (where it finds its host input
+    file, as QEMU's semihosting finds it in QEMU's); yields its socket:// URL, stops it after."""
+    proc = subprocess.Popen([str(Path(exe).resolve()), str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=cwd)
     try:
         yield f"socket://127.0.0.1:{_read_port(proc, START_TIMEOUT_S)}"
     finally:

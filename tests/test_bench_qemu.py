@@ -49,7 +49,10 @@ def _inputs(project, tiny_run, n):
 
 
 def _bench(project, board_id, x, y, relay=None, **dut_options):
-    """Run_bench on a fresh QEMU for BOARD_ID."""
+    """Run_bench on a fresh QEMU for BOARD_ID; behind a RELAY the inputs go over the damaged link (what
+    is tested there), not through the emulator's host file."""
+    if relay:
+        dut_options.setdefault("host_file", False)
     with QemuDevice(project.elf, get_board(board_id), relay=relay) as device:
         dut = Dut(device, **{"timeout": 10, **dut_options})
         dut.wait_ready()
@@ -229,17 +232,23 @@ def test_the_bench_command_survives(fault, an386_project, tiny_run, tmp_path, ca
 def test_the_bench_command_on_two_emulators_gives_what_one_gives(an386_project, tiny_run, tmp_path, capsys):
     """--jobs 2 starts two QEMU boards that share the samples: the merged report holds every sample once,
     with the one-board run's outputs and instruction counts (-icount: one SysTick tick apart at most, as
-    the waits before a sample leave the timer), and says which board ran which."""
+    the waits before a sample leave the timer), and says which board ran which. The emulators read their
+    inputs from a host file; with --inputs-over-link every byte goes over the UART, to the same result."""
     project = an386_project
     common = ["bench", str(project.path), "--data", str(tiny_run), "--limit", "40", "--quiet"]
     assert main(common + ["--json", str(tmp_path / "one.json")]) == 0
     assert main(common + ["--jobs", "2", "--json", str(tmp_path / "two.json"), "--plot", str(tmp_path / "two.png")]) == 0
     out = capsys.readouterr().out
-    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert main(common + ["--inputs-over-link", "--json", str(tmp_path / "link.json")]) == 0
+    one, two, link = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two", "link"))
+    assert one["inputs_from_host_file"] and two["inputs_from_host_file"] and not link["inputs_from_host_file"]
+    assert "inputs read from a host file by the emulator (semihosting)" in out
     assert [(r["index"], r["output"]) for r in two["results"]] == [(r["index"], r["output"]) for r in one["results"]]
+    assert [(r["index"], r["output"]) for r in link["results"]] == [(r["index"], r["output"]) for r in one["results"]]
     assert two["exact_agreement"] == 1.0 and two["accuracy"] == one["accuracy"]
     tick = 1e9 / get_board("qemu-mps2-an386").clock_hz
     assert all(abs(a["latency"] - b["latency"]) <= tick for a, b in zip(one["results"], two["results"]))
+    assert all(abs(a["latency"] - b["latency"]) <= tick for a, b in zip(one["results"], link["results"]))
     assert len(two["devices"]) == 2 and all(d["samples"] > 0 for d in two["devices"])
     assert sum(d["samples"] for d in two["devices"]) == 40 and {r["device"] for r in two["results"]} == {d["url"] for d in two["devices"]}
     assert "devices                  2, sharing the samples:" in out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,6 +96,56 @@ def test_outputs_are_host_tflm_s_byte_for_byte(host_project, samples):
         assert [r.output.tobytes() for r in runs] == want
         assert dut.output().tobytes() == want[-1]  # te-out: the last inference's outputs
         assert dut.retried == 0 and dut.runs == 8
+
+
+def test_inputs_read_from_the_host_file_give_host_tflm_s_outputs_and_its_crc_is_checked(host_project, samples, tmp_path):
+    """te-fput, as an emulator the harness started takes its inputs: the harness writes each input into
+    the device's host input file and sends one short request. The device reads the file itself (a file
+    that does not hold what the request's CRC says is refused); without the file the upload is refused
+    in the device's words."""
+    project, exe = host_project
+    x, _ = samples
+    want = _reference(project, x[:8])
+    board = get_board(BOARD)
+    with run_host_firmware(exe, cwd=tmp_path) as url, SerialDevice(url, board.serial_baud, board) as device:
+        device.host_file = tmp_path / "tinyeff-input.bin"  # what QemuDevice sets for the QEMU it starts
+        device.host_file.touch()
+        dut = Dut(device, timeout=10)
+        dut.wait_ready()
+        assert [dut.run(s.tobytes()).output.tobytes() for s in x[:8]] == want
+        assert device.host_file.read_bytes() == x[7].tobytes() and dut.host_file is not None and dut.retried == 0
+        sent = x[0].tobytes()
+        device.host_file.write_bytes(bytes(len(sent)))
+        with pytest.raises(DeviceError, match="te-put CRC mismatch"):
+            dut.command(f"te-fput 0 {len(sent)} {zlib.crc32(sent):08x}")
+        device.host_file.unlink()  # and the harness writes elsewhere: the device finds no file in its directory
+        (tmp_path / "elsewhere").mkdir()
+        dut.host_file = tmp_path / "elsewhere" / "tinyeff-input.bin"
+        with pytest.raises(DeviceError, match=f"the device refused the upload: this board has no host input file of {len(sent)} bytes"):
+            dut.run(sent)
+        assert dut.command("name") == ["m-name-dut-[tinyeff]"]  # and it goes on
+
+
+def test_firmware_without_te_fput_gets_its_inputs_over_the_link(host_project, samples, tmp_path):
+    """A project generated before te-fput existed (its protocol answers 'Unknown command'): the harness
+    goes back to sending every input byte over the link, and the bench goes on exact."""
+    project, _ = host_project
+    x, _ = samples
+    old = tmp_path / "old-project"
+    shutil.copytree(project.path, old)
+    source = old / "src" / "tinyeff" / "protocol" / "te_protocol.c"
+    code = source.read_text()
+    assert code.count('strcmp(tok, "te-fput")') == 1
+    source.write_text(code.replace('strcmp(tok, "te-fput")', 'strcmp(tok, "te-fput-not-in-this-firmware")'))
+    exe = build_host_firmware(old, tmp_path / "build")
+    board = get_board(BOARD)
+    with run_host_firmware(exe, cwd=tmp_path) as url, SerialDevice(url, board.serial_baud, board) as device:
+        device.host_file = tmp_path / "tinyeff-input.bin"
+        device.host_file.touch()
+        dut = Dut(device, timeout=10)
+        dut.wait_ready()
+        assert [dut.run(s.tobytes()).output.tobytes() for s in x[:3]] == _reference(project, x[:3])
+        assert dut.host_file is None
 
 
 def test_mlperf_commands_load_infer_and_results(host_project, samples):

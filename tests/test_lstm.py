@@ -213,13 +213,14 @@ def test_tflm_example_model_is_bit_exact_in_qemu(tmp_path):
 def test_a_damaged_link_does_not_advance_the_state_twice(models, tmp_path):
     """1 % of the bytes damaged both ways: replies are asked for again, and te-run's inference number
     makes the device resend a reply instead of running the LSTM (and moving its state) again. The link
-    is not coded (FEC would spare most retries, and the retries are what is tested)."""
+    is not coded (FEC would spare most retries, and the retries are what is tested), and the inputs go
+    over it, not through the emulator's host file."""
     from link_faults import FaultyRelay
 
     relay = FaultyRelay(rate=0.01, seed=11)
     try:
         result = bench_in_qemu(models["seq8"], tmp_path, relay=relay, timeout=0.5, retries=20, quiet=0.05,
-                              coding=False)
+                              coding=False, host_file=False)
     finally:
         relay.close()
     assert relay.corrupted > 0 and result.retries > 0

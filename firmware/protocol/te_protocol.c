@@ -298,33 +298,8 @@ static void infer(const char *n_arg, const char *w_arg) {
   results();
 }
 
-/* te-put OFF LEN CRC: LEN raw bytes follow the '%' and land in db[OFF..]; their CRC-32 must
- * equal CRC. A binary upload takes half the bytes of hex, and a CRC per chunk means a corrupted
- * chunk is sent again instead of poisoning the input. */
-static void te_put(const char *off_arg, const char *len_arg, const char *crc_arg, uint8_t *dst, size_t cap,
-                   const char *name, const char *what) {
-  long off = parse_count(off_arg), len = parse_count(len_arg);
-  int ok;
-  uint32_t crc = parse_hex32(crc_arg, &ok);
-  if (off < 0 || len <= 0 || !ok) {
-    put("e-[Usage: "); put(name); put(" OFFSET LENGTH CRC32HEX, then LENGTH raw bytes]\r\n"); crc_line(); ready(); return;
-  }
-  if ((size_t)off + (size_t)len > cap) {
-    put("e-["); put(name); put(" past the end of the "); put_u64(cap); put("-byte "); put(what); put("]\r\n");
-    crc_line(); ready(); return;
-  }
-  bin_dst = dst;
-  bin_off = bin_pos = (size_t)off;
-  bin_len = bin_left = (size_t)len;
-  bin_crc = crc;
-  bin_last_tick = te_port_ticks();
-  /* no reply yet: it comes when the bytes are in (te_put_byte) or stop coming (te_protocol_idle) */
-}
-
-static void te_put_byte(uint8_t b) {
-  bin_dst[bin_pos++] = b;
-  bin_last_tick = te_port_ticks();
-  if (--bin_left) return;
+/* The bytes of a te-put are all in bin_dst[bin_off..]: checked against their CRC, then the reply. */
+static void put_done(void) {
   line_crc = 0;
   if (crc32_update(0, bin_dst + bin_off, bin_len) != bin_crc) {
     put("e-[te-put CRC mismatch]\r\n");
@@ -337,6 +312,47 @@ static void te_put_byte(uint8_t b) {
   }
   crc_line();
   ready();
+}
+
+/* te-put OFF LEN CRC: LEN raw bytes follow the '%' and land in db[OFF..]; their CRC-32 must
+ * equal CRC. A binary upload takes half the bytes of hex, and a CRC per chunk means a corrupted
+ * chunk is sent again instead of poisoning the input.
+ * te-fput OFF LEN CRC (FROM_HOST): the same LEN bytes read from the start of the host's input file
+ * (te_port_host_read) instead of the link: on an emulator, whose UART costs its host tens of
+ * microseconds per byte received, a 490-byte input costs about as much as the inference. */
+static void te_put(const char *off_arg, const char *len_arg, const char *crc_arg, uint8_t *dst, size_t cap,
+                   const char *name, const char *what, int from_host) {
+  long off = parse_count(off_arg), len = parse_count(len_arg);
+  int ok;
+  uint32_t crc = parse_hex32(crc_arg, &ok);
+  if (off < 0 || len <= 0 || !ok) {
+    put("e-[Usage: "); put(name); put(from_host ? " OFFSET LENGTH CRC32HEX]\r\n" : " OFFSET LENGTH CRC32HEX, then LENGTH raw bytes]\r\n");
+    crc_line(); ready(); return;
+  }
+  if ((size_t)off + (size_t)len > cap) {
+    put("e-["); put(name); put(" past the end of the "); put_u64(cap); put("-byte "); put(what); put("]\r\n");
+    crc_line(); ready(); return;
+  }
+  bin_dst = dst;
+  bin_off = bin_pos = (size_t)off;
+  bin_len = (size_t)len;
+  bin_left = from_host ? 0 : bin_len;
+  bin_crc = crc;
+  bin_last_tick = te_port_ticks();
+  if (from_host) {
+    if (te_port_host_read(dst + off, (uint32_t)len) != 0) {
+      put("e-["); put(name); put(": this board has no host input file of "); put_u64((uint64_t)len); put(" bytes]\r\n");
+      crc_line(); ready(); return;
+    }
+    put_done();
+  }
+  /* else no reply yet: it comes when the bytes are in (te_put_byte) or stop coming (te_protocol_idle) */
+}
+
+static void te_put_byte(uint8_t b) {
+  bin_dst[bin_pos++] = b;
+  bin_last_tick = te_port_ticks();
+  if (!--bin_left) put_done();
 }
 
 /* m-te-run-[outputs, hex]-[model ticks], and -[front-end ticks] when FRONTEND is given (te-raw-run) */
@@ -640,9 +656,9 @@ static void run_command(void) {
     put("m-model-[tinyeff-"); put(TINYEFF_MODEL_SHA256); put("]\r\n");
   } else if (strcmp(tok, "help") == 0) {
     put("tinyeff DUT: name, timestamp, profile, db load N, db HEX, db print, infer N [W], results, "
-        "te-sig, te-out, te-mem, te-layers [F C], te-put OFF LEN CRC, te-run CRC [N]"
+        "te-sig, te-out, te-mem, te-layers [F C], te-put OFF LEN CRC, te-fput OFF LEN CRC, te-run CRC [N]"
 #ifdef TE_RAW_FRONTEND
-        ", te-raw-put OFF LEN CRC, te-raw-run LEN CRC [N]"
+        ", te-raw-put OFF LEN CRC, te-raw-fput OFF LEN CRC, te-raw-run LEN CRC [N]"
 #endif
 #ifdef TE_STREAM
         ", te-stream-start, te-stream-push LEN CRC N"
@@ -655,13 +671,19 @@ static void run_command(void) {
   } else if (strcmp(tok, "results") == 0) {
     results();
   } else if (strcmp(tok, "te-put") == 0) {
-    te_put(word[1], word[2], word[3], db, sizeof db, "te-put", "input");
+    te_put(word[1], word[2], word[3], db, sizeof db, "te-put", "input", 0);
     return; /* replies once its raw bytes are in */
+  } else if (strcmp(tok, "te-fput") == 0) {
+    te_put(word[1], word[2], word[3], db, sizeof db, "te-fput", "input", 1);
+    return;
   } else if (strcmp(tok, "te-run") == 0) {
     te_run(word[1], word[2]);
 #ifdef TE_RAW_FRONTEND
   } else if (strcmp(tok, "te-raw-put") == 0) {
-    te_put(word[1], word[2], word[3], raw_buf, TE_RAW_MAX_BYTES, "te-raw-put", "raw input buffer");
+    te_put(word[1], word[2], word[3], raw_buf, TE_RAW_MAX_BYTES, "te-raw-put", "raw input buffer", 0);
+    return;
+  } else if (strcmp(tok, "te-raw-fput") == 0) {
+    te_put(word[1], word[2], word[3], raw_buf, TE_RAW_MAX_BYTES, "te-raw-fput", "raw input buffer", 1);
     return;
   } else if (strcmp(tok, "te-raw-run") == 0) {
     te_raw_run(word[1], word[2], word[3]);

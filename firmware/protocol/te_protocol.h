@@ -12,12 +12,16 @@
  *                       layer hook), then m-te-layer-I-TICKS for layers F..F+C-1 (default: all)
  *   te-put OFF LEN CRC  then LEN raw bytes into the inputs (all of them, one after another) at OFF; CRC-32 (zlib) in 8 hex digits;
  *                       m-te-put-ok, or an error on a CRC mismatch or 100 ms without a byte
+ *   te-fput OFF LEN CRC as te-put, the LEN bytes read from the start of the host's input file
+ *                       (TE_HOST_FILE, te_port_host_read) instead of the link; refused by name
+ *                       on a board that has none
  *   te-run CRC [N]      one inference if the whole input has CRC-32 CRC:
  *                       m-te-run-[every output's bytes, hex]-[timer ticks it took];
  *                       N numbers the inference: asked again with the same N (after a damaged
  *                       reply), the device repeats that reply instead of running again
  * With a front end (a project generated with --frontend RUN: text projection or fixed-point audio):
  *   te-raw-put OFF LEN CRC    as te-put, into the raw sample's buffer (UTF-8 text, 16-bit little-endian PCM)
+ *   te-raw-fput OFF LEN CRC   as te-fput, into that buffer
  *   te-raw-run LEN CRC [N]    the front end on the buffer's first LEN bytes (CRC-32 CRC) into the model's
  *                       input, then one inference: m-te-run-[outputs, hex]-[model ticks]-[front end ticks];
  *                       an empty or over-long sample, a text that is not UTF-8, a clip of an odd number

@@ -28,7 +28,8 @@ def bench_summary(r) -> list[str]:
          + f" + stack {r.stack_bytes:,} B (painted high-water mark)") if r.arena_bytes is not None
         else "  memory                   not read (below)",
         f"  link                     {r.resets} device resets, {r.retries} exchanges retried, {r.errors} samples lost to errors"
-        + (f"; {r.coded_exchanges} exchanges coded (each byte sent three times) against damage" if r.coded_exchanges else ""),
+        + (f"; {r.coded_exchanges} exchanges coded (each byte sent three times) against damage" if r.coded_exchanges else "")
+        + ("; inputs read from a host file by the emulator (semihosting), not sent over its UART" if r.inputs_from_host_file else ""),
         f"  wall time                {r.wall_seconds:,.1f} s for the samples on {len(r.devices)} device{'s' if len(r.devices) > 1 else ''}",
     ]
     if len(r.devices) > 1:
@@ -100,7 +101,7 @@ def _bench_stream(args, project) -> int:
     progress = Progress(args.quiet)
     with contextlib.ExitStack() as stack:
         (device,) = open_devices(project, args.port or [], args.emulator, None, stack, [])
-        dut = Dut(device, timeout=args.timeout)
+        dut = Dut(device, timeout=args.timeout, host_file=not args.inputs_over_link)
         dut.wait_ready()
         result = bench_stream(project, dut, rec, lambda i, n: progress.transient(f"bench: hop {i}/{n}"))
     print("\n".join(stream_summary(result)))
@@ -147,7 +148,7 @@ def cmd_bench(args) -> int:
             progress(f"bench: acquired labgrid place{'s' * (len(places) > 1)} {', '.join(p.name for p in places)}")
         duts = []
         for device in open_devices(project, args.port or [], args.emulator, args.jobs, stack, places):
-            duts.append(Dut(device, timeout=args.timeout))
+            duts.append(Dut(device, timeout=args.timeout, host_file=not args.inputs_over_link))
             duts[-1].wait_ready()
         result = run_bench(project, duts, x, y,
                            lambda i, n: progress.transient(f"bench: sample {i}/{n}") if i < n else progress(f"bench: {n} samples done"),
@@ -180,6 +181,10 @@ def add_parsers(sub) -> None:
     be.add_argument("--coordinator", help="the labgrid coordinator as HOST:PORT (default: $LG_COORDINATOR, else 127.0.0.1:20408)")
     be.add_argument("--labgrid-wait", type=float, default=0.0, metavar="SECONDS",
                     help="wait this long for a place someone else holds (default: refuse at once, naming the holder)")
+    be.add_argument("--inputs-over-link", action="store_true",
+                    help="send every input byte over the serial link also to an emulator the harness starts (as a real "
+                         "board takes them); by default such an emulator reads each input from a host file (semihosting), "
+                         "which QEMU takes in far less host CPU than UART bytes")
     be.add_argument("--lang", default="en")
     be.add_argument("--limit", type=int, help="bench only the first N samples")
     be.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply before retrying")

@@ -122,6 +122,7 @@ class BenchResult:
     raw_input: str = ""  # what the device was sent instead of the model's input tensor ("UTF-8 text", "16-bit PCM"), run through its front end
     frontend_latency_median: float | None = None
     coded_exchanges: int = 0  # exchanges sent coded (each byte three times) while the link damaged bytes
+    inputs_from_host_file: bool = False  # every device read its inputs from a host file (te-fput), not over the link
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -287,6 +288,7 @@ def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
         frontend_latency_median=float(np.median(fe)) if (fe := [r.frontend_latency for r in finished
                                                                  if r.frontend_latency is not None]) else None,
         coded_exchanges=sum(d.coded for d in duts),
+        inputs_from_host_file=all(d.host_file is not None for d in duts),
     )
 
 

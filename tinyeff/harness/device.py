@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class SerialDevice:
             raise TinyeffError(f"cannot open serial port '{url}' ({e}); check the --port URL and that the board is connected") from None
         self._pending = b""
         self.transcript: list[str] = []
+        self.host_file: Path | None = None  # a file the device reads inputs from (te-fput): only an emulator the harness started
 
     def send(self, data: bytes) -> None:
         try:
@@ -173,8 +175,14 @@ class QemuDevice(SerialDevice):
             raise TinyeffError(f"no firmware at {elf}; build the project first with 'make -C <project>'")
         port, self._monitor_port = _free_port(), _free_port()
         self.board = board
-        self.cmd = qemu_command(board, port, monitor=self._monitor_port, elf=elf)
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.cmd = qemu_command(board, port, monitor=self._monitor_port, elf=Path(elf).resolve())
+        # QEMU runs in a directory of its own, where the firmware's semihosting finds the host input
+        # file (TE_HOST_FILE in firmware/protocol/te_port.h) that the harness writes inputs into
+        self._workdir = tempfile.TemporaryDirectory(prefix="tinyeff-qemu-")
+        input_file = Path(self._workdir.name) / "tinyeff-input.bin"
+        input_file.touch()
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     cwd=self._workdir.name)
         deadline = time.monotonic() + connect_timeout
         while True:
             try:
@@ -187,6 +195,7 @@ class QemuDevice(SerialDevice):
                     raise TinyeffError(f"QEMU did not open its serial port ({' '.join(self.cmd)}); "
                                        "check that the ELF was built for this board") from None
                 time.sleep(0.05)
+        self.host_file = input_file
 
     def reset(self) -> None:
         """Reset the emulated board as its reset button would (through QEMU's monitor)."""
@@ -202,3 +211,4 @@ class QemuDevice(SerialDevice):
             self.proc.wait(timeout=10)
             if self.proc.stdout:
                 self.proc.stdout.close()
+            self._workdir.cleanup()

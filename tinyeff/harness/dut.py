@@ -169,13 +169,15 @@ class Dut:
     """A device running tinyeff firmware, driven over DEVICE (anything with send/read_until/drain)."""
 
     def __init__(self, device, timeout: float = 30.0, retries: int = 8, quiet: float | None = None, retry_for: float = 120.0,
-                 coding: bool = True):
+                 coding: bool = True, host_file: bool = True):
         """TIMEOUT: seconds to wait for a reply; a damaged exchange is sent again at least RETRIES
         times and for as long as RETRY_FOR seconds since its first try (a noisy link fails short
         exchanges often but cheaply: a count alone gives up on it too soon); QUIET: seconds of
         silence that end a resync (an emulator answers in microseconds, a board at 115200 baud in
         milliseconds; by default the device's own figure); CODING: code the link while it damages
-        bytes (FEC_START; off: only retries, as a test of the retries themselves needs)."""
+        bytes (FEC_START; off: only retries, as a test of the retries themselves needs); HOST_FILE: inputs
+        through the device's host input file where it has one (an emulator the harness started; off: every
+        input byte over the link, as a real board takes it)."""
         quiet = quiet if quiet is not None else getattr(device, "quiet", 0.3)
         self.device, self.timeout, self.retries, self.quiet = device, timeout, retries, quiet
         self.retry_for = retry_for
@@ -188,6 +190,7 @@ class Dut:
         self.retried = 0  # exchanges sent again after a corrupted or lost reply
         self.runs = 0  # inferences asked for with te-run: each one's number, so a retry never runs twice
         self.coding = coding
+        self.host_file = getattr(device, "host_file", None) if host_file else None  # see put_input
         self.fec = False  # requests (and so replies) coded, each byte three times
         self.coded = 0  # exchanges answered while coded
         self._threes = self._differed = 0  # coded reply bytes since the link was last judged, and how many differed
@@ -388,7 +391,11 @@ class Dut:
     def put_input(self, data: bytes, command: str = "te-put") -> None:
         """Load DATA into the device's input buffer (COMMAND te-raw-put: its front end's buffer) in CRC-checked
         binary chunks: smaller ones while the link damages them (a request must arrive whole), larger
-        again once it does not."""
+        again once it does not. On a device with a host input file (an emulator the harness started, whose
+        UART costs its host tens of microseconds per byte received) DATA goes into that file, and one
+        short request (te-fput) has the device read it from there, checked by the same CRC."""
+        if self.host_file is not None and self._put_from_host_file(data, command):
+            return
         off = 0
         while off < len(data):
             chunk = data[off : off + self._put_chunk]
@@ -415,6 +422,27 @@ class Dut:
                 continue
             off += len(chunk)
             self._put_chunk = max(self._put_chunk // 2, MIN_PUT_CHUNK) if self.attempts > 1 else min(self._put_chunk * 2, MAX_PUT_CHUNK)
+
+    def _put_from_host_file(self, data: bytes, command: str) -> bool:
+        """put_input through the host input file; False (and the link from then on) when the firmware
+        predates te-fput."""
+        self.host_file.write_bytes(data)
+        fput = command.replace("-put", "-fput")
+        refusals = _Refusals(f"e-[{fput}", "the device refused the upload: ")
+
+        def parse(lines):
+            if any("m-te-put-ok" in l for l in lines):
+                return True
+            if any(f"Unknown command: {fput}" in l for l in lines):
+                return False
+            refusals.check(lines)
+            return None
+
+        request = f"{fput} 0 {len(data)} {zlib.crc32(data):08x}%".encode()
+        if self._exchange(request, parse, f"loading {len(data)} input bytes from the host file ({fput})"):
+            return True
+        self.host_file = None
+        return False
 
     def run(self, data: bytes, timeout: float | None = None) -> Inference:
         """One inference on DATA: upload, run, and the output bytes with the ticks it took. The request

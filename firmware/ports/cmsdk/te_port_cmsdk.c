@@ -100,6 +100,24 @@ static int semihost(int op, void *arg) {
   return r0;
 }
 
+/* The host's input file through semihosting (QEMU runs with -semihosting-config target=native, in
+ * the directory where the harness writes the file): opened once, then each te-fput seeks to its
+ * start and reads. A board without a debugger attached would fault on the BKPT; the harness asks for
+ * the file only from an emulator it started. */
+int te_port_host_read(uint8_t *dst, uint32_t len) {
+  static int handle = -1;
+  if (handle < 0) {
+    static const char name[] = TE_HOST_FILE;
+    uint32_t open_block[3] = {(uint32_t)name, 1u /* "rb" */, sizeof name - 1u};
+    handle = semihost(0x01 /* SYS_OPEN */, open_block);
+    if (handle < 0) return -1;
+  }
+  uint32_t seek_block[2] = {(uint32_t)handle, 0u};
+  uint32_t read_block[3] = {(uint32_t)handle, (uint32_t)dst, len};
+  if (semihost(0x0A /* SYS_SEEK */, seek_block) != 0) return -1;
+  return semihost(0x06 /* SYS_READ: the bytes not read */, read_block) == 0 ? 0 : -1;
+}
+
 void te_port_exit(int status) {
   uint32_t block[2] = {0x20026u /* ADP_Stopped_ApplicationExit */, (uint32_t)status};
   semihost(0x20 /* SYS_EXIT_EXTENDED */, block);

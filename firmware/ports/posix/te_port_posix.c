@@ -167,6 +167,15 @@ const char *te_port_timer_name(void) { return "posix_monotonic"; }
 
 uint32_t te_port_stack_used(void) { return 0; }
 
+/* The host build reads the file from its working directory, as QEMU's semihosting does. */
+int te_port_host_read(uint8_t *dst, uint32_t len) {
+  FILE *f = fopen(TE_HOST_FILE, "rb");
+  if (!f) return -1;
+  size_t got = fread(dst, 1, len, f);
+  fclose(f);
+  return got == len ? 0 : -1;
+}
+
 void te_port_exit(int status) {
   flush_tx();
   exit(status);
