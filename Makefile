@@ -2,6 +2,8 @@
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo-out
+# make test runs the suite on one worker per core (pytest-xdist); TEST_JOBS=0 runs it in this process
+TEST_JOBS ?= $(shell nproc)
 
 .PHONY: setup demo test test-fast bench mutation kernel-mutation clean
 
@@ -15,7 +17,7 @@ demo: setup
 
 # Everything that needs no real board (hardware tests skip without --tinyeff-port).
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 # Seconds, not minutes: leaves out the slow end-to-end acceptance tests.
 test-fast: setup
