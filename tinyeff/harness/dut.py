@@ -394,7 +394,7 @@ class Dut:
         again once it does not. On a device with a host input file (an emulator the harness started, whose
         UART costs its host tens of microseconds per byte received) DATA goes into that file, and one
         short request (te-fput) has the device read it from there, checked by the same CRC."""
-        if self.host_file is not None and self._put_from_host_file(data, command):
+        if self.host_file is not None and data and self._put_from_host_file(data, command):
             return
         off = 0
         while off < len(data):
@@ -425,15 +425,16 @@ class Dut:
 
     def _put_from_host_file(self, data: bytes, command: str) -> bool:
         """put_input through the host input file; False (and the link from then on) when the firmware
-        predates te-fput."""
+        has no such file: generated before te-fput existed, or for a port without one (the Arduino
+        core's, run on an emulated stand-in core)."""
         self.host_file.write_bytes(data)
         fput = command.replace("-put", "-fput")
-        refusals = _Refusals(f"e-[{fput}", "the device refused the upload: ")
+        refusals = _Refusals(fput, "the device refused the upload: ")  # its usage line and its own errors name it
 
         def parse(lines):
             if any("m-te-put-ok" in l for l in lines):
                 return True
-            if any(f"Unknown command: {fput}" in l for l in lines):
+            if any(f"Unknown command: {fput}" in l or "has no host input file" in l for l in lines):
                 return False
             refusals.check(lines)
             return None
