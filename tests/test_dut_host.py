@@ -30,7 +30,7 @@ from link_faults import FaultyRelay
 from tinyeff.boards import get_board
 from tinyeff.generate import generate
 from tinyeff.harness.bench import Project, bench_inputs, run_bench
-from tinyeff.harness.device import SerialDevice
+from tinyeff.harness.device import HOST_INPUT_FILE, SerialDevice
 from tinyeff.harness.report import resumable
 from tinyeff.harness.dut import FEC_SHIFTED_SHARE, READY_PROBE_S, DeviceError, DeviceMemory, Dut, Signature, fec_decode, fec_encode
 from tinyeff.reference import tflm_outputs
@@ -108,7 +108,7 @@ def test_inputs_read_from_the_host_file_give_host_tflm_s_outputs_and_its_crc_is_
     want = _reference(project, x[:8])
     board = get_board(BOARD)
     with run_host_firmware(exe, cwd=tmp_path) as url, SerialDevice(url, board.serial_baud, board) as device:
-        device.host_file = tmp_path / "tinyeff-input.bin"  # what QemuDevice sets for the QEMU it starts
+        device.host_file = tmp_path / HOST_INPUT_FILE  # what QemuDevice sets for the QEMU it starts
         device.host_file.touch()
         dut = Dut(device, timeout=10)
         dut.wait_ready()
@@ -120,7 +120,7 @@ def test_inputs_read_from_the_host_file_give_host_tflm_s_outputs_and_its_crc_is_
             dut.command(f"te-fput 0 {len(sent)} {zlib.crc32(sent):08x}")
         device.host_file.unlink()  # and the harness writes elsewhere: the device finds no file in its directory
         (tmp_path / "elsewhere").mkdir()
-        dut.host_file = tmp_path / "elsewhere" / "tinyeff-input.bin"
+        dut.host_file = tmp_path / "elsewhere" / HOST_INPUT_FILE
         assert dut.run(sent).output.tobytes() == want[0] and dut.host_file is None
 
 
@@ -138,7 +138,7 @@ def test_firmware_without_te_fput_gets_its_inputs_over_the_link(host_project, sa
     exe = build_host_firmware(old, tmp_path / "build")
     board = get_board(BOARD)
     with run_host_firmware(exe, cwd=tmp_path) as url, SerialDevice(url, board.serial_baud, board) as device:
-        device.host_file = tmp_path / "tinyeff-input.bin"
+        device.host_file = tmp_path / HOST_INPUT_FILE
         device.host_file.touch()
         dut = Dut(device, timeout=10)
         dut.wait_ready()

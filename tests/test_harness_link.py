@@ -118,3 +118,17 @@ def test_an_infer_reply_without_its_two_laps_says_what_came():
                 Dut(device, timeout=2).infer(1)
     finally:
         end.close()
+
+
+def test_a_pyserial_url_that_is_no_plain_socket_goes_through_pyserial():
+    """socket://HOST:PORT is read with plain recv() calls; every other URL (a board's /dev/ttyACM0 here
+    stands as pyserial's loop://, which hands back what is written) through pyserial, to the same reads."""
+    device = SerialDevice("loop://", 115200)
+    try:
+        device.send(b"m-init-done\r\nm-ready\r\n")
+        assert device.read_until(b"m-ready", 2) == b"m-init-done\r\nm-ready"
+        assert device.drain(0.1, 1) == b"\r\n"
+        with pytest.raises(DeviceTimeout):
+            device.read_until(b"m-ready", 0.2)
+    finally:
+        device.close()

@@ -33,11 +33,33 @@ QEMU_ICOUNT_SHIFT = 0  # one emulated instruction per virtual nanosecond
 
 
 READ_WAIT_S = 0.05  # the longest one read waits for a byte; a reply's own timeout is the caller's
+HOST_INPUT_FILE = "tinyeff-input.bin"  # TE_HOST_FILE in firmware/protocol/te_port.h: where te-fput reads
 
 
 def _plain_tcp(url: str) -> bool:
     """socket://HOST:PORT without pyserial's options (?logging=...), which _TcpPort serves."""
     return url.startswith("socket://") and "?" not in url
+
+
+class _PyserialPort:
+    """Any other pyserial URL (/dev/ttyACM0, rfc2217://, socket://...?logging=debug) behind the same
+    calls as _TcpPort."""
+
+    def __init__(self, url: str, baud: int):
+        import serial
+
+        self._port = serial.serial_for_url(url, baudrate=baud, timeout=READ_WAIT_S)
+
+    def write(self, data: bytes) -> None:
+        self._port.write(data)
+        self._port.flush()
+
+    def read_some(self) -> bytes:
+        """What has come, or b"" after READ_WAIT_S: read(n) waits for all n bytes, so ask for what is waiting, or one."""
+        return self._port.read(self._port.in_waiting or 1)
+
+    def close(self) -> None:
+        self._port.close()
 
 
 class _TcpPort:
@@ -56,9 +78,6 @@ class _TcpPort:
 
     def write(self, data: bytes) -> None:
         self._sock.sendall(data)
-
-    def flush(self) -> None:
-        pass
 
     def read_some(self) -> bytes:
         """What has come, or b"" after READ_WAIT_S without a byte; OSError once the other end has closed."""
@@ -83,7 +102,7 @@ class SerialDevice:
         self._serial = serial
         self.url, self.board = url, board
         try:
-            self._port = _TcpPort(url) if _plain_tcp(url) else serial.serial_for_url(url, baudrate=baud, timeout=READ_WAIT_S)
+            self._port = _TcpPort(url) if _plain_tcp(url) else _PyserialPort(url, baud)
         except (serial.SerialException, ValueError, OSError) as e:
             raise TinyeffError(f"cannot open serial port '{url}' ({e}); check the --port URL and that the board is connected") from None
         self._pending = b""
@@ -93,16 +112,12 @@ class SerialDevice:
     def send(self, data: bytes) -> None:
         try:
             self._port.write(data)
-            self._port.flush()
         except (OSError, self._serial.SerialException) as e:
             raise LinkClosed(f"the link to {self.url} failed while sending ({e}); check the cable or the emulator") from None
 
     def _read_some(self) -> bytes:
         try:
-            if isinstance(self._port, _TcpPort):
-                return self._port.read_some()
-            # read(n) waits for all n bytes or the timeout: ask for what is waiting, or one byte
-            return self._port.read(self._port.in_waiting or 1)
+            return self._port.read_some()
         except (OSError, self._serial.SerialException) as e:
             last = self.last_lines()
             raise LinkClosed(f"the link to {self.url} closed ({e}); the device's last lines were {last or 'nothing'}") from None
@@ -224,7 +239,7 @@ class QemuDevice(SerialDevice):
         # QEMU runs in a directory of its own, where the firmware's semihosting finds the host input
         # file (TE_HOST_FILE in firmware/protocol/te_port.h) that the harness writes inputs into
         self._workdir = tempfile.TemporaryDirectory(prefix="tinyeff-qemu-")
-        input_file = Path(self._workdir.name) / "tinyeff-input.bin"
+        input_file = Path(self._workdir.name) / HOST_INPUT_FILE
         input_file.touch()
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      cwd=self._workdir.name)
