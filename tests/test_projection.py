@@ -31,3 +31,29 @@ def test_project_shape_padding_and_determinism():
     assert np.all(x[1, 0, 1:] == 0) and x[1, 0, 0].any()
     assert np.array_equal(x, project(["turn on the light now please", "hi"], cfg))
     assert np.all(x == np.round(x)) and np.abs(x).max() <= 127
+
+
+def test_a_token_row_sums_every_n_gram_length_from_the_shortest_to_the_longest():
+    """min_ngram=2, ngram=4 on "on": ^on$ has the 2-grams ^o on n$, the 3-grams ^on on$ and the
+    4-gram ^on$, each hashed once with the token itself; a token shorter than every length is
+    summed whole, and min_ngram equal to ngram is the single-length projection."""
+    from tinyeff.models.projection_features import token_row
+
+    cfg = ProjectionConfig(features=48, max_tokens=2, ngram=4, min_ngram=2)
+    grams = [b"^o", b"on", b"n$", b"^on", b"on$", b"^on$"]
+    want = ternary(b"\x01on", 48) + sum(ternary(b"\x02" + g, 48) for g in grams)
+    assert np.array_equal(token_row(b"on", cfg), np.clip(want, -127, 127))
+    short = ProjectionConfig(features=48, max_tokens=2, ngram=5, min_ngram=4)  # ^a$ is 3 bytes
+    assert np.array_equal(token_row(b"a", short), ternary(b"\x01a", 48) + ternary(b"\x02^a$", 48))
+    assert ProjectionConfig(ngram=3, min_ngram=3) == ProjectionConfig(ngram=3)
+    assert ProjectionConfig(ngram=4, min_ngram=2).describe() == "64 features x 16 tokens, 2-4-grams"
+
+
+def test_a_projection_config_outside_what_the_c_window_holds_is_refused():
+    import pytest
+
+    from tinyeff.errors import TinyeffError
+
+    for bad in ({"ngram": 9}, {"ngram": 0}, {"ngram": 3, "min_ngram": 4}):
+        with pytest.raises(TinyeffError, match="n-grams of 1 to 8 bytes"):
+            ProjectionConfig(**bad)

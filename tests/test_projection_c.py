@@ -15,7 +15,8 @@ from tinyeff.resources import resource_dir
 
 
 class CConfig(ctypes.Structure):
-    _fields_ = [("features", ctypes.c_int32), ("max_tokens", ctypes.c_int32), ("ngram", ctypes.c_int32)]
+    _fields_ = [("features", ctypes.c_int32), ("max_tokens", ctypes.c_int32), ("ngram", ctypes.c_int32),
+                ("min_ngram", ctypes.c_int32)]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def c_projection(tmp_path_factory):
 def _c_project(lib, text: str, cfg: ProjectionConfig) -> np.ndarray:
     data = text.encode("utf-8")
     out = np.zeros(cfg.max_tokens * cfg.features, np.int16)
-    lib.te_project(ctypes.byref(CConfig(cfg.features, cfg.max_tokens, cfg.ngram)), data, ctypes.c_size_t(len(data)),
+    lib.te_project(ctypes.byref(CConfig(cfg.features, cfg.max_tokens, cfg.ngram, cfg.min_ngram)), data, ctypes.c_size_t(len(data)),
                    out.ctypes.data_as(ctypes.POINTER(ctypes.c_int16)))
     return out
 
@@ -48,10 +49,17 @@ def _texts() -> list[str]:
 
 
 CONFIGS = [ProjectionConfig(), ProjectionConfig(features=40, max_tokens=5, ngram=2),
-           ProjectionConfig(features=17, max_tokens=3, ngram=5), ProjectionConfig(features=16, max_tokens=8, ngram=1)]
+           ProjectionConfig(features=17, max_tokens=3, ngram=5), ProjectionConfig(features=16, max_tokens=8, ngram=1),
+           # several n-gram lengths summed: what a search may choose, and every length the C window holds
+           ProjectionConfig(features=64, max_tokens=12, ngram=4, min_ngram=2),
+           ProjectionConfig(features=33, max_tokens=6, ngram=8, min_ngram=1)]
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"f{c.features}_t{c.max_tokens}_n{c.ngram}")
+def _id(c: ProjectionConfig) -> str:
+    return f"f{c.features}_t{c.max_tokens}_n{c.min_ngram or c.ngram}-{c.ngram}"
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=_id)
 def test_c_projection_is_bit_exact_with_python(c_projection, cfg):
     texts = _texts()
     want = project(texts, cfg).reshape(len(texts), -1).astype(np.int16)
@@ -76,7 +84,7 @@ def test_c_quantization_of_the_projection_matches_the_host(c_projection, scale, 
     assert np.array_equal(want, got)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"f{c.features}_t{c.max_tokens}_n{c.ngram}")
+@pytest.mark.parametrize("cfg", CONFIGS, ids=_id)
 def test_c_projection_into_int8_one_row_at_a_time_equals_the_host_input(c_projection, cfg):
     """What the firmware's text front end runs (te_project_int8: one int16 row of scratch) against the
     int8 input the host quantizes from the Python projection, with a zero point that makes empty rows
@@ -88,7 +96,7 @@ def test_c_projection_into_int8_one_row_at_a_time_equals_the_host_input(c_projec
     row = np.zeros(cfg.features, np.int16)
     for i, text in enumerate(texts):
         data = text.encode("utf-8")
-        c_projection.te_project_int8(ctypes.byref(CConfig(cfg.features, cfg.max_tokens, cfg.ngram)), data,
+        c_projection.te_project_int8(ctypes.byref(CConfig(cfg.features, cfg.max_tokens, cfg.ngram, cfg.min_ngram)), data,
                                      ctypes.c_size_t(len(data)), ctypes.c_float(scale), ctypes.c_int32(zero_point),
                                      row.ctypes.data_as(ctypes.POINTER(ctypes.c_int16)),
                                      got[i].ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))

@@ -371,6 +371,36 @@ def test_shrink_and_improve_prunes_each_trained_model_into_the_budget_and_compar
     assert f"search, plain (plain): int8 test accuracy {100 * plain_best['int8_test_accuracy']:.1f} %" in printed
 
 
+@pytest.mark.slow
+def test_grow_improve_shrink_widens_every_layer_trains_with_augmentation_and_prunes_into_the_budget(tmp_path):
+    """grow-improve-shrink: each sampled width is multiplied by the trial's grow factor, the grown model
+    is trained with augmentation and mixup (never drawn off), then pruned into the budget: the exported
+    model fits though the grown one did not."""
+    from tinyeff.footprint import measure
+    from tinyeff.search.objective import tflite_of
+
+    out = tmp_path / "grown"
+    budget = ["--flash-kib", "3.2", "--ram-kib", "6"]
+    wide = ["--max-depth", "1", "--max-width", "16", "--min-epochs", "10", "--max-epochs", "10"]
+    assert main(["search", "--data", "digits", "--out", str(out), *budget, *wide, "--trials", "2", "--quiet",
+                 "--recipe", "grow-improve-shrink"]) == 0
+    study = _study(_sqlite(out))
+    done = [t for t in study.trials if tflite_of(t)]
+    assert done, [t.user_attrs for t in study.trials]
+    for t in study.trials:
+        p = t.params
+        assert 1.5 <= p["grow"] <= 3.0 and p["mixup"] in (0.2, 0.4) and "augment" not in p
+        sampled = [p[f"width{i}"] for i in range(p["depth"] + 1)]
+        grown = [max(1, round(w * p["grow"])) for w in sampled]
+        assert t.user_attrs["start_spec"]["widths"] == grown, (sampled, p["grow"])
+    for t in done:
+        assert t.user_attrs["spec"]["widths"] != t.user_attrs["start_spec"]["widths"]  # pruned
+        assert measure(tflite_of(t)).flash_bytes <= 3.2 * 1024 < t.user_attrs["start_footprint"]["flash_bytes"]
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["recipe"] == "grow-improve-shrink"
+    assert measure((out / "model.int8.tflite").read_bytes()).flash_bytes <= 3.2 * 1024
+
+
 def test_compare_refuses_a_directory_that_is_no_run_before_searching(tmp_path, capsys):
     out = tmp_path / "search"
     assert main(["search", "--data", "digits", "--out", str(out), *BUDGET, "--compare", str(tmp_path)]) == 2

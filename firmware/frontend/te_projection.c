@@ -46,12 +46,17 @@ typedef struct {
   int32_t framed;                          /* bytes of ^token$ seen so far */
 } token_state;
 
-static void add_gram(const te_projection_t *cfg, token_state *t, int32_t n) {
+/* row += P(0x02 + the N window bytes from FROM) */
+static void add_gram(const te_projection_t *cfg, token_state *t, int32_t from, int32_t n) {
   const uint8_t prefix = 0x02;
-  add_ternary(t->row, cfg->features, fnv(fnv(FNV_OFFSET, &prefix, 1), t->window, (size_t)n));
+  add_ternary(t->row, cfg->features, fnv(fnv(FNV_OFFSET, &prefix, 1), t->window + from, (size_t)n));
 }
 
-/* one more byte of ^token$: slide the window, and hash it once it holds n bytes */
+/* the shortest n-gram length a token row sums (te_projection_t.min_ngram) */
+static int32_t shortest(const te_projection_t *cfg) { return cfg->min_ngram ? cfg->min_ngram : cfg->ngram; }
+
+/* one more byte of ^token$: slide the window of the last ngram bytes, and hash every n-gram of a
+ * summed length that ends at this byte (the last m bytes of the window) */
 static void push_framed(const te_projection_t *cfg, token_state *t, uint8_t b) {
   const int32_t n = cfg->ngram;
   if (t->framed < n) {
@@ -60,12 +65,13 @@ static void push_framed(const te_projection_t *cfg, token_state *t, uint8_t b) {
     memmove(t->window, t->window + 1, (size_t)(n - 1));
     t->window[n - 1] = b;
   }
-  if (++t->framed >= n) add_gram(cfg, t, n);
+  const int32_t held = ++t->framed < n ? t->framed : n;
+  for (int32_t m = shortest(cfg); m <= held; ++m) add_gram(cfg, t, held - m, m);
 }
 
 static void finish_token(const te_projection_t *cfg, token_state *t) {
   push_framed(cfg, t, '$');
-  if (t->framed < cfg->ngram) add_gram(cfg, t, t->framed); /* shorter than n: the whole ^token$ */
+  if (t->framed < shortest(cfg)) add_gram(cfg, t, 0, t->framed); /* shorter than every length: the whole ^token$ */
   add_ternary(t->row, cfg->features, t->token_fnv);
   for (int32_t d = 0; d < cfg->features; ++d) {
     if (t->row[d] > 127) t->row[d] = 127;
@@ -85,7 +91,9 @@ typedef struct {
 static void project(const te_projection_t *config, const uint8_t *text, size_t len, int16_t *rows, const row_sink *sink) {
   /* a copy: the int8 output may alias anything, so the compiler could not know the n-gram stays checked */
   const te_projection_t copy = *config, *cfg = &copy;
-  if (cfg->ngram < 1 || cfg->ngram > TE_PROJECTION_MAX_NGRAM) return; /* no projection for a config it cannot hold */
+  if (cfg->ngram < 1 || cfg->ngram > TE_PROJECTION_MAX_NGRAM || cfg->min_ngram < 0 || cfg->min_ngram > cfg->ngram) {
+    return; /* no projection for a config it cannot hold */
+  }
   int32_t tokens = 0, in_token = 0;
   token_state t;
   for (size_t i = 0; i <= len && tokens < cfg->max_tokens; ++i) {

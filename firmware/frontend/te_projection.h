@@ -15,12 +15,14 @@ extern "C" {
 typedef struct {
   int32_t features;   /* hashed features per token */
   int32_t max_tokens; /* rows; tokens past this are dropped, missing rows are 0 */
-  int32_t ngram;      /* byte n-grams of ^token$ */
+  int32_t ngram;      /* the longest byte n-grams of ^token$ */
+  int32_t min_ngram;  /* the shortest (every length in between too); 0: ngram only */
 } te_projection_t;
 
 #define TE_PROJECTION_MAX_NGRAM 8 /* hashes stream over the text: only the last n bytes are kept */
 
-/* OUT gets max_tokens * features values in [-127, 127], row by row (texts up to 32 KiB). */
+/* OUT gets max_tokens * features values in [-127, 127], row by row. Rows are summed in int16 before
+ * they are clipped: texts up to 4,000 bytes (at most 8 n-grams per byte) cannot overflow them. */
 void te_project(const te_projection_t *cfg, const uint8_t *text, size_t len, int16_t *out);
 
 /* The projection straight into the model's int8 input (OUT: max_tokens * features), one token row at a

@@ -10,6 +10,7 @@ from tinyeff.cli.output import KIB, Progress, footprint_line, pct
 from tinyeff.atomic import replace_file
 from tinyeff.data.audio import ARITHMETIC
 from tinyeff.errors import TinyeffError
+from tinyeff.models.spec import POOLS
 
 
 QAT_CHOICES = ("auto", "always", "off")
@@ -36,8 +37,8 @@ def cmd_train(args) -> int:
     else:
         if data.kind != "text":
             raise TinyeffError(f"dataset '{args.data}' is not text; train a 'dscnn' model on it")
-        cfg = ProjectionConfig(features=args.features, max_tokens=args.max_tokens)
-        spec = projection_spec(data.n_classes, width=args.width or 64, depth=args.depth or 2, cfg=cfg)
+        cfg = ProjectionConfig(features=args.features, max_tokens=args.max_tokens, ngram=args.ngram, min_ngram=args.min_ngram)
+        spec = projection_spec(data.n_classes, width=args.width or 64, depth=args.depth or 2, cfg=cfg, pool=args.pool)
     tcfg = TrainConfig(epochs=args.epochs, seed=args.seed, augment=not args.no_augment, mixup_alpha=args.mixup,
                        temperature=args.temperature, alpha=args.alpha)
     teacher = None
@@ -255,6 +256,10 @@ def add_parsers(sub) -> None:
     t.add_argument("--depth", type=int, help="separable blocks (dscnn, default 3) or conv layers (projection, default 2)")
     t.add_argument("--features", type=int, default=64, help="projection: hashed features per token")
     t.add_argument("--max-tokens", type=int, default=16, help="projection: tokens per sentence")
+    t.add_argument("--ngram", type=int, default=3, help="projection: the longest byte n-grams of each token")
+    t.add_argument("--min-ngram", type=int, default=0,
+                   help="projection: the shortest n-grams summed with them, every length between too (default: --ngram only)")
+    t.add_argument("--pool", choices=POOLS, default="max", help="projection: how token rows are pooled")
     t.add_argument("--epochs", type=int, default=80)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--teacher", help="a run directory to distil from")

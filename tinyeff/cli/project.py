@@ -42,8 +42,10 @@ def cmd_generate(args) -> int:
           f"ops {', '.join(man['ops'])}; {how}")
     fe = man.get("frontend")
     if fe and fe["type"] == "text":
+        from tinyeff.frontend import frontend_from_json
+
         print(f"  text front end: the device takes UTF-8 (up to {fe['max_raw_bytes']} bytes) and projects it "
-              f"({fe['features']} features x {fe['max_tokens']} tokens, {fe['ngram']}-grams; {fe['ram_bytes']:,} B of RAM)")
+              f"({frontend_from_json(fe).projection.describe()}; {fe['ram_bytes']:,} B of RAM)")
     elif fe:
         kind = f"{fe['n_mfcc']} MFCC" if fe["n_mfcc"] else f"{fe['n_mels']} log-mel"
         how_made = ("with TFLM's micro frontend (as pymicro-features)" if fe["arithmetic"] == "micro"

@@ -25,8 +25,9 @@ def dscnn_spec(input_shape, n_classes: int, *, width: int = 32, depth: int = 3) 
     return ModelSpec("dscnn", tuple(input_shape), n_classes, (width,) * (depth + 1), tuple(strides))
 
 
-def projection_spec(n_classes: int, *, width: int = 64, depth: int = 2, cfg: ProjectionConfig = ProjectionConfig()) -> ModelSpec:
-    """A projection model: DEPTH conv layers (kernel 3 over tokens) of WIDTH filters, max pool, dense."""
+def projection_spec(n_classes: int, *, width: int = 64, depth: int = 2, cfg: ProjectionConfig = ProjectionConfig(),
+                    pool: str = "max") -> ModelSpec:
+    """A projection model: DEPTH conv layers (kernel 3 over tokens) of WIDTH filters, POOL over tokens, dense."""
     return ModelSpec(
         "projection",
         (1, cfg.max_tokens, cfg.features),
@@ -34,6 +35,7 @@ def projection_spec(n_classes: int, *, width: int = 64, depth: int = 2, cfg: Pro
         (width,) * depth,
         (1,) * depth,
         projection=cfg,
+        pool=pool,
     )
 
 
@@ -71,7 +73,8 @@ def build(spec: ModelSpec, *, batch_size: int | None = None, softmax: bool = Fal
             x = L.Conv2D(c, (1, spec.kernel), padding="same", use_bias=False, name=f"conv{i}")(x)
             x = bn(f"conv{i}_bn")(x)
             x = L.ReLU(name=f"conv{i}_relu")(x)
-        x = L.MaxPooling2D(pool_size=tuple(x.shape[1:3]), name="pool")(x)
+        pool = L.MaxPooling2D if spec.pool == "max" else L.AveragePooling2D
+        x = pool(pool_size=tuple(x.shape[1:3]), name="pool")(x)
     x = L.Flatten(name="flatten")(x)
     if spec.dropout:
         x = L.Dropout(spec.dropout, name="dropout")(x)

@@ -13,9 +13,12 @@ so that a C port can be bit-exact:
 * **Ternary projection.** ``P(data)[d]`` for ``d < features`` uses bits ``2k`` and ``2k+1`` of
   ``h(data, d // 16)`` with ``k = d % 16``: ``bit(2k) - bit(2k+1)``, so -1 and +1 each with
   probability 1/4 and 0 with 1/2.
-* **Token row.** ``P(0x01 + token) + sum over byte n-grams g of (^token$) of P(0x02 + g)``; a
-  token shorter than n (with its ^ and $) contributes its whole ``^token$`` as one n-gram.
-  Rows are clipped to [-127, 127].
+* **Token row.** ``P(0x01 + token) + sum over byte n-grams g of (^token$) of P(0x02 + g)``, for
+  every n-gram length from ``min_ngram`` to ``ngram`` (only ``ngram`` when ``min_ngram`` is 0,
+  as all models before it were); a token shorter than every length (with its ^ and $)
+  contributes its whole ``^token$`` as one n-gram. Rows are clipped to [-127, 127].
+  Several lengths at once are what a practitioner's character n-gram baseline uses (2-4): on
+  the German intents they are worth about a point of accuracy over 4-grams alone.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import dataclasses
 
 import numpy as np
 
+from tinyeff.errors import TinyeffError
+
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
 _GOLDEN = 0x9E3779B9
@@ -31,11 +36,31 @@ _MASK = 0xFFFFFFFF
 _TOKEN_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'") | frozenset(range(0x80, 0x100))
 
 
+MAX_NGRAM = 8  # the C projection keeps the last n bytes of a token (TE_PROJECTION_MAX_NGRAM)
+
+
 @dataclasses.dataclass(frozen=True)
 class ProjectionConfig:
     features: int = 64
     max_tokens: int = 16
-    ngram: int = 3
+    ngram: int = 3  # the longest byte n-gram of ^token$
+    min_ngram: int = 0  # the shortest; 0: n-grams of length ngram only
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.ngram <= MAX_NGRAM or not 0 <= self.min_ngram <= self.ngram:
+            raise TinyeffError(f"a projection takes n-grams of 1 to {MAX_NGRAM} bytes, shortest first; "
+                               f"got {self.min_ngram or self.ngram} to {self.ngram}")
+        if self.min_ngram == self.ngram:  # one way to say "this length only", so equal configs compare equal
+            object.__setattr__(self, "min_ngram", 0)
+
+    @property
+    def lengths(self) -> range:
+        """The n-gram lengths a token row sums."""
+        return range(self.min_ngram or self.ngram, self.ngram + 1)
+
+    def describe(self) -> str:
+        grams = f"{self.min_ngram}-{self.ngram}" if self.min_ngram else f"{self.ngram}"
+        return f"{self.features} features x {self.max_tokens} tokens, {grams}-grams"
 
 
 def fnv1a32(data: bytes) -> int:
@@ -86,7 +111,7 @@ def ternary(data: bytes, features: int) -> np.ndarray:
 def token_row(token: bytes, cfg: ProjectionConfig) -> np.ndarray:
     row = ternary(b"\x01" + token, cfg.features)
     framed = b"^" + token + b"$"
-    grams = [framed[i : i + cfg.ngram] for i in range(len(framed) - cfg.ngram + 1)] or [framed]
+    grams = [framed[i : i + n] for n in cfg.lengths for i in range(len(framed) - n + 1)] or [framed]
     for g in grams:
         row += ternary(b"\x02" + g, cfg.features)
     return np.clip(row, -127, 127)

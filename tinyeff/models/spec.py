@@ -9,6 +9,7 @@ from tinyeff.errors import TinyeffError
 from tinyeff.models.projection_features import ProjectionConfig
 
 KINDS = ("dscnn", "projection")
+POOLS = ("max", "avg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,10 +24,15 @@ class ModelSpec:
     kernel: int = 3
     dropout: float = 0.1
     projection: ProjectionConfig | None = None
+    # How a projection model pools its token rows: max (the default model) or average, which sums
+    # evidence over tokens as a bag-of-n-grams classifier does (a DS-CNN always averages).
+    pool: str = "max"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise TinyeffError(f"unknown model kind '{self.kind}'; choose one of {', '.join(KINDS)}")
+        if self.pool not in POOLS:
+            raise TinyeffError(f"unknown pooling '{self.pool}'; choose one of {', '.join(POOLS)}")
         if len(self.widths) != len(self.strides) or not self.widths:
             raise TinyeffError("a model needs as many strides as widths, and at least one layer")
         if min(self.widths) < 1:

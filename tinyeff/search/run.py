@@ -13,7 +13,7 @@ from pathlib import Path
 from tinyeff.compress.shrink import Budget
 from tinyeff.data.dataset import Dataset
 from tinyeff.errors import TinyeffError
-from tinyeff.search.space import SpaceLimits
+from tinyeff.search.space import SPACE_VERSION, SpaceLimits
 
 MODEL_FILE = "model.int8.tflite"
 
@@ -93,7 +93,7 @@ def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: Non
     config = StudyConfig(data=json.dumps(s.data_source, sort_keys=True),
                          budget={"flash_bytes": s.budget.flash_bytes, "ram_bytes": s.budget.ram_bytes},
                          pareto=s.pareto, recipe=s.recipe, latency_board=s.latency_board or "",
-                         space=dataclasses.asdict(s.limits) | {"teacher": str(s.teacher or "")})
+                         space=dataclasses.asdict(s.limits) | {"teacher": str(s.teacher or ""), "version": SPACE_VERSION})
     objective = Objective(s.data, s.budget, s.limits, pareto=s.pareto, seed=s.seed, teacher=teacher,
                           teacher_spec=teacher_spec, latency_board=s.latency_board, recipe=s.recipe)
     study = open_study(storage, s.study, config, objective.directions, seed=s.seed, sampler=s.sampler, pruner=s.pruner,

@@ -23,6 +23,9 @@ QAT_CHOICES = ("off", "always")
 # (footprint first); or grow the model, improve its quality with learning techniques (augmentation,
 # mixup), then shrink it into the budget distilling from the grown one (quality first).
 RECIPES = ("plain", "shrink-and-improve", "grow-improve-shrink")
+# What the parameters of a trial mean: a study whose trials were drawn from another version of the
+# space cannot be resumed or refit (2: text plans also draw min_ngram and pool).
+SPACE_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +50,7 @@ class TrialPlan:
         extra = f" kernel {self.spec.kernel}"
         if self.spec.projection:
             p = self.spec.projection
-            extra += f" projection {p.features}x{p.max_tokens} n-gram {p.ngram}"
+            extra += f" projection {p.describe()}, {self.spec.pool} pool"
         return f"{self.spec.describe()}{extra}"
 
 
@@ -77,13 +80,18 @@ def suggest(trial, data: Dataset, limits: SpaceLimits, *, teacher: ModelSpec | N
     augmentation and mixup (the "improve" of the recipe)."""
     if data.kind == "text":
         depth = trial.suggest_int("depth", 1, limits.max_depth)
-        cfg = teacher.projection if teacher is not None else ProjectionConfig(
-            features=trial.suggest_int("features", 16, 128, step=16),
-            max_tokens=trial.suggest_int("max_tokens", 8, 24, step=4),
-            ngram=trial.suggest_int("ngram", 2, 4))
+        if teacher is not None:
+            cfg = teacher.projection
+        else:
+            ngram = trial.suggest_int("ngram", 2, 4)
+            # the shortest n-gram summed: equal to ngram is one length only, as the default model has
+            cfg = ProjectionConfig(features=trial.suggest_int("features", 16, 128, step=16),
+                                   max_tokens=trial.suggest_int("max_tokens", 8, 24, step=4), ngram=ngram,
+                                   min_ngram=trial.suggest_int("min_ngram", 2, ngram))
         spec = ModelSpec("projection", (1, cfg.max_tokens, cfg.features), data.n_classes, _widths(trial, depth, limits),
                          (1,) * depth, kernel=trial.suggest_categorical("kernel", [1, 3, 5]),
-                         dropout=trial.suggest_float("dropout", 0.0, 0.4), projection=cfg)
+                         dropout=trial.suggest_float("dropout", 0.0, 0.4), projection=cfg,
+                         pool=trial.suggest_categorical("pool", ["max", "avg"]))
     else:
         blocks = trial.suggest_int("depth", 1, limits.max_depth)
         n = blocks + 1  # the stem and the blocks
