@@ -3,7 +3,7 @@ import pytest
 
 from tinyeff.compress.prune import Pressure, floors, plan, pruned_copy, saliency
 from tinyeff.errors import TinyeffError
-from tinyeff.models import ModelSpec, build, dscnn_spec, projection_spec
+from tinyeff.models import ModelSpec, ProjectionConfig, build, dscnn_spec, projection_spec
 from tinyeff.train import logits
 
 
@@ -16,8 +16,16 @@ def test_dscnn_strides_follow_input_size():
 def test_spec_round_trips_through_json():
     s = projection_spec(5, width=8)
     assert ModelSpec.from_json(s.to_json()) == s
+    several = projection_spec(5, width=8, cfg=ProjectionConfig(ngram=4, min_ngram=2), pool="avg")
+    assert ModelSpec.from_json(several.to_json()) == several
+    # a run saved before min_ngram and pool existed loads as the single-length, max-pooled model it was
+    old = {k: v for k, v in s.to_json().items() if k != "pool"}
+    old["projection"] = {k: v for k, v in old["projection"].items() if k != "min_ngram"}
+    assert ModelSpec.from_json(old) == s
     with pytest.raises(TinyeffError, match="unknown model kind"):
         ModelSpec("resnet", (8, 8, 1), 10, (8,), (1,))
+    with pytest.raises(TinyeffError, match="unknown pooling 'sum'; choose one of max, avg"):
+        projection_spec(5, pool="sum")
 
 
 def test_keeping_every_channel_reproduces_the_model_exactly():
@@ -72,3 +80,5 @@ def test_projection_model_builds_for_the_projected_input():
     spec = projection_spec(7, width=8, depth=2)
     m = build(spec)
     assert m.input_shape == (None, 1, 16, 64) and m.output_shape == (None, 7)
+    pools = {type(layer).__name__ for layer in build(projection_spec(7, width=8, depth=2, pool="avg")).layers}
+    assert "AveragePooling2D" in pools and "MaxPooling2D" not in pools

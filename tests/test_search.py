@@ -382,7 +382,7 @@ def test_grow_improve_shrink_widens_every_layer_trains_with_augmentation_and_pru
     out = tmp_path / "grown"
     budget = ["--flash-kib", "3.2", "--ram-kib", "6"]
     wide = ["--max-depth", "1", "--max-width", "16", "--min-epochs", "10", "--max-epochs", "10"]
-    assert main(["search", "--data", "digits", "--out", str(out), *budget, *wide, "--trials", "2", "--quiet",
+    assert main(["search", "--data", "digits", "--out", str(out), *budget, *wide, "--trials", "1", "--quiet",
                  "--recipe", "grow-improve-shrink"]) == 0
     study = _study(_sqlite(out))
     done = [t for t in study.trials if tflite_of(t)]
