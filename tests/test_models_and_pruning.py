@@ -82,3 +82,41 @@ def test_projection_model_builds_for_the_projected_input():
     assert m.input_shape == (None, 1, 16, 64) and m.output_shape == (None, 7)
     pools = {type(layer).__name__ for layer in build(projection_spec(7, width=8, depth=2, pool="avg")).layers}
     assert "AveragePooling2D" in pools and "MaxPooling2D" not in pools
+
+
+def test_floors_keep_a_quarter_of_the_edge_layers_an_eighth_of_the_inner_ones_and_at_least_four():
+    assert floors(dscnn_spec((8, 8, 1), 10, width=64, depth=3)) == (16, 8, 8, 16)
+    assert floors(dscnn_spec((8, 8, 1), 10, width=32, depth=3)) == (8, 4, 4, 8)
+    assert floors(dscnn_spec((8, 8, 1), 10, width=3, depth=2)) == (3, 3, 3)  # never above the layer itself
+    assert floors(projection_spec(5, width=40, depth=1)) == (10,)  # one layer is an edge
+
+
+def test_a_channel_costs_its_weights_its_quantization_parameters_and_its_activation_map():
+    """digits DS-CNN, 8 channels, one block: the stem's channel holds a 3x3x1 filter, the next block's
+    3x3 depthwise filter and 8 pointwise weights, 16 B of quantization parameters for each of its two
+    output channels, and an 8x8 map (of two bytes: the arena holds it in and out of the depthwise); the
+    block's channel an 8-weight filter, 10 classifier weights, its parameters, a 4x4 map."""
+    from tinyeff.compress.prune import _channel_costs
+
+    spec = dscnn_spec((8, 8, 1), 10, width=8, depth=1)
+    flash, ram = _channel_costs(build(spec), spec)
+    assert flash.tolist() == [9 + (9 + 16) + 8 + 16, 8 + 10 + 16]
+    assert ram.tolist() == [8 * 8 * 2 + 16, 4 * 4 * 2 + 16]
+    # a projection model's channel: a 1x3 filter over tokens, the next layer's weights, a 1x6 map of int8
+    text = projection_spec(5, width=8, depth=2, cfg=ProjectionConfig(features=16, max_tokens=6))
+    flash, ram = _channel_costs(build(text), text)
+    assert flash.tolist() == [3 * 16 + 3 * 8 + 16, 3 * 8 + 5 + 16]
+    assert ram.tolist() == [6 + 16, 6 + 16]
+
+
+def test_a_budget_met_does_not_steer_pruning_and_no_pressure_at_all_weighs_both():
+    spec = dscnn_spec((8, 8, 1), 10, width=32, depth=3)
+    m = build(spec)
+
+    def cut(pressure, fraction=0.2):
+        return [len(v) for v in plan(m, spec, spec, fraction, pressure).values()]
+
+    assert cut(Pressure(flash=1.0, ram=-0.5)) == cut(Pressure(flash=1.0, ram=0.0))
+    assert cut(Pressure(flash=-0.2, ram=-0.1)) == cut(Pressure(flash=0.0, ram=0.0)) == cut(Pressure(flash=1.0, ram=1.0))
+    # a fraction too small to round to one channel still removes one
+    assert sum(32 - w for w in cut(Pressure(1.0, 0.0), fraction=0.001)) == 1
