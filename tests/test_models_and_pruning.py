@@ -120,3 +120,18 @@ def test_a_budget_met_does_not_steer_pruning_and_no_pressure_at_all_weighs_both(
     assert cut(Pressure(flash=-0.2, ram=-0.1)) == cut(Pressure(flash=0.0, ram=0.0)) == cut(Pressure(flash=1.0, ram=1.0))
     # a fraction too small to round to one channel still removes one
     assert sum(32 - w for w in cut(Pressure(1.0, 0.0), fraction=0.001)) == 1
+
+
+def test_a_pruned_projection_model_holds_the_kept_filters_and_classifier_rows():
+    spec = projection_spec(5, width=8, depth=2, cfg=ProjectionConfig(features=16, max_tokens=6))
+    m = build(spec)
+    keep = {"conv1": np.array([0, 2, 3, 7]), "conv2": np.array([1, 4, 5])}
+    small, sspec = pruned_copy(m, spec, keep)
+    assert sspec.widths == (4, 3)
+    np.testing.assert_array_equal(small.get_layer("conv2").get_weights()[0],
+                                  m.get_layer("conv2").get_weights()[0][:, :, keep["conv1"], :][..., keep["conv2"]])
+    for got, full in zip(small.get_layer("conv1_bn").get_weights(), m.get_layer("conv1_bn").get_weights()):
+        np.testing.assert_array_equal(got, full[keep["conv1"]])
+    dense, full = small.get_layer("logits").get_weights(), m.get_layer("logits").get_weights()
+    np.testing.assert_array_equal(dense[0], full[0][keep["conv2"], :])
+    np.testing.assert_array_equal(dense[1], full[1])
