@@ -435,6 +435,33 @@ def test_the_linear_text_baseline_learns_word_classes_and_not_shuffled_labels():
     assert shuffled.test_accuracy < 0.5
 
 
+@pytest.mark.slow
+def test_a_text_search_sets_the_linear_baseline_beside_its_model_in_test_samples_right(tmp_path, capsys):
+    """A search on a user's text CSV: the summary gives the baseline trained on the same split and the
+    searched int8 model side by side, counted in test sentences right, with the difference named."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    verbs, things = ["turn on", "switch off", "open"], ["the lamp", "the door", "the heater", "my fan", "the tv"]
+    rows = [f"{rng.choice(['please', 'now', ''])} {verbs[c]} {rng.choice(things)},{c}".strip() for c in rng.integers(0, 3, 240)]
+    data = tmp_path / "commands.csv"
+    data.write_text("text,label\n" + "\n".join(r.lstrip() for r in rows) + "\n")
+    out = tmp_path / "search"
+    assert main(["search", "--data", str(data), "--out", str(out), "--flash-kib", "16", "--ram-kib", "8", *FAST,
+                 "--trials", "1", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "search.json").read_text())
+    lb, best = summary["linear_baseline"], summary["best"]
+    n = lb["test_samples"]
+    assert n == 60
+    base_right, model_right = round(lb["test_accuracy"] * n), round(best["int8_test_accuracy"] * n)
+    assert f"test accuracy {100 * lb['test_accuracy']:.2f} % ({base_right} of {n})" in printed
+    gap = model_right - base_right
+    verdict = (f"{gap} more right than the baseline" if gap > 0 else "as many right as the baseline" if gap == 0
+               else f"{-gap} fewer right than the baseline")
+    assert f"the searched int8 model: {100 * best['int8_test_accuracy']:.2f} % ({model_right} of {n}), {verdict}" in printed
+
+
 def test_a_plan_whose_untrained_model_tflm_refuses_is_trained_and_measured_instead():
     """A 4-channel layer after two stride-2 layers outputs only zeros untrained on the digits
     calibration set: the converter gives its activations a scale of ~1e-8 and TFLM aborts on the

@@ -55,9 +55,27 @@ def summary_lines(s: dict, model: Path | None, out: Path) -> list[str]:
         lines.append(f"{c['label']} ({c['name']}): int8 test accuracy {pct(c['int8_test_accuracy'])}, "
                      f"flash {c['flash_bytes']:,} B, RAM {c['ram_bytes']:,} B")
     if "linear_baseline" in s:
-        lb = s["linear_baseline"]
-        lines.append(f"linear baseline ({lb['name']}, no budget): test accuracy {pct(lb['test_accuracy'])}")
+        lines += baseline_lines(s["linear_baseline"], b)
     lines.append(f"report: {out / 'trials.csv'}, {out / 'search.json'}, {out / 'pareto.png'}")
+    return lines
+
+
+def baseline_lines(lb: dict, best: dict | None) -> list[str]:
+    """The linear baseline beside the searched model, in test samples right: on a few thousand
+    sentences the two often differ by less than the 0.1 % the other lines print."""
+    n = lb["test_samples"]
+
+    def right(accuracy: float) -> int:
+        return round(accuracy * n)
+
+    lines = [f"linear baseline ({lb['name']}, no budget): test accuracy {100 * lb['test_accuracy']:.2f} % "
+             f"({right(lb['test_accuracy']):,} of {n:,})"]
+    if best is not None:
+        gap = right(best["int8_test_accuracy"]) - right(lb["test_accuracy"])
+        verdict = (f"{gap:,} more right than the baseline" if gap > 0 else
+                   "as many right as the baseline" if gap == 0 else f"{-gap:,} fewer right than the baseline")
+        lines.append(f"  the searched int8 model: {100 * best['int8_test_accuracy']:.2f} % ({right(best['int8_test_accuracy']):,} of {n:,}), "
+                     + verdict)
     return lines
 
 

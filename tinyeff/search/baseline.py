@@ -21,6 +21,7 @@ class Baseline:
     name: str
     test_accuracy: float
     parameters: int  # float weights, for scale: the baseline has no budget
+    test_samples: int
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -46,4 +47,4 @@ def linear_text_baseline(data: Dataset, seed: int = 0) -> Baseline:
     accuracy = float((clf.predict(features(data.x_test)) == data.y_test).mean())
     used = int(np.count_nonzero(np.abs(clf.coef_).sum(axis=0)))
     return Baseline("hashed word 1-2 + char 2-4 n-grams, logistic regression", accuracy,
-                    used * clf.coef_.shape[0] + clf.coef_.shape[0])
+                    used * clf.coef_.shape[0] + clf.coef_.shape[0], len(data.y_test))
