@@ -25,6 +25,16 @@ def tinyeff(*args: str) -> None:
     subprocess.run([*TINYEFF, *args], check=True)
 
 
+def default_pipeline(out: Path, name: str, data: list[str], budget: list[str]) -> Path:
+    """`tinyeff train` + `tinyeff shrink` into OUT (once: kept when it is there); the shrink run."""
+    run, small = out / "default-run", out / "default-small"
+    if not (small / "metrics.json").is_file():
+        kind = "projection" if name == "intents" or name.endswith(".csv") else "dscnn"
+        tinyeff("train", kind, *data, "--out", str(run), "--force", "--quiet")
+        tinyeff("shrink", str(run), *budget, "--out", str(small), "--force", "--quiet")
+    return small
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
@@ -36,11 +46,7 @@ def main() -> None:
     a = p.parse_args()
     data = ["--data", a.data, "--lang", a.lang]
     budget = ["--flash-kib", a.flash_kib, "--ram-kib", a.ram_kib]
-    run, small, found = a.out / "default-run", a.out / "default-small", a.out / "search"
-    if not (small / "metrics.json").is_file():
-        kind = "projection" if a.data == "intents" or a.data.endswith(".csv") else "dscnn"
-        tinyeff("train", kind, *data, "--out", str(run), "--force", "--quiet")
-        tinyeff("shrink", str(run), *budget, "--out", str(small), "--force", "--quiet")
+    small, found = default_pipeline(a.out, a.data, data, budget), a.out / "search"
     tinyeff("search", *data, *budget, "--trials", a.trials, "--out", str(found), "--compare", str(small), "--quiet")
 
     s = json.loads((found / "search.json").read_text())
