@@ -122,6 +122,20 @@ def test_a_budget_met_does_not_steer_pruning_and_no_pressure_at_all_weighs_both(
     assert sum(32 - w for w in cut(Pressure(1.0, 0.0), fraction=0.001)) == 1
 
 
+@pytest.mark.parametrize("width, depth", [(32, 3), (16, 2), (24, 3)])
+def test_over_both_budgets_flash_and_ram_costs_weigh_alike(width, depth):
+    """Each cost is taken relative to its layers' mean, so bytes of flash (thousands) and of RAM
+    (hundreds) weigh alike: over both budgets the 8x8 stem (costly in RAM, cheap in flash) loses fewer
+    channels than over RAM alone and more than over flash alone."""
+    from tinyeff._native import seed_everything
+
+    spec = dscnn_spec((8, 8, 1), 10, width=width, depth=depth)
+    seed_everything(0)
+    m = build(spec)
+    stem_cut = [width - len(plan(m, spec, spec, 0.2, p)["stem"]) for p in (Pressure(0, 1), Pressure(1, 1), Pressure(1, 0))]
+    assert stem_cut[0] > stem_cut[1] > stem_cut[2], stem_cut
+
+
 def test_a_pruned_projection_model_holds_the_kept_filters_and_classifier_rows():
     spec = projection_spec(5, width=8, depth=2, cfg=ProjectionConfig(features=16, max_tokens=6))
     m = build(spec)
