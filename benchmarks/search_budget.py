@@ -35,15 +35,20 @@ def default_pipeline(out: Path, name: str, data: list[str], budget: list[str]) -
     return small
 
 
-def main() -> None:
+def parse_args(trials: str) -> argparse.Namespace:
+    """The options both search benchmarks take: data, budget, trials (default TRIALS), output directory."""
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
     p.add_argument("--lang", default="en")
     p.add_argument("--flash-kib", required=True)
     p.add_argument("--ram-kib", required=True)
-    p.add_argument("--trials", default="60")
+    p.add_argument("--trials", default=trials)
     p.add_argument("--out", required=True, type=Path)
-    a = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    a = parse_args("60")
     data = ["--data", a.data, "--lang", a.lang]
     budget = ["--flash-kib", a.flash_kib, "--ram-kib", a.ram_kib]
     small, found = default_pipeline(a.out, a.data, data, budget), a.out / "search"

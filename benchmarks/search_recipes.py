@@ -13,24 +13,16 @@ artifacts, test split of the model each exported).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from search_budget import default_pipeline, tinyeff
+from search_budget import default_pipeline, parse_args, tinyeff
 
 RECIPES = ("plain", "shrink-and-improve", "grow-improve-shrink")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--data", required=True)
-    p.add_argument("--lang", default="en")
-    p.add_argument("--flash-kib", required=True)
-    p.add_argument("--ram-kib", required=True)
-    p.add_argument("--trials", default="30")
-    p.add_argument("--out", required=True, type=Path)
-    a = p.parse_args()
+    a = parse_args("30")
     data = ["--data", a.data, "--lang", a.lang]
     budget = ["--flash-kib", a.flash_kib, "--ram-kib", a.ram_kib]
     small = default_pipeline(a.out, a.data, data, budget)

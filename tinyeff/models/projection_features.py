@@ -49,7 +49,8 @@ class ProjectionConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.ngram <= MAX_NGRAM or not 0 <= self.min_ngram <= self.ngram:
             raise TinyeffError(f"a projection takes n-grams of 1 to {MAX_NGRAM} bytes, shortest first; "
-                               f"got {self.min_ngram or self.ngram} to {self.ngram}")
+                               f"got {self.min_ngram or self.ngram} to {self.ngram}; give an n-gram length of 1 to {MAX_NGRAM} "
+                               "and a shortest one no longer than it")
         if self.min_ngram == self.ngram:  # one way to say "this length only", so equal configs compare equal
             object.__setattr__(self, "min_ngram", 0)
 
