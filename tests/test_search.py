@@ -99,17 +99,52 @@ def test_search_exports_the_best_model_that_fits_and_reports_every_trial(tmp_pat
     spec = ModelSpec.from_json(best["spec"])
     assert best["int8_test_accuracy"] == int8_accuracy(model, features_of(spec, data.x_test), data.y_test)
     assert f"int8 test accuracy {100 * best['int8_test_accuracy']:.1f} %" in printed
-    # the best is the most accurate trained trial that fits, on validation
+    # the candidates are the trained trials that fit, best on validation first (the default --rerank 5
+    # takes all three); the one exported is the candidate right on the most samples of the 3 held-out folds
     study = _study(_sqlite(out))
-    trained = [t for t in study.trials if t.user_attrs.get("trained") and t.state.name == "COMPLETE"]
+    trained = [t for t in study.trials if t.user_attrs.get("trained") and t.state.name == "COMPLETE"
+               and max(t.constraints.values()) <= 0]
     assert len(_finished(_sqlite(out))) == 3
-    assert best["int8_val_accuracy"] == max(t.user_attrs["int8_val_accuracy"] for t in trained
-                                            if max(t.constraints.values()) <= 0)
+    choice = summary["choice"]
+    candidates = choice["candidates"]
+    assert choice["by"] == "3-fold cross-validation" and len(candidates) == len(trained) >= 2
+    assert sorted(c["number"] for c in candidates) == sorted(t.number for t in trained)
+    assert [c["int8_val_accuracy"] for c in candidates] == sorted((c["int8_val_accuracy"] for c in candidates), reverse=True)
+    most = max(c["cv_right"] for c in candidates)
+    assert best["number"] == next(c["number"] for c in candidates if c["cv_right"] == most)
+    assert all(c["cv_samples"] == len(data.y_train) for c in candidates)
+    assert "chosen by 3-fold cross-validation of the training split among the" in printed
     with open(out / "trials.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["number"]) for r in rows] == [t.number for t in study.trials]
     assert sum(r["best"] == "True" for r in rows) == 1
+    assert {int(r["number"]): float(r["cv_accuracy"]) for r in rows if r["cv_accuracy"]} == {
+        c["number"]: c["cv_accuracy"] for c in candidates}
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cross_validation_folds_hold_whole_groups_of_every_class_and_cover_the_split_once():
+    import numpy as np
+
+    from tinyeff.search.crossval import folds
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 600)
+    groups = y * 100 + rng.integers(0, 7, 600)  # 7 templates per class, numbered apart per class
+    parts = folds(y, groups, 3, seed=0)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(600))  # disjoint and complete
+    for f, held in enumerate(parts):
+        rest = np.concatenate([p for i, p in enumerate(parts) if i != f])
+        assert not set(groups[held]) & set(groups[rest])  # a template is on one side only
+        assert set(y[held]) == set(range(4))  # every class has >= 3 templates, so every fold holds each class
+    assert [len(np.unique(groups[p])) for p in parts] == [12, 8, 8]  # 7 templates per class dealt 3, 2, 2
+    # without groups: every sample its own group, each class dealt evenly over the folds
+    plain = folds(y, None, 3, seed=0)
+    for c in range(4):
+        sizes = [int((y[p] == c).sum()) for p in plain]
+        assert max(sizes) - min(sizes) <= 1
+    assert [p.tolist() for p in folds(y, groups, 3, seed=0)] == [p.tolist() for p in parts]  # seeded
+    assert [p.tolist() for p in folds(y, groups, 3, seed=1)] != [p.tolist() for p in parts]
 
 
 def test_a_plan_over_budget_is_recorded_infeasible_without_training(tmp_path):

@@ -23,6 +23,7 @@ def cmd_search(args) -> int:
         sampler=args.sampler, pruner="none" if args.pareto else args.pruner, limits=limits, seed=args.seed,
         teacher=Path(args.teacher) if args.teacher else None, compare=tuple(Path(c) for c in args.compare), recipe=args.recipe,
         heartbeat_s=args.heartbeat, latency_board=args.latency_board if args.latency else None, refit=not args.no_refit,
+        rerank=args.rerank,
     )
     progress = Progress(args.quiet)
     progress(f"searching ({args.recipe}) {data.name} ({data.kind}, {len(data.y_train)} train samples) for the best int8 model under "
@@ -48,6 +49,7 @@ def summary_lines(s: dict, model: Path | None, out: Path) -> list[str]:
                      + (f", {e['emulated_instructions']:,.0f} emulated instructions on {s['latency_board']}"
                         if e.get("emulated_instructions") else ""))
         lines.append(f"  {model}: ready for 'tinyeff generate {model} --board BOARD'")
+        lines += choice_lines(s["choice"])
     for c in s.get("compare", []):
         if c["int8_test_accuracy"] is None:
             lines.append(f"{c['label']} ({c['name']}): no model that fits")
@@ -58,6 +60,15 @@ def summary_lines(s: dict, model: Path | None, out: Path) -> list[str]:
         lines += baseline_lines(s["linear_baseline"], b)
     lines.append(f"report: {out / 'trials.csv'}, {out / 'search.json'}, {out / 'pareto.png'}")
     return lines
+
+
+def choice_lines(choice: dict) -> list[str]:
+    """How the exported trial was chosen: the candidates' validation and cross-validation scores."""
+    if choice["by"] == "validation":
+        return []
+    return [f"  chosen by {choice['by']} of the training split among the {len(choice['candidates'])} best on validation "
+            "(validation -> held-out folds): "
+            + ", ".join(f"trial {c['number']} {pct(c['int8_val_accuracy'])} -> {pct(c['cv_accuracy'])}" for c in choice["candidates"])]
 
 
 def baseline_lines(lb: dict, best: dict | None) -> list[str]:
@@ -103,6 +114,10 @@ def add_parsers(sub) -> None:
     s.add_argument("--latency-board", default="qemu-mps2-an386", help="the QEMU board --latency measures on")
     s.add_argument("--no-refit", action="store_true",
                    help="export the best trial's own model instead of its plan trained again on the whole training split")
+    s.add_argument("--rerank", type=int, default=5, metavar="N",
+                   help="train the plans of the N trials of best validation accuracy that fit again on 3 folds of the "
+                        "training split and export the one right on the most held-out samples (default 5; 0 or 1: "
+                        "the validation slice alone chooses)")
     s.add_argument("--teacher", help="a run directory trained on the same data to distil from")
     s.add_argument("--compare", action="append", default=[], metavar="RUN",
                    help="a 'tinyeff shrink' run or another search's --out to report and plot beside this one (repeat for more)")

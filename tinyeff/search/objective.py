@@ -196,6 +196,20 @@ class Objective:
         """The plan of a finished trial (its PARAMS) trained again, as the trial was but on the whole
         training split: once the slice has chosen, its samples are better spent on training. Returns
         the int8 model, its spec and its measured footprint."""
+        # the slice is trained on now, so what fit and QAT report on it is only a log
+        tflite, spec = self._train_plan(params, np.arange(len(self.data.y_train)), self._val)
+        return tflite, spec, measure(tflite, "the refit model")
+
+    def fold_accuracy(self, params: dict, held_out: np.ndarray) -> float:
+        """Int8 accuracy on the training samples HELD_OUT of the plan of a finished trial (its PARAMS)
+        trained on the rest of the training split, as the trial was trained."""
+        rest = np.setdiff1d(np.arange(len(self.data.y_train)), held_out)
+        tflite, spec = self._train_plan(params, rest, held_out)
+        return int8_scores(tflite, self.features(spec)[held_out], self.data.y_train[held_out])[0]
+
+    def _train_plan(self, params: dict, fit_idx: np.ndarray, val_idx: np.ndarray) -> tuple[bytes, ModelSpec]:
+        """The int8 model of the plan PARAMS trained on the training samples FIT_IDX (VAL_IDX: what
+        training and the PTQ-or-QAT choice watch), and its spec."""
         import optuna
 
         plan = suggest(optuna.trial.FixedTrial(params), self.data, self.limits, teacher=self.teacher_spec, seed=self.seed,
@@ -203,11 +217,11 @@ class Objective:
         x, y = self.features(plan.spec), self.data.y_train
         seed_everything(self.seed)
         model = build(plan.spec)
-        # the slice is trained on now, so what fit and QAT report on it is only a log
-        fit(model, x, y, plan.train, kind=self.data.kind, teacher=self.teacher, validation=(x[self._val], y[self._val]))
-        q = quantize_with_fallback(model, plan.spec, x, y, x[self._val], y[self._val], representative_set(x, self.seed),
-                                   kind=self.data.kind, qat=plan.qat, seed=self.seed)
-        return q.tflite, plan.spec, measure(q.tflite, "the refit model")
+        fit(model, x[fit_idx], y[fit_idx], plan.train, kind=self.data.kind, teacher=self.teacher,
+            validation=(x[val_idx], y[val_idx]))
+        q = quantize_with_fallback(model, plan.spec, x[fit_idx], y[fit_idx], x[val_idx], y[val_idx],
+                                   representative_set(x, self.seed), kind=self.data.kind, qat=plan.qat, seed=self.seed)
+        return q.tflite, plan.spec
 
     def _shrink(self, trial, plan, model):
         """The trained MODEL pruned into the budget, fine-tuned distilling from itself (the shrink

@@ -12,7 +12,7 @@ from tinyeff.compress.shrink import Budget
 
 COLUMNS = ("number", "state", "feasible", "trained", "pareto", "best", "model", "flash_bytes", "ram_bytes", "macs",
            "emulated_instructions",
-           "int8_val_accuracy", "int8_val_loss", "float_val_accuracy", "quantization", "epochs_run", "pruned_at_epoch",
+           "int8_val_accuracy", "int8_val_loss", "cv_accuracy", "float_val_accuracy", "quantization", "epochs_run", "pruned_at_epoch",
            "retry_of", "worker", "params")
 
 
@@ -34,6 +34,7 @@ class TrialRow:
     emulated_instructions: float | None  # median on the emulated board, with --latency
     int8_val_accuracy: float | None
     int8_val_loss: float | None
+    cv_accuracy: float | None  # int8 accuracy over k folds of the training split (candidates for the choice only)
     float_val_accuracy: float | None
     quantization: str | None
     epochs_run: int | None
@@ -48,6 +49,9 @@ class TrialRow:
 
 
 def rows(study) -> list[TrialRow]:
+    from tinyeff.search.crossval import stored
+
+    cv = stored(study)
     out = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
@@ -58,7 +62,8 @@ def rows(study) -> list[TrialRow]:
             trained=bool(a.get("trained")), model=a.get("describe", ""), flash_bytes=fp.get("flash_bytes"),
             ram_bytes=fp.get("ram_bytes"), macs=fp.get("macs"), emulated_instructions=a.get("emulated_instructions"),
             int8_val_accuracy=a.get("int8_val_accuracy"),
-            int8_val_loss=a.get("int8_val_loss"), float_val_accuracy=a.get("float_val_accuracy"),
+            int8_val_loss=a.get("int8_val_loss"), cv_accuracy=cv[t.number].accuracy if t.number in cv else None,
+            float_val_accuracy=a.get("float_val_accuracy"),
             quantization=a.get("quantization"), epochs_run=a.get("epochs_run"), pruned_at_epoch=a.get("pruned_at_epoch"),
             retry_of=a.get("retry_of", t.system_attrs.get("failed_trial")), worker=a.get("worker", ""), params=dict(t.params),
         ))
@@ -81,13 +86,17 @@ def pareto_front(trials: list[TrialRow]) -> set[int]:
     return {t.number for t in done if not any(beats(o, t) for o in done)}
 
 
-def best_feasible(trials: list[TrialRow]) -> TrialRow | None:
-    """The most accurate trained trial that fits; a small validation slice saturates, so its loss
-    breaks ties, then the smaller footprint."""
+def ranked_feasible(trials: list[TrialRow]) -> list[TrialRow]:
+    """The trained trials that fit, most accurate on validation first; a small validation slice
+    saturates, so its loss breaks ties, then the smaller footprint."""
     fitting = [t for t in trials if t.complete and t.feasible]
-    if not fitting:
-        return None
-    return max(fitting, key=lambda t: (t.int8_val_accuracy, -t.int8_val_loss, -t.flash_bytes, -t.ram_bytes))
+    return sorted(fitting, key=lambda t: (-t.int8_val_accuracy, t.int8_val_loss, t.flash_bytes, t.ram_bytes))
+
+
+def best_feasible(trials: list[TrialRow]) -> TrialRow | None:
+    """The first of ranked_feasible, None when no trained trial fits."""
+    ranked = ranked_feasible(trials)
+    return ranked[0] if ranked else None
 
 
 def write_report(out: Path, trials: list[TrialRow], best: TrialRow | None, budget: Budget, summary: dict,

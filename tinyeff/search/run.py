@@ -38,6 +38,7 @@ class SearchSettings:
     heartbeat_s: int = 30
     latency_board: str | None = None  # measure emulated instructions of every trial that fits, on this QEMU board
     refit: bool = True  # export the best plain trial trained again on the whole training split
+    rerank: int = 5  # plain: the trials of best validation that fit, cross-validated to choose the one exported (< 2: none)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +132,8 @@ def _outcome(r) -> str:
 
 def report(study, s: SearchSettings, objective, ran: int, worker_s: float, compare: list[dict],
            progress: Callable[[str], None]) -> SearchOutcome:
-    """Export the best model that fits (refit on the whole training split when it still fits), measure it
+    """Export the best model that fits (of a plain search: among the RERANK best on validation, the one
+    cross-validation ranks first, refit on the whole training split when it still fits), measure it
     (only it) on the test split, write the reports."""
     from tinyeff.compress.quantize import int8_accuracy
     from tinyeff.footprint import read_model
@@ -142,6 +144,17 @@ def report(study, s: SearchSettings, objective, ran: int, worker_s: float, compa
 
     rows = results.rows(study)
     best = results.best_feasible(rows)
+    choice = {"by": "validation"}
+    candidates = results.ranked_feasible(rows)[:s.rerank] if s.recipe == "plain" else []
+    if len(candidates) > 1:
+        from tinyeff.search import crossval
+
+        chosen, scores = crossval.choose(study, candidates, objective, seed=s.seed, progress=progress)
+        rows = results.rows(study)  # with the fold scores
+        best = next(r for r in rows if r.number == chosen.number)
+        choice = {"by": f"{crossval.FOLDS}-fold cross-validation", "folds": crossval.FOLDS,
+                  "candidates": [{"number": c.number, "int8_val_accuracy": c.int8_val_accuracy, "cv_accuracy": f.accuracy,
+                                  "cv_right": f.right, "cv_samples": f.samples} for c, f in zip(candidates, scores)]}
     trials = study.get_trials(deepcopy=False)
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
@@ -162,6 +175,7 @@ def report(study, s: SearchSettings, objective, ran: int, worker_s: float, compa
         "this_worker": {"trials": ran, "seconds": worker_s, "pid": os.getpid()},
         "study_wall_seconds": (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
         "best": None,
+        "choice": choice,
     }
     model_path = None
     if best is not None:
