@@ -102,6 +102,9 @@ def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: Non
     again = requeue_interrupted(study)
     if again:
         progress(f"trials {', '.join(map(str, again))} were interrupted; their parameters run again first")
+    anchor = enqueue_anchor(study, s, objective)
+    if anchor:
+        progress(f"the first trial is the model nearest the linear baseline that fits: {anchor}")
 
     def after_trial(t) -> None:
         rows = results.rows(study)
@@ -116,6 +119,39 @@ def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: Non
     ran = run_worker(study, objective, s.trials, heartbeat_s=s.heartbeat_s, after_trial=after_trial)
     worker_s = time.monotonic() - t0
     return report(study, s, objective, ran, worker_s, compare, progress)
+
+
+ANCHOR_ATTR = "anchor"
+
+
+def enqueue_anchor(study, s: SearchSettings, objective) -> str | None:
+    """Queue the widest plan of space.baseline_like_plans that fits the budget (measured untrained, as
+    a trial is first measured), unless the study holds one already or is done; what it is, or None.
+    A plain search without a teacher only: a teacher fixes the projection, a shrink recipe starts wide."""
+    import optuna
+
+    from tinyeff.compress.quantize import representative_set, to_int8_tflite
+    from tinyeff.footprint import measure
+    from tinyeff.search.objective import untrained_probe
+    from tinyeff.search.space import baseline_like_plans, suggest
+    from tinyeff.search.study import counts
+
+    if s.recipe != "plain" or s.teacher is not None or counts(study).finished >= s.trials:
+        return None
+    if any(t.user_attrs.get(ANCHOR_ATTR) for t in study.get_trials(deepcopy=False)):
+        return None
+    for params in baseline_like_plans(s.data, s.limits):
+        plan = suggest(optuna.trial.FixedTrial(params), s.data, s.limits, teacher=None, seed=s.seed)
+        x_rep = representative_set(objective.features(plan.spec), s.seed)
+        try:
+            fp = measure(to_int8_tflite(untrained_probe(plan.spec, s.seed), plan.spec, x_rep), "the anchor plan")
+        except TinyeffError:  # an untrained model TFLM refuses (see Objective): the next, narrower one
+            continue
+        if s.budget.fits(fp):
+            # skip_if_exists: a second worker starting at the same moment finds it queued
+            study.enqueue_trial(params, user_attrs={ANCHOR_ATTR: True}, skip_if_exists=True)
+            return plan.describe()
+    return None
 
 
 def _outcome(r) -> str:
