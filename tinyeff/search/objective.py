@@ -53,7 +53,13 @@ def tflite_of(trial) -> bytes | None:
     return base64.b64decode(b64) if b64 else None
 
 
-SHRINK_FINETUNE_EPOCHS = 30  # per pruning step of the shrink recipes (the shrink command's default is 40)
+
+def shrink_finetune_epochs(train_epochs: int) -> int:
+    """Epochs of fine-tuning after each pruning step of the shrink recipes: a quarter of what the trial
+    trained, at least 10 (the shrink command's fixed 40 would make a short trial mostly fine-tuning,
+    at several steps per trial)."""
+    return max(10, train_epochs // 4)
+
 # Larger than training's 10 %: a search ranks many trials on this slice, and on a small one the best
 # of 150 trials is chosen by its luck (digits: 100 % of 135 validation samples, 96.4 % on the test split).
 # For grouped data, a quarter of each class's groups, as the intents test split holds out a quarter of its templates.
@@ -231,7 +237,7 @@ class Objective:
         from tinyeff.train.fit import evaluate
 
         cfg = ShrinkConfig(step_fraction=0.25, compare_plain=False, qat=plan.qat, test_accuracy=False,
-                           finetune=TrainConfig(epochs=SHRINK_FINETUNE_EPOCHS, patience=8, learning_rate=2e-3, seed=self.seed))
+                           finetune=TrainConfig(epochs=shrink_finetune_epochs(plan.train.epochs), patience=8, learning_rate=2e-3, seed=self.seed))
         trial.set_user_attr("start_spec", plan.spec.to_json())
         trial.set_user_attr("start_footprint", trial.user_attrs.get("footprint"))
         try:
