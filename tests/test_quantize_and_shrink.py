@@ -167,3 +167,19 @@ def test_quantization_aware_fine_tuning_keeps_the_architecture_and_says_so(tiny_
     assert "quantization-aware fine-tuning" in text
     before, after = read_model((tiny_run / "model.int8.tflite").read_bytes()), read_model(out.read_bytes())
     assert before.op_names == after.op_names and abs(before.size_bytes - after.size_bytes) < 64
+
+
+def test_pruning_steps_shrink_as_the_model_nears_its_budget():
+    """The README: "big steps while far over budget, smaller as the budget nears" - the share of
+    channels a step removes follows the worse of the two pressures, between the two configured bounds."""
+    from tinyeff.compress.prune import Pressure
+    from tinyeff.compress.shrink import ShrinkConfig, _step_fraction
+
+    cfg = ShrinkConfig()
+    assert _step_fraction(cfg, Pressure(flash=3.0, ram=0.0)) == cfg.step_fraction  # far over: the largest step
+    assert _step_fraction(cfg, Pressure(flash=0.0, ram=0.0)) == cfg.min_step_fraction  # fits (steps after fit)
+    assert _step_fraction(cfg, Pressure(flash=-0.5, ram=-0.1)) == cfg.min_step_fraction
+    assert _step_fraction(cfg, Pressure(flash=0.02, ram=0.0)) == cfg.min_step_fraction  # 1 % over: the smallest
+    assert _step_fraction(cfg, Pressure(flash=0.1, ram=0.2)) == pytest.approx(0.1)  # the worse budget, halved
+    steps = [_step_fraction(cfg, Pressure(flash=over, ram=0.0)) for over in np.linspace(1.0, 0.0, 21)]
+    assert steps == sorted(steps, reverse=True) and steps[0] > steps[-1]
