@@ -470,17 +470,21 @@ def test_the_linear_text_baseline_learns_word_classes_and_not_shuffled_labels():
     assert shuffled.test_accuracy < 0.5
 
 
-@pytest.mark.slow
-def test_a_text_search_sets_the_linear_baseline_beside_its_model_in_test_samples_right(tmp_path, capsys):
-    """A search on a user's text CSV: the summary gives the baseline trained on the same split and the
-    searched int8 model side by side, counted in test sentences right, with the difference named."""
+def _commands_csv(path: Path, n: int = 240) -> Path:
     import numpy as np
 
     rng = np.random.default_rng(0)
     verbs, things = ["turn on", "switch off", "open"], ["the lamp", "the door", "the heater", "my fan", "the tv"]
-    rows = [f"{rng.choice(['please', 'now', ''])} {verbs[c]} {rng.choice(things)},{c}".strip() for c in rng.integers(0, 3, 240)]
-    data = tmp_path / "commands.csv"
-    data.write_text("text,label\n" + "\n".join(r.lstrip() for r in rows) + "\n")
+    rows = [f"{rng.choice(['please', 'now', ''])} {verbs[c]} {rng.choice(things)},{c}".strip() for c in rng.integers(0, 3, n)]
+    path.write_text("text,label\n" + "\n".join(r.lstrip() for r in rows) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_a_text_search_sets_the_linear_baseline_beside_its_model_in_test_samples_right(tmp_path, capsys):
+    """A search on a user's text CSV: the summary gives the baseline trained on the same split and the
+    searched int8 model side by side, counted in test sentences right, with the difference named."""
+    data = _commands_csv(tmp_path / "commands.csv")
     out = tmp_path / "search"
     assert main(["search", "--data", str(data), "--out", str(out), "--flash-kib", "16", "--ram-kib", "8", *FAST,
                  "--trials", "1", "--quiet"]) == 0
@@ -505,6 +509,46 @@ def test_a_text_search_sets_the_linear_baseline_beside_its_model_in_test_samples
     assert main(["search", "--data", str(data), "--out", str(out), "--flash-kib", "16", "--ram-kib", "8", *FAST,
                  "--trials", "2", "--quiet", "--rerank", "0"]) == 0
     assert sum(bool(t.user_attrs.get("anchor")) for t in _study(_sqlite(out)).trials) == 1
+
+
+def test_an_anchor_over_budget_once_trained_makes_way_for_the_next_narrower_one(tmp_path):
+    """The baseline-like first trial is the widest that fits untrained; should training move it over
+    the budget, the next narrower plan is queued, and none once an anchor fits (or after three)."""
+    import optuna
+
+    from tinyeff.compress.shrink import Budget
+    from tinyeff.data import load_dataset
+    from tinyeff.search.objective import Objective
+    from tinyeff.search.run import ANCHOR_ATTR, SearchSettings, enqueue_anchor
+    from tinyeff.search.space import SpaceLimits, suggest
+
+    data = load_dataset(str(_commands_csv(tmp_path / "commands.csv")))
+    limits = SpaceLimits(max_depth=2, max_width=16, min_epochs=10, max_epochs=10)
+    budget = Budget(16 * 1024, 8 * 1024)
+    settings = SearchSettings(data=data, data_source={}, budget=budget, out=tmp_path, trials=10, limits=limits)
+    objective = Objective(data, budget, limits)
+    study = optuna.create_study(directions=["maximize"])
+
+    def run_queued(over_bytes: float) -> dict:
+        trial = study.ask()
+        assert trial.user_attrs[ANCHOR_ATTR]
+        suggest(trial, data, limits, teacher=None, seed=0)  # the plan's parameters, as a trial draws them
+        trial.set_user_attr("trained", True)
+        trial.set_constraint("flash_over_bytes", over_bytes)
+        trial.set_constraint("ram_over_bytes", -1.0)
+        study.tell(trial, 0.9)
+        return trial.params
+
+    assert enqueue_anchor(study, settings, objective)
+    assert enqueue_anchor(study, settings, objective) is None  # queued once
+    first = run_queued(over_bytes=360.0)
+    assert (first["width0"], first["width1"], first["ngram"], first["min_ngram"], first["pool"]) == (16, 8, 4, 2, "avg")
+    assert enqueue_anchor(study, settings, objective)
+    second = run_queued(over_bytes=-100.0)  # this one fits once trained
+    assert second["width0"] == 12 and {k: v for k, v in second.items() if not k.startswith("width")} == {
+        k: v for k, v in first.items() if not k.startswith("width")}
+    assert enqueue_anchor(study, settings, objective) is None
+    assert sum(bool(t.user_attrs.get(ANCHOR_ATTR)) for t in study.trials) == 2
 
 
 def test_a_plan_whose_untrained_model_tflm_refuses_is_trained_and_measured_instead():
