@@ -511,46 +511,6 @@ def test_a_text_search_sets_the_linear_baseline_beside_its_model_in_test_samples
     assert sum(bool(t.user_attrs.get("anchor")) for t in _study(_sqlite(out)).trials) == 1
 
 
-def test_an_anchor_over_budget_once_trained_makes_way_for_the_next_narrower_one(tmp_path):
-    """The baseline-like first trial is the widest that fits untrained; should training move it over
-    the budget, the next narrower plan is queued, and none once an anchor fits (or after three)."""
-    import optuna
-
-    from tinyeff.compress.shrink import Budget
-    from tinyeff.data import load_dataset
-    from tinyeff.search.objective import Objective
-    from tinyeff.search.run import ANCHOR_ATTR, SearchSettings, enqueue_anchor
-    from tinyeff.search.space import SpaceLimits, suggest
-
-    data = load_dataset(str(_commands_csv(tmp_path / "commands.csv")))
-    limits = SpaceLimits(max_depth=2, max_width=16, min_epochs=10, max_epochs=10)
-    budget = Budget(16 * 1024, 8 * 1024)
-    settings = SearchSettings(data=data, data_source={}, budget=budget, out=tmp_path, trials=10, limits=limits)
-    objective = Objective(data, budget, limits)
-    study = optuna.create_study(directions=["maximize"])
-
-    def run_queued(over_bytes: float) -> dict:
-        trial = study.ask()
-        assert trial.user_attrs[ANCHOR_ATTR]
-        suggest(trial, data, limits, teacher=None, seed=0)  # the plan's parameters, as a trial draws them
-        trial.set_user_attr("trained", True)
-        trial.set_constraint("flash_over_bytes", over_bytes)
-        trial.set_constraint("ram_over_bytes", -1.0)
-        study.tell(trial, 0.9)
-        return trial.params
-
-    assert enqueue_anchor(study, settings, objective)
-    assert enqueue_anchor(study, settings, objective) is None  # queued once
-    first = run_queued(over_bytes=360.0)
-    assert (first["width0"], first["width1"], first["ngram"], first["min_ngram"], first["pool"]) == (16, 8, 4, 2, "avg")
-    assert enqueue_anchor(study, settings, objective)
-    second = run_queued(over_bytes=-100.0)  # this one fits once trained
-    assert second["width0"] == 12 and {k: v for k, v in second.items() if not k.startswith("width")} == {
-        k: v for k, v in first.items() if not k.startswith("width")}
-    assert enqueue_anchor(study, settings, objective) is None
-    assert sum(bool(t.user_attrs.get(ANCHOR_ATTR)) for t in study.trials) == 2
-
-
 @pytest.mark.parametrize("kind", ["dscnn", "projection"])
 def test_the_untrained_probe_takes_the_flash_and_ram_its_trained_model_takes(kind, tmp_path):
     """A plan is judged against the budget untrained; only exact bytes keep a plan at the edge of the

@@ -122,22 +122,12 @@ def search(s: SearchSettings, progress: Callable[[str], None] = lambda line: Non
 
 
 ANCHOR_ATTR = "anchor"
-MAX_ANCHORS = 3
-
-
-def _over_once_trained(t) -> bool:
-    from optuna.trial import TrialState
-
-    return t.state == TrialState.COMPLETE and bool(t.user_attrs.get("trained")) and max(t.constraints.values()) > 0
 
 
 def enqueue_anchor(study, s: SearchSettings, objective) -> str | None:
     """Queue the widest plan of space.baseline_like_plans that fits the budget (measured untrained, as
     a trial is first measured), unless the study holds one already or is done; what it is, or None.
-    An anchor that ended over budget once trained (training can move the flash past the untrained
-    probe's, by a few hundred bytes at the edge of the budget) makes way for the next narrower plan,
-    up to MAX_ANCHORS. A plain search without a teacher only: a teacher fixes the projection, a
-    shrink recipe starts wide."""
+    A plain search without a teacher only: a teacher fixes the projection, a shrink recipe starts wide."""
     import optuna
 
     from tinyeff.compress.quantize import representative_set, to_int8_tflite
@@ -148,13 +138,9 @@ def enqueue_anchor(study, s: SearchSettings, objective) -> str | None:
 
     if s.recipe != "plain" or s.teacher is not None or counts(study).finished >= s.trials:
         return None
-    anchors = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(ANCHOR_ATTR)]
-    if len(anchors) >= MAX_ANCHORS or not all(_over_once_trained(t) for t in anchors):
-        return None  # one is queued, running, fits, was pruned, or failed (the heartbeat retries it)
-    narrower_than = min((t.params["width0"] for t in anchors), default=None)
+    if any(t.user_attrs.get(ANCHOR_ATTR) for t in study.get_trials(deepcopy=False)):
+        return None
     for params in baseline_like_plans(s.data, s.limits):
-        if narrower_than is not None and params["width0"] >= narrower_than:
-            continue
         plan = suggest(optuna.trial.FixedTrial(params), s.data, s.limits, teacher=None, seed=s.seed)
         x_rep = representative_set(objective.features(plan.spec), s.seed)
         try:
