@@ -172,6 +172,15 @@ def test_a_plan_over_budget_is_recorded_infeasible_without_training(tmp_path):
     assert "int8_tflite_b64" not in t.user_attrs and "int8_val_accuracy" not in t.user_attrs
 
 
+@pytest.mark.parametrize("option, value", [("--trials", "0"), ("--rerank", "-1")])
+def test_a_count_of_trials_below_its_least_is_one_sentence_and_writes_nothing(option, value, tmp_path, capsys):
+    out = tmp_path / "search"
+    assert main(["search", "--data", "digits", "--out", str(out), *BUDGET, option, value]) == 2
+    least = 1 if option == "--trials" else 0
+    assert f"tinyeff: error: {option} takes a number of trials of {least} or more, not {value}" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_an_impossible_budget_names_the_smallest_footprint_and_writes_nothing(tmp_path, capsys):
     from tinyeff.data import load_dataset
     from tinyeff.search.run import smallest_footprint

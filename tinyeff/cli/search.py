@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tinyeff.cli.model import _budget
 from tinyeff.cli.output import Progress, pct
+from tinyeff.errors import TinyeffError
 from tinyeff.search.space import RECIPES, SpaceLimits
 
 
@@ -13,6 +14,9 @@ def cmd_search(args) -> int:
     from tinyeff.data import load_dataset
     from tinyeff.search.run import SearchSettings, search
 
+    for option, value, least in (("--trials", args.trials, 1), ("--rerank", args.rerank, 0)):
+        if value < least:
+            raise TinyeffError(f"{option} takes a number of trials of {least} or more, not {value}")
     budget = _budget(args)
     data = load_dataset(args.data, lang=args.lang, seed=args.seed)
     limits = SpaceLimits(max_depth=args.max_depth, max_width=args.max_width, min_epochs=min(args.min_epochs, args.max_epochs),

@@ -4,7 +4,8 @@ The footprint of an architecture hardly depends on its weights: the arena not at
 only where the converter stores identical constant buffers once or leaves an all-zero bias out -
 the zero biases of a fresh model (240 B on a 12 KiB DS-CNN; 584 B on a 16 KiB projection model,
 whose zero classifier bias was dropped with its tensor). So every trial is first converted to int8
-untrained, with random batch-norm offsets and biases standing in for trained ones, and measured: a plan that does not fit
+untrained, with random batch-norm offsets and biases standing in for trained ones, and measured
+(to the byte, as the trained model measures): a plan that does not fit
 this way is recorded as infeasible (its measured footprint as Optuna constraints) without
 spending a training run on it. A trained model is measured again from its own artifact, and
 that measurement is the one the study keeps. Only the validation slice of the training split
