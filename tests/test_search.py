@@ -575,3 +575,71 @@ def test_a_plan_with_a_dead_layer_untrained_is_still_measured_before_training():
     # (its 60- and 64-channel layers exceed 12 KiB: recorded over budget in a second, not trained)
     assert fp["flash_bytes"] > 12 * 1024 and t.state.name == "COMPLETE" and t.user_attrs["trained"] is False
     assert t.constraints == {"flash_over_bytes": fp["flash_bytes"] - 12 * 1024, "ram_over_bytes": fp["ram_bytes"] - 6 * 1024}
+
+
+@pytest.mark.parametrize("max_epochs", [30, 60])
+def test_the_median_pruner_stops_a_trial_below_the_median_only_after_its_warm_up_and_eight_trials(max_epochs):
+    """The rule the README states: a trial below the median of earlier trials at the same epoch is
+    stopped, but not before 8 trials have finished nor before a third of the longest schedule (at
+    least 10 epochs: cosine schedules of different lengths compare poorly early); `--pruner none`
+    never stops one; `hyperband` is Optuna's Hyperband from 5 epochs to the longest schedule."""
+    import optuna
+
+    from tinyeff.search.study import _pruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warm_up = max(10, max_epochs // 3)
+
+    def first_pruned_epoch(kind: str, finished: int, value: float) -> int | None:
+        study = optuna.create_study(direction="maximize", pruner=_pruner(kind, max_epochs))
+        for _ in range(finished):
+            t = study.ask()
+            for epoch in range(1, max_epochs + 1):
+                t.report(0.9, epoch)
+            study.tell(t, 0.9)
+        t = study.ask()
+        for epoch in range(1, max_epochs + 1):
+            t.report(value, epoch)
+            if t.should_prune():
+                return epoch
+        return None
+
+    assert first_pruned_epoch("median", 8, 0.5) == warm_up  # (Optuna judges from the step equal to its warm-up)
+    assert first_pruned_epoch("median", 7, 0.5) is None  # fewer than 8 finished trials: no verdict
+    assert first_pruned_epoch("median", 8, 0.95) is None  # above the median: runs to the end
+    assert first_pruned_epoch("none", 8, 0.0) is None
+    hyperband = _pruner("hyperband", max_epochs)
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner)
+    assert (hyperband._min_resource, hyperband._max_resource) == (5, max_epochs)
+
+
+def test_a_search_trial_is_scored_on_its_last_epoch_and_runs_every_epoch():
+    """Trials are ranked on the last epoch's weights, not the best epoch's (a maximum over epochs of
+    a small slice is biased upwards): a trial's plan trains without early stopping, and the model
+    fit leaves is the one of its last epoch."""
+    import dataclasses
+
+    import optuna
+
+    from tinyeff.data import load_dataset
+    from tinyeff.models import build
+    from tinyeff.search.space import SpaceLimits, suggest
+    from tinyeff.train.fit import evaluate, fit
+    from tinyeff._native import seed_everything
+
+    data = load_dataset("digits")
+    params = {"depth": 1, "width0": 4, "width1": 4, "downsample": 2, "kernel": 3, "dropout": 0.0, "epochs": 20,
+              "learning_rate": 1e-2, "augment": False, "mixup": 0.0, "qat": "off"}
+    plan = suggest(optuna.trial.FixedTrial(params), data, SpaceLimits(), teacher=None, seed=0)
+    assert plan.train.restore_best is False
+    # A slice labelled one class off: the better the model learns, the worse it scores there, so its
+    # best epoch comes early and a run with early stopping (patience 1) would stop and restore it
+    cfg = dataclasses.replace(plan.train, epochs=8, patience=1)
+    x_val, y_val = data.x_train[-300:], (data.y_train[-300:] + 1) % data.n_classes
+    seed_everything(0)  # the initial weights, whatever ran before in this process
+    model = build(plan.spec)
+    result = fit(model, data.x_train[:-300], data.y_train[:-300], cfg, kind=data.kind, validation=(x_val, y_val))
+    scores = [row["val_accuracy"] for row in result.history]
+    assert result.epochs_run == 8 and len(scores) == 8
+    assert evaluate(model, x_val, y_val) == pytest.approx(scores[-1])
+    assert max(scores) > scores[-1], "the run never fell back, so the test shows nothing"
