@@ -152,3 +152,16 @@ def test_every_read_finds_what_was_written(model):
             assert arena[start:start + size] == [("work", i)] * size, (f"{who} lost its work buffer", plan)
     for t in model.outputs:
         read(t, 0, model.tensor_bytes[t], "the caller")
+
+
+def test_the_plan_keeps_the_smallest_of_its_placement_orders():
+    """A chain 64 -> 48 -> 48 -> 64 bytes, every layer reading its input while it writes its output.
+    TFLM's order, largest first, lays both 64-byte tensors at offset 0 (they never live at once) and
+    must then stack the two 48-byte ones above them: 64 + 48 + 48 = 160 B. Placed in the order they
+    run, the second 48 goes where the first 64 died and the last 64 above it: 112 B, the least any
+    plan can do (the first layer alone holds 64 + 48). The planner tries both and keeps the smaller."""
+    sizes = {0: 64, 1: 48, 2: 48, 3: 64}
+    layers = tuple(Layer(i, "generic", "te_generic", "", {}, (), (i,), i + 1, "", 0, 0) for i in range(3))
+    model = LoweredModel(None, layers, sizes, (0,), (3,))
+    plan = plan_memory(model, inplace=False)
+    assert plan.arena_bytes == 112, plan
