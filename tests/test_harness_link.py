@@ -93,6 +93,32 @@ def test_a_device_sending_garbage_fails_after_bounded_retries():
         end.close()
 
 
+def test_the_retry_budget_users_get_is_eight_retries_and_then_two_minutes():
+    """`tinyeff bench`, the pytest plugin and the search's latency bench build their Dut with its
+    default budget: a damaged exchange is sent again 8 times at least (shown here with the time
+    budget off), and for as long as retry_for seconds since its first try (its default is 120 s,
+    shown here at 1.5 s with the count off)."""
+    import inspect
+
+    defaults = inspect.signature(Dut).parameters
+    assert (defaults["retries"].default, defaults["retry_for"].default) == (8, 120.0)
+    rng = random.Random(0)
+    end = FakeBoardEnd(lambda: bytes(rng.randrange(256) for _ in range(32)))
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.2, quiet=0.05, retry_for=0)
+            with pytest.raises(DeviceError, match="failed 9 times"):
+                dut.signature()
+            assert dut.retried == 8
+            dut = Dut(device, timeout=0.2, retries=0, quiet=0.05, retry_for=1.5)
+            t = time.monotonic()
+            with pytest.raises(DeviceError):
+                dut.signature()
+            assert time.monotonic() - t >= 1.5 and dut.retried >= 2
+    finally:
+        end.close()
+
+
 def test_unopenable_port_is_one_sentence():
     with pytest.raises(TinyeffError, match="cannot open serial port 'socket://127.0.0.1:1'.*check the --port URL"):
         SerialDevice("socket://127.0.0.1:1")
