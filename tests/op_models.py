@@ -28,11 +28,17 @@ def _cases():
     # a dilation and a depthwise stride that differ by axis: a kernel that swapped the two would pass square ones
     cases["conv_k3x3_s1_same_None_d2x1"] = ((9, 8, 3), lambda x: L.Conv2D(5, 3, 1, "same", dilation_rate=(2, 1), **rnd)(x))
     cases["conv_nobias"] = ((6, 6, 4), lambda x: L.Conv2D(6, 3, 1, "same", use_bias=False)(x))
+    # 1-D convs (one row of pixels: text, signals), which the runtime runs as one column
+    cases["conv1d_k1x3_s1_same_relu"] = ((1, 12, 5), lambda x: L.Conv2D(6, (1, 3), 1, "same", activation="relu", **rnd)(x))
+    cases["conv1d_k1x3_s1x2_valid"] = ((1, 15, 4), lambda x: L.Conv2D(5, (1, 3), (1, 2), "valid", **rnd)(x))
+    cases["conv1d_k1x3_d1x2_same"] = ((1, 12, 4), lambda x: L.Conv2D(4, (1, 3), 1, "same", dilation_rate=(1, 2), **rnd)(x))
     for k, s, pad, act, dm in [(3, 1, "same", "relu", 1), (3, 2, "same", None, 1), (3, 2, "valid", "relu6", 1),
                                (3, 1, "same", None, 2), (5, 1, "same", "relu", 1), (2, 2, "valid", None, 3)]:
         cases[f"dw_k{k}_s{s}_{pad}_{act}_m{dm}"] = (
             (9, 8, 4), lambda x, k=k, s=s, pad=pad, act=act, dm=dm: L.DepthwiseConv2D(k, s, pad, depth_multiplier=dm, activation=act,
                                                                                     bias_initializer=rnd["bias_initializer"])(x))
+    cases["dw1d_k1x3_s1_same_m2"] = ((1, 10, 4), lambda x: L.DepthwiseConv2D((1, 3), 1, "same", depth_multiplier=2,
+                                                                           bias_initializer=rnd["bias_initializer"])(x))
     cases["dw_k3_s2x1_same_None_m1"] = ((9, 8, 4), lambda x: L.DepthwiseConv2D(3, (2, 1), "same", bias_initializer=rnd["bias_initializer"])(x))
     for act in (None, "relu"):
         cases[f"dense_{act}"] = ((20,), lambda x, act=act: L.Dense(7, activation=act, **rnd)(x))

@@ -144,6 +144,22 @@ def _wrap_int32(values: np.ndarray) -> np.ndarray:
     return ((np.asarray(values, np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
+def _column_of_one_row(f: dict) -> dict:
+    """A conv over one row of pixels (a 1-D conv: text, a signal) as the same conv over one column.
+    With one row the NHWC bytes of the input, output and filter (OHWI, or 1HWO depthwise) are the
+    same either way, so the kernels compute the same sums; but a conv that writes over its input
+    keeps a ring of the rows its window still needs, and one row is the whole input (a 1x3 conv
+    over 12 pixels of 80 channels kept 960 B beside a 960 B input), while over a column the ring
+    holds the window's pixels (240 B)."""
+    if f["in_h"] != 1 or f["k_h"] != 1 or f["in_w"] == 1:
+        return f
+    swapped = dict(f)
+    for a, b in (("in_h", "in_w"), ("out_h", "out_w"), ("k_h", "k_w"), ("stride_h", "stride_w"), ("dil_h", "dil_w"),
+                 ("pad_top", "pad_left")):
+        swapped[a], swapped[b] = f[b], f[a]
+    return swapped
+
+
 class _Lowering:
     def __init__(self, data: bytes, info: ModelInfo, path: str):
         self.data, self.info, self.path = data, info, path
@@ -203,6 +219,7 @@ class _Lowering:
                       depth_mult=o.get("depth_multiplier", 1) if depthwise else 1,
                       in_offset=-_zp(x), out_offset=_zp(out), act_min=lo, act_max=hi,
                       **refs)
+        fields = _column_of_one_row(fields)
         choice = paths.choose(self.path, op.op, fields) or paths.KernelChoice(KERNELS[op.op])
         if not depthwise and paths.is_pointwise(fields):
             inplace, scratch = "pixel", choice.pixel_group * oc
