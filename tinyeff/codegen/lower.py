@@ -414,7 +414,7 @@ class _Lowering:
         return self._elementwise(op, "te_clamp_t", dict(size=x.elements, lo=lo, hi=hi))
 
     def strided_slice(self, op: OpInfo, name: str) -> Layer:
-        x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
+        x = self.t(op.inputs[0])
         begin, end, strides = (self.const(i).reshape(-1) for i in op.inputs[1:4])
         o = op.options
         axes = indexing.slice_axes(x.shape, begin, end, strides, o.get("begin_mask", 0), o.get("end_mask", 0),
