@@ -165,3 +165,11 @@ def test_the_plan_keeps_the_smallest_of_its_placement_orders():
     model = LoweredModel(None, layers, sizes, (0,), (3,))
     plan = plan_memory(model, inplace=False)
     assert plan.arena_bytes == 112, plan
+
+
+@CHECKS
+@given(models())
+def test_writing_in_place_never_costs_more_than_not_writing_in_place(model):
+    """An in-place layer keeps a ring (or a group of pixels) beside its input; where that costs more
+    than it saves, the plan without in-place layers is kept."""
+    assert plan_memory(model).arena_bytes <= plan_memory(model, inplace=False).arena_bytes
