@@ -162,6 +162,19 @@ def test_a_tree_without_cmsis_nn_for_a_cortex_m_project(tflm_project, tmp_path, 
     assert "builds TFLM with CMSIS-NN kernels but" in _error(capsys, tflm_project, "--tflm-dir", tmp_path)
 
 
+def test_without_tflm_dir_the_tree_in_the_projects_tflm_folder_is_taken(tflm_project, tmp_path, capsys):
+    """No --tflm-dir: a tree copied into the project's tflm/ (as its README offers) is the one built
+    against; this one lacks CMSIS-NN, so the build stops at the kernel check, naming that folder."""
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(tflm_project, project)
+    (project / "tflm/tensorflow/lite/micro").mkdir(parents=True)
+    (project / "tflm/tensorflow/lite/micro/micro_interpreter.cc").write_text("")
+    err = _error(capsys, project)
+    assert "holds reference kernels" in err and f"'{(project / 'tflm').resolve()}'" in err, err
+
+
 def test_esp32_needs_platformio(kws_model, work, capsys):
     project = generate(kws_model, "esp32-s3-devkitc-1", "compiled", work / "esp32")
     err = _error(capsys, project)
