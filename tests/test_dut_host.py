@@ -529,3 +529,24 @@ def test_a_device_that_goes_silent_leaves_the_bench_and_the_others_finish_its_sa
     assert gone.samples == 2  # the two it answered before the cut; its three failed ones went to the other
     assert result.devices[0].samples == 28 and result.devices[0].stopped is None
     assert any(m.startswith(f"device {bad.url} left the bench") for m in result.missing)
+
+
+def test_mlperf_results_of_a_float_output_model_print_its_floats(tmp_path):
+    """A model with float32 input and output (int8 inside): `db load` takes the float bytes, and
+    `results` prints the float outputs themselves, truncated to thousandths as the C computes them."""
+    from op_models import FLOAT_IO, make_case
+
+    model = tmp_path / "float_io.tflite"
+    model.write_bytes(make_case(FLOAT_IO + "dense_softmax"))
+    project = Project.load(generate(model, BOARD, "compiled", tmp_path / "project"))
+    exe = build_host_firmware(project.path, tmp_path / "build")
+    x = np.random.default_rng(0).normal(0, 2, (1, 16)).astype(np.float32)
+    (want,) = tflm_outputs(project.model, x)
+    want = np.asarray(want, np.float32).reshape(-1)
+    with _dut(exe) as (dut, _):
+        dut.load(x[0].tobytes())
+        _, lines = dut.infer(1, 0)
+    milli = (want * np.float32(1000)).astype(np.int32)
+    text = ",".join(f"{'-' if m < 0 else ''}{abs(m) // 1000}.{abs(m) % 1000:03d}" for m in milli)
+    assert [l for l in lines if l.startswith("m-results-")] == [f"m-results-[{text}]"]
+    assert 0.99 < want.sum() < 1.01 and want.max() > 0.2  # a softmax's floats, not codes: the test would see a mix-up
