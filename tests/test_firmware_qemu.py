@@ -7,8 +7,11 @@ instruction count that QEMU's -icount defines.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +25,12 @@ from tinyeff.reference import tflm_outputs
 
 QEMU_BOARDS = ("qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505", "qemu-mps3-an547")
 SAMPLES = 6
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process PID so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _build(model, board_id, tmp_path, extra_cflags: str = ""):
@@ -93,6 +102,11 @@ def test_protocol_refuses_bad_commands_and_survives_long_input(kws_model, tmp_pa
         device.send(b"db load 99999%")
         assert any("exceeds maximum" in l for l in Dut._lines(device.read_until(b"m-ready\r\n", 30)))
         assert dut.command("name") == ["m-name-dut-[tinyeff]"]  # still serving
+        # The CMSDK port sleeps (WFI on the UART's receive interrupt) while no byte comes: an idle
+        # QEMU takes almost no CPU (a firmware polling its UART would take a core, or all it gets)
+        cpu = _cpu_seconds(device.proc.pid)
+        time.sleep(2.0)
+        assert _cpu_seconds(device.proc.pid) - cpu < 0.3
 
 
 @pytest.mark.emulator
