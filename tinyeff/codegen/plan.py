@@ -251,11 +251,12 @@ def plan_memory(model: LoweredModel, inplace: bool = True) -> MemoryPlan:
         if best is None or arena < best[0]:
             best = (arena, {t: buffers[owner[t]].offset for t in model.tensor_bytes}, scratch, running_inplace, work, ring_rows)
     arena, offsets, scratch, running_inplace, work, ring_rows = best
+    arena = -(-arena // 16) * 16
     if partners:
         # A ring (or group of pixels) kept beside a small input can cost more than writing over the
         # input saves: then the plan without in-place layers is the smaller one
         plain = plan_memory(model, inplace=False)
-        if plain.arena_bytes < -(-arena // 16) * 16:
+        if plain.arena_bytes < arena:
             return plain
-    return MemoryPlan(-(-arena // 16) * 16, offsets, scratch, tuple(sorted(running_inplace)), work, floor_bytes(model),
+    return MemoryPlan(arena, offsets, scratch, tuple(sorted(running_inplace)), work, floor_bytes(model),
                       ring_rows)
