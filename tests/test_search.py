@@ -76,6 +76,35 @@ def _finished(url: str) -> list:
     return [t for t in _study(url).get_trials() if _counted(t)]
 
 
+def _dashboard_trials(url: str) -> list[dict]:
+    """The trials of the kit's study as optuna-dashboard shows them: the command the README gives
+    (`optuna-dashboard URL`), started on a free local port and asked over HTTP, as a browser would."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dashboard = Path(sys.executable).with_name("optuna-dashboard")
+    proc = subprocess.Popen([str(dashboard), url, "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def studies():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
+                    return json.loads(r.read())["study_summaries"]
+            except OSError:
+                return None
+
+        listed = _wait_for(studies, "optuna-dashboard listing the study", timeout=60, proc=proc)
+        assert [s["study_name"] for s in listed] == [STUDY]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{listed[0]['study_id']}", timeout=30) as r:
+            return json.loads(r.read())["trials"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @pytest.mark.slow
 def test_search_exports_the_best_model_that_fits_and_reports_every_trial(tmp_path, capsys):
     from tinyeff.compress.quantize import int8_accuracy
@@ -121,6 +150,9 @@ def test_search_exports_the_best_model_that_fits_and_reports_every_trial(tmp_pat
     assert {int(r["number"]): float(r["cv_accuracy"]) for r in rows if r["cv_accuracy"]} == {
         c["number"]: c["cv_accuracy"] for c in candidates}
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # "optuna-dashboard opens either storage": every trial, with its state
+    shown = _dashboard_trials(_sqlite(out))
+    assert [(t["number"], t["state"]) for t in shown] == [(t.number, t.state.name.capitalize()) for t in study.trials]
 
 
 def test_cross_validation_folds_hold_whole_groups_of_every_class_and_cover_the_split_once():
@@ -339,6 +371,7 @@ def test_two_workers_share_a_study_on_postgresql_and_survive_one_killed(tmp_path
         assert len(params) == len(set(params))
         assert summary["storage"] == "postgresql"
         assert os.path.exists(tmp_path / "b" / "model.int8.tflite")
+        assert [t["number"] for t in _dashboard_trials(url)] == [t.number for t in trials]
 
 
 @pytest.mark.slow
