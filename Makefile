@@ -24,7 +24,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: setup
-	$(BIN)/python benchmarks/pipeline_digits.py
+	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/runtimes.py
 
 # How many planted bugs the tests catch, per module (scripts/mutation.py; hours on 2 cores the first

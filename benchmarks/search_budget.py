@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline import model_kind
+
 TINYEFF = [sys.executable, "-m", "tinyeff.cli"]
 
 
@@ -29,8 +31,7 @@ def default_pipeline(out: Path, name: str, data: list[str], budget: list[str]) -
     """`tinyeff train` + `tinyeff shrink` into OUT (once: kept when it is there); the shrink run."""
     run, small = out / "default-run", out / "default-small"
     if not (small / "metrics.json").is_file():
-        kind = "projection" if name == "intents" or name.endswith(".csv") else "dscnn"
-        tinyeff("train", kind, *data, "--out", str(run), "--force", "--quiet")
+        tinyeff("train", model_kind(name), *data, "--out", str(run), "--force", "--quiet")
         tinyeff("shrink", str(run), *budget, "--out", str(small), "--force", "--quiet")
     return small
 

@@ -50,13 +50,13 @@ def _manifest(project: Path) -> dict:
     ("demo", [".venv/bin/tinyeff demo --out demo-out"]),
     ("test", [f".venv/bin/python -m pytest -n {len(os.sched_getaffinity(0))} --dist loadfile"]),
     ("test-fast", ['.venv/bin/python -m pytest -m "not slow"']),
-    ("bench", [".venv/bin/python benchmarks/pipeline_digits.py", ".venv/bin/python benchmarks/runtimes.py"]),
+    ("bench", [".venv/bin/python benchmarks/pipeline.py", ".venv/bin/python benchmarks/runtimes.py"]),
 ], ids=["demo", "test", "test-fast", "bench"])
 def test_make_targets_set_up_then_run_what_the_readme_says(target, commands):
     """"make demo    # sets up (apt + .venv); trains on digits, ..." / "`make demo` (`tinyeff demo`)";
     "make test    # sets up, then runs the whole test suite, one worker per core (what CI runs)";
     "make test-fast    # leaves out tests marked slow";
-    "make bench        # benchmarks/pipeline_digits.py and benchmarks/runtimes.py"."""
+    "make bench        # benchmarks/pipeline.py and benchmarks/runtimes.py"."""
     # -n: print, run nothing; a clean environment, as a user's shell has (under `make test` the parent make's
     # MAKELEVEL would make this one print its "Entering directory" lines)
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
