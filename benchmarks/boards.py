@@ -55,6 +55,11 @@ def main() -> int:
     p.add_argument("--tflm-dir", type=Path, help="a TFLM tree for the TFLM column")
     p.add_argument("--board", action="append", help="only this board (repeat for several; default: every Arm board)")
     a = p.parse_args()
+    if not (a.run / "model.int8.tflite").is_file():
+        p.error(f"'{a.run}' holds no model.int8.tflite; give a train, shrink or search run")
+    unknown = sorted(set(a.board or ()) - set(all_boards()))
+    if unknown:
+        p.error(f"no board {', '.join(unknown)}; 'tinyeff boards' lists them")
     boards = a.board or [b.id for b in all_boards().values() if b.core.startswith("cortex-m")]
     runtimes = RUNTIMES if a.tflm_dir else RUNTIMES[:1]
     print(f"model: {a.run / 'model.int8.tflite'} ({(a.run / 'model.int8.tflite').stat().st_size:,} B)")
