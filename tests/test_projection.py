@@ -49,6 +49,25 @@ def test_a_token_row_sums_every_n_gram_length_from_the_shortest_to_the_longest()
     assert ProjectionConfig(ngram=4, min_ngram=2).describe() == "64 features x 16 tokens, 2-4-grams"
 
 
+def test_word_pairs_add_each_token_with_the_one_before_to_its_row():
+    """With word_pairs, "turn off" and "off turn" have the same tokens but other rows: the second
+    row sums the hash of the pair (previous token, space, token); the first row has no pair, and the
+    pair is taken among the first max_tokens tokens only."""
+    from tinyeff.models.projection_features import token_row
+
+    cfg = ProjectionConfig(features=48, max_tokens=2, ngram=3, word_pairs=True)
+    plain = ProjectionConfig(features=48, max_tokens=2, ngram=3)
+    x = project(["turn off", "off turn", "turn off now"], cfg)
+    assert np.array_equal(x[0, 0, 0], token_row(b"turn", plain))
+    want = np.clip(ternary(b"\x01off", 48) + sum(ternary(b"\x02" + g, 48) for g in (b"^of", b"off", b"ff$"))
+                   + ternary(b"\x03turn off", 48), -127, 127)
+    assert np.array_equal(x[0, 0, 1], want) and np.array_equal(token_row(b"off", cfg, b"turn"), want)
+    assert not np.array_equal(x[0].sum(axis=1), x[1].sum(axis=1))  # word order now shows in the pooled rows
+    assert np.array_equal(x[2], x[0])  # "now" is past max_tokens
+    assert np.array_equal(project(["turn off"], plain)[0, 0, 1], token_row(b"off", plain))
+    assert cfg.describe() == "48 features x 2 tokens, 3-grams + word pairs"
+
+
 def test_a_projection_config_outside_what_the_c_window_holds_is_refused():
     import pytest
 

@@ -16,7 +16,11 @@ from tinyeff.resources import resource_dir
 
 class CConfig(ctypes.Structure):
     _fields_ = [("features", ctypes.c_int32), ("max_tokens", ctypes.c_int32), ("ngram", ctypes.c_int32),
-                ("min_ngram", ctypes.c_int32)]
+                ("min_ngram", ctypes.c_int32), ("word_pairs", ctypes.c_int32)]
+
+    @classmethod
+    def of(cls, cfg: ProjectionConfig) -> "CConfig":
+        return cls(cfg.features, cfg.max_tokens, cfg.ngram, cfg.min_ngram, int(cfg.word_pairs))
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +35,7 @@ def c_projection(tmp_path_factory):
 def _c_project(lib, text: str, cfg: ProjectionConfig) -> np.ndarray:
     data = text.encode("utf-8")
     out = np.zeros(cfg.max_tokens * cfg.features, np.int16)
-    lib.te_project(ctypes.byref(CConfig(cfg.features, cfg.max_tokens, cfg.ngram, cfg.min_ngram)), data, ctypes.c_size_t(len(data)),
+    lib.te_project(ctypes.byref(CConfig.of(cfg)), data, ctypes.c_size_t(len(data)),
                    out.ctypes.data_as(ctypes.POINTER(ctypes.c_int16)))
     return out
 
@@ -52,11 +56,14 @@ CONFIGS = [ProjectionConfig(), ProjectionConfig(features=40, max_tokens=5, ngram
            ProjectionConfig(features=17, max_tokens=3, ngram=5), ProjectionConfig(features=16, max_tokens=8, ngram=1),
            # several n-gram lengths summed: what a search may choose, and every length the C window holds
            ProjectionConfig(features=64, max_tokens=12, ngram=4, min_ngram=2),
-           ProjectionConfig(features=33, max_tokens=6, ngram=8, min_ngram=1)]
+           ProjectionConfig(features=33, max_tokens=6, ngram=8, min_ngram=1),
+           # word pairs: a row also sums its token's pair with the one before (the first row does not)
+           ProjectionConfig(features=48, max_tokens=7, ngram=4, min_ngram=2, word_pairs=True),
+           ProjectionConfig(features=20, max_tokens=2, ngram=3, word_pairs=True)]
 
 
 def _id(c: ProjectionConfig) -> str:
-    return f"f{c.features}_t{c.max_tokens}_n{c.min_ngram or c.ngram}-{c.ngram}"
+    return f"f{c.features}_t{c.max_tokens}_n{c.min_ngram or c.ngram}-{c.ngram}" + ("_pairs" if c.word_pairs else "")
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=_id)
@@ -96,7 +103,7 @@ def test_c_projection_into_int8_one_row_at_a_time_equals_the_host_input(c_projec
     row = np.zeros(cfg.features, np.int16)
     for i, text in enumerate(texts):
         data = text.encode("utf-8")
-        c_projection.te_project_int8(ctypes.byref(CConfig(cfg.features, cfg.max_tokens, cfg.ngram, cfg.min_ngram)), data,
+        c_projection.te_project_int8(ctypes.byref(CConfig.of(cfg)), data,
                                      ctypes.c_size_t(len(data)), ctypes.c_float(scale), ctypes.c_int32(zero_point),
                                      row.ctypes.data_as(ctypes.POINTER(ctypes.c_int16)),
                                      got[i].ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))

@@ -102,20 +102,22 @@ def test_the_device_refuses_empty_long_and_non_utf8_texts_by_name(text_firmware)
 
 @pytest.mark.slow
 @pytest.mark.emulator
-def test_a_model_summing_several_n_gram_lengths_and_averaging_tokens_runs_from_raw_text_as_on_the_host(tmp_path, capsys):
-    """What a search may choose for text (n-grams of 2 to 4 bytes summed, tokens averaged), trained
+def test_a_model_summing_several_n_gram_lengths_and_word_pairs_and_averaging_tokens_runs_from_raw_text_as_on_the_host(
+        tmp_path, capsys):
+    """What a search may choose for text (n-grams of 2 to 4 bytes and word pairs summed, tokens averaged), trained
     through the CLI: the generated front end projects with the same lengths, and the device's answers
     from raw UTF-8 are host TFLM's on the Python projection, byte for byte."""
     run, fw, report = tmp_path / "run", tmp_path / "fw", tmp_path / "bench.json"
     assert main(["train", "projection", "--data", "intents", "--out", str(run), "--ngram", "4", "--min-ngram", "2",
-                 "--pool", "avg", "--width", "16", "--epochs", "4", "--qat", "off", "--quiet"]) == 0
+                 "--word-pairs", "--pool", "avg", "--width", "16", "--epochs", "4", "--qat", "off", "--quiet"]) == 0
     spec = Run.load(run).spec
-    assert (spec.projection.ngram, spec.projection.min_ngram, spec.pool) == (4, 2, "avg")
+    assert (spec.projection.ngram, spec.projection.min_ngram, spec.projection.word_pairs, spec.pool) == (4, 2, True, "avg")
     assert main(["generate", str(run / "model.int8.tflite"), "--board", "qemu-mps2-an386", "--frontend", str(run),
                  "--out", str(fw)]) == 0
-    assert "2-4-grams" in capsys.readouterr().out
+    assert "2-4-grams + word pairs" in capsys.readouterr().out
     manifest = json.loads((fw / "tinyeff.json").read_text())
     assert "AVERAGE_POOL_2D" in manifest["ops"] and manifest["frontend"]["min_ngram"] == 2
+    assert manifest["frontend"]["word_pairs"] is True
     assert main(["build", str(fw), "--quiet"]) == 0
     assert main(["bench", str(fw), "--data", str(run), "--limit", "300", "--json", str(report)]) == 0
     r = json.loads(report.read_text())

@@ -545,12 +545,13 @@ def test_a_text_search_sets_the_linear_baseline_beside_its_model_in_test_samples
     verdict = (f"{gap} more right than the baseline" if gap > 0 else "as many right as the baseline" if gap == 0
                else f"{-gap} fewer right than the baseline")
     assert f"the searched int8 model: {100 * best['int8_test_accuracy']:.2f} % ({model_right} of {n}), {verdict}" in printed
-    # the first trial was the plan nearest the baseline (2-4-grams summed, kernel 1, tokens averaged),
+    # the first trial was the plan nearest the baseline (2-4-grams and word pairs summed, kernel 1, tokens averaged),
     # the widest of the corner searched, since it fits; it is queued once, not again on resuming
     study = _study(_sqlite(out))
     first = study.trials[0]
     assert first.user_attrs["anchor"] and sum(bool(t.user_attrs.get("anchor")) for t in study.trials) == 1
-    assert (first.params["ngram"], first.params["min_ngram"], first.params["kernel"], first.params["pool"]) == (4, 2, 1, "avg")
+    assert (first.params["ngram"], first.params["min_ngram"], first.params["word_pairs"], first.params["kernel"],
+            first.params["pool"]) == (4, 2, True, 1, "avg")
     assert first.params["width0"] == 8 and max(first.constraints.values()) <= 0
     assert main(["search", "--data", str(data), "--out", str(out), "--flash-kib", "16", "--ram-kib", "8", *FAST,
                  "--trials", "2", "--quiet", "--rerank", "0"]) == 0

@@ -79,6 +79,7 @@ class TextFrontend:
             f"#define TE_TEXT_MAX_TOKENS {p.max_tokens}",
             f"#define TE_TEXT_NGRAM {p.ngram}",
             f"#define TE_TEXT_MIN_NGRAM {p.min_ngram}",
+            f"#define TE_TEXT_WORD_PAIRS {int(p.word_pairs)}",
             f"#define TE_INPUT_SCALE {_scale_literal(self.input_scale)}",
             f"#define TE_INPUT_ZERO_POINT ({self.input_zero_point})",
         ])
@@ -249,7 +250,8 @@ def frontend_from_json(d: dict) -> "TextFrontend | AudioFrontend | MicroFrontend
         stream = StreamSettings.from_json(d["stream"]) if d.get("stream") else None
         make = MicroFrontend if d.get("arithmetic") == "micro" else AudioFrontend
         return make(FrontEnd(**{k: v for k, v in d.items() if k in keys}), d["input_scale"], d["input_zero_point"], stream)
-    return TextFrontend(ProjectionConfig(d["features"], d["max_tokens"], d["ngram"], d.get("min_ngram", 0)), d["input_scale"], d["input_zero_point"],
+    return TextFrontend(ProjectionConfig(d["features"], d["max_tokens"], d["ngram"], d.get("min_ngram", 0),
+                                         d.get("word_pairs", False)), d["input_scale"], d["input_zero_point"],
                         d["max_raw_bytes"])
 
 

@@ -42,6 +42,9 @@ static int is_token_byte(uint8_t b) {
 typedef struct {
   int16_t *row;
   uint32_t token_fnv;                      /* FNV-1a of 0x01 + token so far */
+  uint32_t word_fnv;                       /* FNV-1a of 0x03 + token so far: the first half of the next pair */
+  uint32_t pair_fnv;                       /* FNV-1a of 0x03 + previous token + ' ' + token so far */
+  int32_t paired;                          /* a token came before this one (te_projection_t.word_pairs) */
   uint8_t window[TE_PROJECTION_MAX_NGRAM]; /* the last n bytes of ^token$ */
   int32_t framed;                          /* bytes of ^token$ seen so far */
 } token_state;
@@ -73,6 +76,7 @@ static void finish_token(const te_projection_t *cfg, token_state *t) {
   push_framed(cfg, t, '$');
   if (t->framed < shortest(cfg)) add_gram(cfg, t, 0, t->framed); /* shorter than every length: the whole ^token$ */
   add_ternary(t->row, cfg->features, t->token_fnv);
+  if (t->paired) add_ternary(t->row, cfg->features, t->pair_fnv);
   for (int32_t d = 0; d < cfg->features; ++d) {
     if (t->row[d] > 127) t->row[d] = 127;
     if (t->row[d] < -127) t->row[d] = -127;
@@ -95,7 +99,7 @@ static void project(const te_projection_t *config, const uint8_t *text, size_t l
     return; /* no projection for a config it cannot hold */
   }
   int32_t tokens = 0, in_token = 0;
-  token_state t;
+  token_state t = {0};
   for (size_t i = 0; i <= len && tokens < cfg->max_tokens; ++i) {
     const int byte_in_token = i < len && is_token_byte(text[i]);
     if (byte_in_token) {
@@ -105,12 +109,18 @@ static void project(const te_projection_t *config, const uint8_t *text, size_t l
         const uint8_t prefix = 0x01;
         t.row = sink ? rows : rows + (size_t)tokens * (size_t)cfg->features;
         if (sink) memset(rows, 0, sizeof(int16_t) * (size_t)cfg->features);
+        const uint8_t word_prefix = 0x03, space = ' ';
         t.token_fnv = fnv(FNV_OFFSET, &prefix, 1);
+        t.paired = cfg->word_pairs && tokens > 0;
+        if (t.paired) t.pair_fnv = fnv_byte(t.word_fnv, space); /* word_fnv still holds the previous token */
+        t.word_fnv = fnv(FNV_OFFSET, &word_prefix, 1);
         t.framed = 0;
         push_framed(cfg, &t, '^');
         in_token = 1;
       }
       t.token_fnv = fnv_byte(t.token_fnv, b);
+      t.word_fnv = fnv_byte(t.word_fnv, b);
+      t.pair_fnv = fnv_byte(t.pair_fnv, b);
       push_framed(cfg, &t, b);
     } else if (in_token) {
       finish_token(cfg, &t);

@@ -17,6 +17,7 @@ typedef struct {
   int32_t max_tokens; /* rows; tokens past this are dropped, missing rows are 0 */
   int32_t ngram;      /* the longest byte n-grams of ^token$ */
   int32_t min_ngram;  /* the shortest (every length in between too); 0: ngram only */
+  int32_t word_pairs; /* nonzero: each token's row but the first also sums its pair with the token before */
 } te_projection_t;
 
 #define TE_PROJECTION_MAX_NGRAM 8 /* hashes stream over the text: only the last n bytes are kept */

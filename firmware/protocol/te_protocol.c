@@ -414,7 +414,8 @@ static int raw_refused(size_t len) {
 /* The front end on the first LEN bytes of the raw buffer, straight into the model's input. */
 static void raw_frontend(size_t len) {
 #ifdef TE_TEXT_FRONTEND
-  static const te_projection_t cfg = {TE_TEXT_FEATURES, TE_TEXT_MAX_TOKENS, TE_TEXT_NGRAM, TE_TEXT_MIN_NGRAM};
+  static const te_projection_t cfg = {TE_TEXT_FEATURES, TE_TEXT_MAX_TOKENS, TE_TEXT_NGRAM, TE_TEXT_MIN_NGRAM,
+                                          TE_TEXT_WORD_PAIRS};
   te_project_int8(&cfg, raw_buf, len, TE_INPUT_SCALE, TE_INPUT_ZERO_POINT, text_row, (int8_t *)tinyeff_input(0));
 #elif defined(TE_MICRO_FRONTEND)
   micro_init_once();

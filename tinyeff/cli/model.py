@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -37,8 +38,11 @@ def cmd_train(args) -> int:
     else:
         if data.kind != "text":
             raise TinyeffError(f"dataset '{args.data}' is not text; train a 'dscnn' model on it")
-        cfg = ProjectionConfig(features=args.features, max_tokens=args.max_tokens, ngram=args.ngram, min_ngram=args.min_ngram)
+        cfg = ProjectionConfig(features=args.features, max_tokens=args.max_tokens, ngram=args.ngram, min_ngram=args.min_ngram,
+                               word_pairs=args.word_pairs)
         spec = projection_spec(data.n_classes, width=args.width or 64, depth=args.depth or 2, cfg=cfg, pool=args.pool)
+    if args.kernel is not None:
+        spec = dataclasses.replace(spec, kernel=args.kernel)
     tcfg = TrainConfig(epochs=args.epochs, seed=args.seed, augment=not args.no_augment, mixup_alpha=args.mixup,
                        temperature=args.temperature, alpha=args.alpha)
     teacher = None
@@ -134,8 +138,6 @@ def _budget(args):
 
 
 def cmd_shrink(args) -> int:
-    import dataclasses
-
     from tinyeff.compress.report import write_report
     from tinyeff.compress.shrink import ShrinkConfig, shrink
     from tinyeff.train import Run, write_run
@@ -254,11 +256,15 @@ def add_parsers(sub) -> None:
                    "or micro, generate --frontend RUN puts the front end on the device and bench sends raw PCM")
     t.add_argument("--width", type=int, help="channels per layer (default 64)")
     t.add_argument("--depth", type=int, help="separable blocks (dscnn, default 3) or conv layers (projection, default 2)")
+    t.add_argument("--kernel", type=int,
+                   help="the convolutions' kernel size (default 3; a searched plan may use 1, 5...)")
     t.add_argument("--features", type=int, default=64, help="projection: hashed features per token")
     t.add_argument("--max-tokens", type=int, default=16, help="projection: tokens per sentence")
     t.add_argument("--ngram", type=int, default=3, help="projection: the longest byte n-grams of each token")
     t.add_argument("--min-ngram", type=int, default=0,
                    help="projection: the shortest n-grams summed with them, every length between too (default: --ngram only)")
+    t.add_argument("--word-pairs", action="store_true",
+                   help="projection: each token's row also sums its pair with the token before (word order)")
     t.add_argument("--pool", choices=POOLS, default="max", help="projection: how token rows are pooled")
     t.add_argument("--epochs", type=int, default=80)
     t.add_argument("--seed", type=int, default=0)

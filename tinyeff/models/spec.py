@@ -35,6 +35,8 @@ class ModelSpec:
             raise TinyeffError(f"unknown pooling '{self.pool}'; choose one of {', '.join(POOLS)}")
         if len(self.widths) != len(self.strides) or not self.widths:
             raise TinyeffError("a model needs as many strides as widths, and at least one layer")
+        if self.kernel < 1:
+            raise TinyeffError(f"a kernel covers at least one position, got {self.kernel}; give a kernel size of 1 or more")
         if min(self.widths) < 1:
             raise TinyeffError(f"every layer needs at least one channel, got widths {list(self.widths)}")
 

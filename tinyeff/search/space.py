@@ -1,7 +1,7 @@
 """What a search may change, as Optuna suggestions: the architecture and how it is trained.
 
 One trial draws a ``TrialPlan``: a ModelSpec (depth, per-layer widths, kernel size, where the
-feature map is downsampled; for text also the projection's size, n-gram length and token
+feature map is downsampled; for text also the projection's size, n-gram lengths, word pairs and token
 count) and a TrainConfig (learning rate, epochs, dropout, augmentation, mixup, distillation
 temperature and weight when a teacher is given), plus whether the int8 model gets
 quantization-aware fine-tuning. ``smallest`` is the plan with the smallest footprint the space
@@ -27,8 +27,8 @@ QAT_CHOICES = ("off", "always")
 # mixup), then shrink it into the budget distilling from the grown one (quality first).
 RECIPES = ("plain", "shrink-and-improve", "grow-improve-shrink")
 # What the parameters of a trial mean: a study whose trials were drawn from another version of the
-# space cannot be resumed or refit (2: text plans also draw min_ngram and pool).
-SPACE_VERSION = 2
+# space cannot be resumed or refit (2: text plans also draw min_ngram and pool; 3: and word_pairs).
+SPACE_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +90,8 @@ def suggest(trial, data: Dataset, limits: SpaceLimits, *, teacher: ModelSpec | N
             # the shortest n-gram summed: equal to ngram is one length only, as the default model has
             cfg = ProjectionConfig(features=trial.suggest_int("features", 16, 128, step=16),
                                    max_tokens=trial.suggest_int("max_tokens", 8, 24, step=4), ngram=ngram,
-                                   min_ngram=trial.suggest_int("min_ngram", 2, ngram))
+                                   min_ngram=trial.suggest_int("min_ngram", 2, ngram),
+                                   word_pairs=trial.suggest_categorical("word_pairs", [False, True]))
         spec = ModelSpec("projection", (1, cfg.max_tokens, cfg.features), data.n_classes, _widths(trial, depth, limits),
                          (1,) * depth, kernel=trial.suggest_categorical("kernel", [1, 3, 5]),
                          dropout=trial.suggest_float("dropout", 0.0, 0.4), projection=cfg,
@@ -132,8 +133,8 @@ def smallest(data: Dataset, limits: SpaceLimits) -> ModelSpec:
 
 def baseline_like_plans(data: Dataset, limits: SpaceLimits) -> Iterator[dict]:
     """Text: the parameters of the projection model that mirrors the linear baseline's character
-    features (byte 2-4-grams summed per token, kernel 1, tokens averaged: a bag of n-grams before
-    the classifier), two conv layers, from the widest the space allows down. The search enqueues
+    features (byte 2-4-grams and word pairs summed per token, kernel 1, tokens averaged: a bag of
+    n-grams before the classifier), two conv layers, from the widest the space allows down. The search enqueues
     the first that fits as its first trial, so TPE refines from the model nearest the baseline the
     search is measured against instead of hoping to draw it. Its tokens: the fewest of the space
     that hold 95 % of the training sentences whole."""
@@ -146,6 +147,6 @@ def baseline_like_plans(data: Dataset, limits: SpaceLimits) -> Iterator[dict]:
     depth = min(2, limits.max_depth)
     for width in reversed(grid):
         second = max(w for w in grid if w <= max(limits.min_width, width // 2))
-        yield {"depth": depth, "ngram": 4, "min_ngram": 2, "features": 128, "max_tokens": tokens, "width0": width,
+        yield {"depth": depth, "ngram": 4, "min_ngram": 2, "word_pairs": True, "features": 128, "max_tokens": tokens, "width0": width,
                **({"width1": second} if depth == 2 else {}), "kernel": 1, "dropout": 0.1, "pool": "avg",
                "epochs": epochs, "learning_rate": TrainConfig.learning_rate, "augment": False, "mixup": 0.0, "qat": "off"}
