@@ -12,6 +12,7 @@ mutmut keeps a mutant's old verdict while its function is unchanged, even when t
 The session models the tests train are made once and cached (TINYEFF_TEST_CACHE).
 
     .venv/bin/python scripts/mutation.py [--module footprint/arena.py ...] [--jobs N] [--report-only]
+    .venv/bin/python scripts/mutation.py --module codegen/quant.py --survivors   # again, after new tests
 
 Prints one row per module: mutants, killed (tests failed or hung), survived, equivalent, score.
 """
@@ -62,7 +63,11 @@ class ModuleScore:
     killed: int
     survived: list[str]
     equivalent: int
-    unchecked: int  # no test reached the mutant, or it was not run yet
+    unchecked_names: list[str]  # no test reached the mutant, or it was not run yet
+
+    @property
+    def unchecked(self) -> int:
+        return len(self.unchecked_names)
 
     @property
     def score(self) -> float:
@@ -114,15 +119,17 @@ def _write_config(dest: Path, module: str) -> None:
     pyproject.write_text((ROOT / "pyproject.toml").read_text() + config)
 
 
-def run_module(module: str, jobs: int) -> None:
+def run_module(module: str, jobs: int, names: list[str] | None = None) -> None:
+    """Mutate MODULE from scratch, or run only the mutants NAMES again (the module's last run kept)."""
     dest = WORK / module.replace("/", "_").removesuffix(".py")
     _copy_clone(dest)
-    shutil.rmtree(dest / "mutants", ignore_errors=True)
+    if names is None:
+        shutil.rmtree(dest / "mutants", ignore_errors=True)
     _write_config(dest, module)
     # TFLM runs in the test's own process: mutmut learns which test reaches which function there only
     env = dict(os.environ, TINYEFF_TEST_CACHE=str(WORK / "fixture-cache"), TINYEFF_CONTAINED="inline")
     print(f"mutating tinyeff/{module} (tests: {', '.join(MODULES[module])})", flush=True)
-    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
+    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *(names or [])],
                    cwd=dest, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -134,7 +141,8 @@ def score_module(module: str, equivalent: dict[str, str]) -> ModuleScore | None:
     killed = sum(1 for name, c in codes.items() if c in _KILLED and name not in equivalent)
     survived = sorted(name for name, c in codes.items() if c in _SURVIVED and name not in equivalent)
     eq = sum(1 for name in codes if name in equivalent)
-    unchecked = len(codes) - killed - len(survived) - eq
+    unchecked = sorted(name for name, c in codes.items()
+                       if name not in equivalent and c not in _KILLED and c not in _SURVIVED)
     return ModuleScore(module, len(codes), killed, survived, eq, unchecked)
 
 
@@ -143,12 +151,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--module", action="append", choices=sorted(MODULES), help="mutate only this module (repeat for several)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once")
     p.add_argument("--report-only", action="store_true", help="print the scores of the last run without running mutmut")
+    p.add_argument("--survivors", action="store_true",
+                   help="run only the last run's survivors and unchecked mutants again (after tests were added), "
+                        "keeping the other verdicts")
     args = p.parse_args(argv)
     modules = args.module or list(MODULES)
+    equivalent = equivalent_mutants()
     if not args.report_only:
         for module in modules:
-            run_module(module, args.jobs)
-    equivalent = equivalent_mutants()
+            names = None
+            if args.survivors:
+                last = score_module(module, equivalent)
+                if last is None:
+                    raise SystemExit(f"tinyeff/{module} has no run to go on from; run it without --survivors first")
+                names = last.survivors + last.unchecked_names
+                if not names:
+                    continue
+            run_module(module, args.jobs, names)
     print("| module | mutants | killed | survived | equivalent | not reached | score |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     below = []

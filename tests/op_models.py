@@ -60,6 +60,9 @@ def _cases():
     cases["softmax_wide"] = ((24,), lambda x: L.Softmax()(L.Dense(40, kernel_initializer=keras.initializers.RandomNormal(0, 2))(x)))
     cases["add_relu"] = ((6, 5, 4), lambda x: L.ReLU()(L.Add()([L.Conv2D(4, 1, **rnd)(x), x])))
     cases["add_broadcast"] = ((6, 5, 4), lambda x: L.Add()([x, L.Dense(4, **rnd)(L.AveragePooling2D((6, 5))(x))]))
+    # the second input's scale far above the first's: ADD rescales both by twice the larger of the two
+    cases["add_wide_second"] = ((6, 5, 4), lambda x: L.Add()([x, L.Conv2D(4, 3, padding="same",
+                                kernel_initializer=keras.initializers.RandomNormal(0, 3))(x)]))
     cases["mul_const"] = ((6, 5, 4), lambda x: L.Softmax()(L.Flatten()(x * 3.0 + 1.0)))
     cases["mul"] = ((6, 5, 4), lambda x: L.Multiply()([L.Conv2D(4, 1, **rnd)(x), x]))
     cases["pad"] = ((5, 4, 3), lambda x: L.ZeroPadding2D(((1, 2), (2, 0)))(x))
