@@ -42,7 +42,7 @@ MODULES: dict[str, list[str]] = {
                                  "tests/test_reader_fuzz.py::test_inspect_refuses_or_reports_every_mutant",
                                  "tests/test_reader_fuzz.py::test_offsets_that_alias_are_refused_before_they_are_unpacked"],
     "footprint/arena.py": ["tests/test_footprint.py", "tests/test_tflm_arena.py", "tests/test_model_checks.py"],
-    "codegen/quant.py": ["tests/test_quant_properties.py", "tests/test_compiled_runtime.py"],
+    "codegen/quant.py": ["tests/test_quant_properties.py", "tests/test_model_checks.py", "tests/test_compiled_runtime.py"],
     "codegen/plan.py": ["tests/test_plan_properties.py", "tests/test_compiled_runtime.py"],
     "codegen/lower.py": ["tests/test_compiled_runtime.py", "tests/test_int16.py", "tests/test_multi_io.py"],
     # the real firmware as a host process first (milliseconds per exchange), QEMU after

@@ -156,6 +156,8 @@ REFUSALS = {
     "concat_activation": ("concat", _option(2, "fusedActivationFunction", 1), r"fuses the activation 'RELU', which this op does not take"),
     "softmax_size": ("dense_softmax", _shape(4, [1, 12]), r"\(SOFTMAX\) has input shape \(1, 10\) and output shape \(1, 12\)"),
     "softmax_beta": ("dense_softmax", _option(1, "beta", -1.0), r"beta -1.0; softmax's beta must be finite and positive"),
+    "softmax_input_scale": ("dense_softmax", _scales(3, [5e-9]),
+                            r"cannot run: softmax input scale too small for TFLM's int8 softmax \(scale 5e-09, beta 1\)"),
     "logistic_size": ("logistic_dense", _shape(4, [1, 9]), r"\(LOGISTIC\) turns 8 elements .* into 9"),
     "logistic_scale": ("logistic_dense", _scales(4, [1 / 128]), r"output scale 0.0078125; TFLM's int8 logistic writes scale 1/256"),
     "quantize_size": ("float_io_conv", _shape(0, [1, 6, 5, 2]), r"\(QUANTIZE\) turns 60 elements .* into 90"),
@@ -163,7 +165,7 @@ REFUSALS = {
     # activations, SUB, MAXIMUM, slicing, resizing and transposed convolutions
     "leaky_relu_alpha": ("leaky_relu", _option(0, "alpha", float("nan")), r"has alpha nan; it must be a finite number"),
     "leaky_relu_size": ("leaky_relu", _shape(1, [1, 6, 5, 3]), r"\(LEAKY_RELU\) turns 120 elements .* into 90"),
-    "hard_swish_output_scale": ("hard_swish", _scales(1, [1e-5]), r"output scale 9.99\d*e-06 of at most input scale / 128"),
+    "hard_swish_output_scale": ("hard_swish", _scales(1, [1e-5]), r"output scale 9.99\d*e-06 of at most input scale / 128 \(.*\), which TFLM's int8 hard swish does not take; "),
     "tanh_output_scale": ("tanh", _scales(1, [1 / 256]), r"TFLM's int8 tanh writes scale 1/128 and zero point 0"),
     "relu6_input_scale": ("relu6", _scales(0, [1e-12]), r"clamps at 6.0, which is not an int32 code at input scale"),
     "sub_output_scale": ("sub", _scales(4, [1e-9]), r"has an output scale .* too small for its operands. scales"),

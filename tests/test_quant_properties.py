@@ -12,10 +12,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from model_edit import pack
+from model_edit import pack, unpack
 from tinyeff.codegen import quant
 from tinyeff.reference import tflm_outputs
 
@@ -171,3 +172,83 @@ def test_mean_folds_the_count_into_a_multiplier_tflm_can_apply(in_scale, out_sca
     base, base_shift = quant.quantize_multiplier(float(in_scale) / float(out_scale))
     wanted = Fraction(base, count) * Fraction(2) ** (base_shift - 31)
     assert abs(Fraction(mult) * Fraction(2) ** (shift - 31) - wanted) < Fraction(2) ** (shift - 31)
+
+
+def test_a_conv_gets_one_multiplier_per_output_channel_from_per_tensor_or_per_channel_scales():
+    """A per-tensor filter scale is used for every channel; per-channel scales one each, no more (the
+    generated tables hold exactly one multiplier and shift per output channel)."""
+    per_channel = quant.conv_multipliers(0.5, (0.01, 0.02, 0.04), 0.25, 3)
+    assert per_channel == tuple(map(list, zip(*(quant.quantize_multiplier(0.5 * f / 0.25) for f in (0.01, 0.02, 0.04)))))
+    per_tensor = quant.conv_multipliers(0.5, (0.01,), 0.25, 3)
+    assert per_tensor == ([quant.quantize_multiplier(0.02)[0]] * 3, [quant.quantize_multiplier(0.02)[1]] * 3)
+
+
+def _softmax_model(x_scale: float, x_zp: int, depth: int, beta: float = 1.0) -> bytes:
+    """One int8 SOFTMAX over rows of DEPTH, output at the scale TFLM requires (1/256, -128)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = unpack(_unary_int8_model("SOFTMAX", (x_scale, x_zp), (1 / 256, -128), depth))
+    options = schema.SoftmaxOptionsT()
+    options.beta = beta
+    node = m.subgraphs[0].operators[0]
+    node.builtinOptionsType, node.builtinOptions = schema.BuiltinOptions.SoftmaxOptions, options
+    return pack(m)
+
+
+@pytest.fixture(scope="module")
+def c_softmax(tmp_path_factory):
+    """te_softmax from the kit's generic kernels, as a shared library."""
+    import ctypes
+    import subprocess
+
+    from tinyeff.resources import resource_dir
+
+    src = resource_dir("firmware") / "kernels"
+    lib = tmp_path_factory.mktemp("softmax") / "libte_softmax.so"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-shared", "-fPIC", f"-I{src}", str(src / "te_softmax.c"), "-o", str(lib)],
+                   check=True, capture_output=True)
+    return ctypes.CDLL(str(lib))
+
+
+# just above 2^-26: about the smallest input scale TFLM's softmax takes (its scaled multiplier must exceed 1);
+# 32 and above: that multiplier reaches its cap of 2^31 - 1 (TFLM caps it there too)
+@pytest.mark.parametrize("x_scale", [2.0**-26 * (1 + 2.0**-20), 3e-8, 1 / 16, 0.3, 31.5, 32.0, 64.0, 1000.0])
+def test_softmax_constants_give_tflm_s_outputs_across_the_input_scales_it_takes(c_softmax, x_scale):
+    """The C softmax run with quant.softmax_params' constants against the host TFLM, on rows that hold
+    every int8 code, at input scales from TFLM's smallest to past the multiplier's cap."""
+    import ctypes
+
+    class Params(ctypes.Structure):
+        _fields_ = [(f, ctypes.c_int32) for f in ("rows", "depth", "in_mult", "in_left_shift", "diff_min")]
+
+    depth, rows = 8, 256
+    rng = np.random.default_rng(7)
+    x = rng.integers(-128, 128, (rows, depth), dtype=np.int8)
+    x[:, 0] = np.arange(-128, 128)  # every code in some row, and rows of one spread each
+    x[:8] = np.arange(-128, 128, 32, dtype=np.int8)
+    want = np.concatenate([tflm_outputs(_softmax_model(x_scale, 3, depth), row.reshape(1, 1, depth)).reshape(1, -1)
+                           for row in x])
+    mult, left_shift, diff_min = quant.softmax_params(1.0, x_scale)
+    got = np.zeros_like(x)
+    c_softmax.te_softmax(ctypes.byref(Params(rows, depth, mult, left_shift, diff_min)),
+                         x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)), got.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))
+    assert np.array_equal(got, want)
+
+
+def test_softmax_refuses_an_input_scale_tflm_aborts_on_by_name():
+    """TFLM's softmax preparation aborts the program unless beta * input scale * 2^26 is above 1 (checked
+    here in the host TFLM by hand: 2^-26 and 1.5 * 2^-27 abort it, 2^-26 * 1.0001 runs): the kit refuses
+    those scales instead, a left shift of 0 included."""
+    for scale in (2.0**-28, 1.5 * 2.0**-27, 2.0**-26):
+        with pytest.raises(ValueError, match=r"^softmax input scale too small for TFLM's int8 softmax$"):
+            quant.softmax_params(1.0, scale)
+    assert quant.softmax_params(1.0, 2.0**-26 * (1 + 2.0**-20))[1] == 1
+    assert quant.softmax_params(0.5, 2.0**-25 * (1 + 2.0**-20))[1] == 1  # beta scales the input alike
+
+
+def test_hard_swish_refuses_any_positive_output_exponent():
+    """TFLM's int8 HARD_SWISH takes an output multiplier below 1 only: an output scale in (in/256, in/128]
+    gives exponent 1 and is refused, as larger exponents are."""
+    with pytest.raises(ValueError, match=r"^an output scale .* which TFLM's int8 hard swish does not take$"):
+        quant.hard_swish_params(1.0, 0.75 / 128)
+    assert quant.hard_swish_params(1.0, 1 / 64)[1] == 0

@@ -405,6 +405,11 @@ def _softmax(op: _Op) -> None:
     beta = op.o.get("beta", 1.0)
     if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
         raise op.fail(f"has beta {beta!r}; softmax's beta must be finite and positive, {REEXPORT}")
+    if x.scales:
+        try:
+            quant.softmax_params(beta, _scale(x))
+        except ValueError as e:  # TFLM's own preparation aborts on such a scale
+            raise op.fail(f"cannot run: {e} (scale {_scale(x):.3g}, beta {beta:.3g}); {REEXPORT}") from None
 
 
 def _logistic(op: _Op) -> None:

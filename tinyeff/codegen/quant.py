@@ -86,9 +86,9 @@ SOFTMAX_DIFF_BITS = 5  # integer bits of the scaled input difference (Q5.26)
 def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     """(input multiplier, left shift, diff_min) of TFLM's int8 softmax."""
     real = min(float(np.float32(beta)) * float(input_scale) * (1 << (31 - SOFTMAX_DIFF_BITS)), (1 << 31) - 1.0)
-    mult, left_shift = quantize_multiplier(real)
-    if left_shift < 0:
+    if not real > 1.0:  # TFLM's QuantizeMultiplierGreaterThanOne aborts at 1 and below (a left shift of 0 too)
         raise ValueError("softmax input scale too small for TFLM's int8 softmax")
+    mult, left_shift = quantize_multiplier(real)
     radius = math.floor(((1 << SOFTMAX_DIFF_BITS) - 1) * (1 << (31 - SOFTMAX_DIFF_BITS)) / (1 << left_shift))
     return mult, left_shift, -radius
 
