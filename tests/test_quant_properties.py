@@ -196,24 +196,24 @@ def _softmax_model(x_scale: float, x_zp: int, depth: int, beta: float = 1.0) -> 
 
 
 @pytest.fixture(scope="module")
-def c_softmax(tmp_path_factory):
-    """te_softmax from the kit's generic kernels, as a shared library."""
+def c_kernels(tmp_path_factory):
+    """The kit's generic softmax and activation kernels, as a shared library."""
     import ctypes
     import subprocess
 
     from tinyeff.resources import resource_dir
 
     src = resource_dir("firmware") / "kernels"
-    lib = tmp_path_factory.mktemp("softmax") / "libte_softmax.so"
-    subprocess.run(["gcc", "-std=c99", "-O2", "-shared", "-fPIC", f"-I{src}", str(src / "te_softmax.c"), "-o", str(lib)],
-                   check=True, capture_output=True)
+    lib = tmp_path_factory.mktemp("kernels") / "libte_kernels.so"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-shared", "-fPIC", f"-I{src}", str(src / "te_softmax.c"),
+                    str(src / "te_activation.c"), "-o", str(lib)], check=True, capture_output=True)
     return ctypes.CDLL(str(lib))
 
 
 # just above 2^-26: about the smallest input scale TFLM's softmax takes (its scaled multiplier must exceed 1);
 # 32 and above: that multiplier reaches its cap of 2^31 - 1 (TFLM caps it there too)
 @pytest.mark.parametrize("x_scale", [2.0**-26 * (1 + 2.0**-20), 3e-8, 1 / 16, 0.3, 31.5, 32.0, 64.0, 1000.0])
-def test_softmax_constants_give_tflm_s_outputs_across_the_input_scales_it_takes(c_softmax, x_scale):
+def test_softmax_constants_give_tflm_s_outputs_across_the_input_scales_it_takes(c_kernels, x_scale):
     """The C softmax run with quant.softmax_params' constants against the host TFLM, on rows that hold
     every int8 code, at input scales from TFLM's smallest to past the multiplier's cap."""
     import ctypes
@@ -230,7 +230,7 @@ def test_softmax_constants_give_tflm_s_outputs_across_the_input_scales_it_takes(
                            for row in x])
     mult, left_shift, diff_min = quant.softmax_params(1.0, x_scale)
     got = np.zeros_like(x)
-    c_softmax.te_softmax(ctypes.byref(Params(rows, depth, mult, left_shift, diff_min)),
+    c_kernels.te_softmax(ctypes.byref(Params(rows, depth, mult, left_shift, diff_min)),
                          x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)), got.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))
     assert np.array_equal(got, want)
 
@@ -252,3 +252,32 @@ def test_hard_swish_refuses_any_positive_output_exponent():
     with pytest.raises(ValueError, match=r"^an output scale .* which TFLM's int8 hard swish does not take$"):
         quant.hard_swish_params(1.0, 0.75 / 128)
     assert quant.hard_swish_params(1.0, 1 / 64)[1] == 0
+
+
+@settings(CHECKS, max_examples=150, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+# output scales from just above in/128 (the largest multiplier TFLM takes) to 8x the input's
+@given(x_scale=_float32(2.0**-12, 2.0**4), ratio=st.floats(1 / 128, 8, exclude_min=True), x_zp=INT8, y_zp=INT8)
+@example(x_scale=1.0, ratio=1 / 64, x_zp=0, y_zp=0)
+@example(x_scale=0.02, ratio=1.0, x_zp=-128, y_zp=127)
+def test_hard_swish_constants_give_tflm_s_outputs_for_every_input_code(c_kernels, x_scale, ratio, x_zp, y_zp):
+    """Every int8 code through the C hard swish with quant.hard_swish_params' constants and through the
+    host TFLM's HARD_SWISH: the Q15 multipliers (input on the 2^-7 finer scale, against 3.0 and to the
+    output) must be TFLM's to the last bit, or some code rounds the other way."""
+    import ctypes
+
+    y_scale = float(np.float32(x_scale * ratio))
+    try:
+        om, oe, rm, re_ = quant.hard_swish_params(x_scale, y_scale)
+    except ValueError:
+        assume(False)  # the float32 output scale fell at in/128 or below: refused, tested above
+
+    class Params(ctypes.Structure):
+        _fields_ = [(f, ctypes.c_int32) for f in ("size", "in_zp", "out_zp", "out_mult", "out_exp", "reluish_mult",
+                                                  "reluish_exp")]
+
+    x = np.arange(-128, 128, dtype=np.int8)
+    want = tflm_outputs(_unary_int8_model("HARD_SWISH", (x_scale, x_zp), (y_scale, y_zp), len(x)), x.reshape(1, 1, -1))
+    got = np.zeros_like(x)
+    c_kernels.te_hard_swish(ctypes.byref(Params(len(x), x_zp, y_zp, om, oe, rm, re_)),
+                            x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)), got.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))
+    assert got.tolist() == want.reshape(-1).tolist()
