@@ -49,9 +49,10 @@ def _wait_for(predicate, what: str, timeout: float = 240.0, proc: subprocess.Pop
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _running_trial(url: str, worker_pid: int | None = None):
-    """A trial that is RUNNING and training (it has reported an epoch; started by WORKER_PID): the
-    moment to interrupt or kill its worker, with the rest of its epochs still to run."""
+def _running_trial(url: str, worker_pid: int | None = None, before_epoch: int | None = None):
+    """A trial that is RUNNING and training (it has reported an epoch, before BEFORE_EPOCH if given;
+    started by WORKER_PID): the moment to interrupt or kill its worker, with the rest of its epochs
+    still to run."""
     from optuna.trial import TrialState
 
     try:
@@ -60,6 +61,8 @@ def _running_trial(url: str, worker_pid: int | None = None):
         return None
     for t in trials:
         if t.state == TrialState.RUNNING and "worker" in t.user_attrs and t.intermediate_values:
+            if before_epoch is not None and max(t.intermediate_values) >= before_epoch:
+                continue
             if worker_pid is None or t.user_attrs["worker"].endswith(f":{worker_pid}"):
                 return t
     return None
@@ -310,8 +313,11 @@ def test_an_interrupted_search_resumes_where_it_stopped(tmp_path):
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        # the trigger is a state of the study, not a timer: one trial trained, the next one running
-        _wait_for(lambda: (out / "study.db").exists() and _running_trial(url) and len(_finished(url)) >= 1,
+        # the trigger is a state of the study, not a timer: one trial trained, the next one in the first
+        # half of its 30 epochs (a trial seen near its end could finish before the signal lands, and the
+        # signal then ends the search between trials or in its final choice, with no trial interrupted)
+        _wait_for(lambda: (out / "study.db").exists() and _running_trial(url, before_epoch=15)
+                  and len(_finished(url)) >= 1,
                   "a trained trial and a running one", proc=first)
         first.send_signal(signal.SIGINT)
         _, err = first.communicate(timeout=120)
