@@ -27,7 +27,9 @@ from tinyeff.render import render
 from tinyeff.resources import resource_dir
 
 BOARDS = ("qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505", "qemu-mps3-an547")
-RANDOM_INPUTS = 12
+# per case; the inputs are most of the firmware (the M55 board's 512 KiB ITCM holds all of it: at 12 inputs
+# the 80th op case overflowed it, so 10, with the two extremes on top)
+RANDOM_INPUTS = 10
 CFLAGS = ("-std=c99", "-O2", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror")
 
 
