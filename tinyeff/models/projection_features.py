@@ -126,11 +126,16 @@ def _token_sum(token: bytes, cfg: ProjectionConfig) -> np.ndarray:
     return row
 
 
+def _pair(previous: bytes, token: bytes) -> bytes:
+    """What a word pair hashes: 0x03, the token before, a space (never a token byte), the token."""
+    return b"\x03" + previous + b" " + token
+
+
 def token_row(token: bytes, cfg: ProjectionConfig, previous: bytes | None = None) -> np.ndarray:
     """The row of TOKEN, which follows PREVIOUS in the text (None: the first token)."""
     row = _token_sum(token, cfg)
     if cfg.word_pairs and previous is not None:
-        row = row + ternary(b"\x03" + previous + b" " + token, cfg.features)
+        row = row + ternary(_pair(previous, token), cfg.features)
     return np.clip(row, -127, 127)
 
 
@@ -146,7 +151,7 @@ def project(texts, cfg: ProjectionConfig) -> np.ndarray:
             if row is None:
                 row = sums[tok] = _token_sum(tok, cfg)
             if cfg.word_pairs and previous is not None:
-                pair = b"\x03" + previous + b" " + tok
+                pair = _pair(previous, tok)
                 extra = pairs.get(pair)
                 if extra is None:
                     extra = pairs[pair] = ternary(pair, cfg.features)
