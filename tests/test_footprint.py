@@ -204,3 +204,214 @@ def test_a_contained_call_returns_raises_or_names_the_crash():
         call_contained(int, "twelve", what="int")
     with pytest.raises(TinyeffError, match=r"^abort crashed \(signal SIGABRT\): "):
         call_contained(os.abort, what="abort")
+
+
+def _graph(tensors: dict[str, str], ops: list[tuple[str, list[str], list[str]]], inputs: list[str], outputs: list[str],
+           constants: tuple[str, ...] = ()) -> bytes:
+    """A model of TENSORS (name -> type), OPS ((op, input names, output names)) and the model's INPUTS and
+    OUTPUTS, shapes (1, 4) and no weights: the graph require_quantized judges, each tensor's type as given."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from model_edit import pack
+
+    m = schema.ModelT()
+    m.version = 3
+    m.buffers = [schema.BufferT()]
+    names = list(tensors)
+    codes = sorted({op for op, _, _ in ops})
+    m.operatorCodes = []
+    for op in codes:
+        c = schema.OperatorCodeT()
+        c.builtinCode = c.deprecatedBuiltinCode = getattr(schema.BuiltinOperator, op)
+        m.operatorCodes.append(c)
+    g = schema.SubGraphT()
+    g.tensors = []
+    for name, dtype in tensors.items():
+        t = schema.TensorT()
+        t.name, t.type, t.shape = name.encode(), getattr(schema.TensorType, dtype), np.array([1, 4], np.int32)
+        t.buffer = 0
+        if name in constants:
+            b = schema.BufferT()
+            b.data = np.zeros(4 * 4, np.uint8)
+            t.buffer = len(m.buffers)
+            m.buffers.append(b)
+        g.tensors.append(t)
+    g.operators = []
+    for op, ins, outs in ops:
+        o = schema.OperatorT()
+        o.opcodeIndex = codes.index(op)
+        o.inputs = np.array([names.index(n) for n in ins], np.int32)
+        o.outputs = np.array([names.index(n) for n in outs], np.int32)
+        g.operators.append(o)
+    g.inputs = np.array([names.index(n) for n in inputs], np.int32)
+    g.outputs = np.array([names.index(n) for n in outputs], np.int32)
+    m.subgraphs = [g]
+    return pack(m)
+
+
+# float edges: a float input only QUANTIZE reads, a float output only DEQUANTIZE writes
+_EDGES = {"x": "FLOAT32", "q": "INT8", "a": "INT8", "y": "FLOAT32"}
+_EDGE_OPS = [("QUANTIZE", ["x"], ["q"]), ("ADD", ["q", "q"], ["a"]), ("DEQUANTIZE", ["a"], ["y"])]
+_REFUSE_INPUT = "'m.tflite' is not a quantized model: its input '{}' is {}; " \
+                "quantize it with 'tinyeff quantize' or convert it with int8 (or int16) input and output"
+
+
+@pytest.mark.parametrize(("tensors", "ops", "inputs", "outputs"), [
+    (_EDGES, _EDGE_OPS, ["x"], ["y"]),
+    ({"x": "INT16", "n": "INT32", "a": "INT16"}, [("ADD", ["x", "n"], ["a"])], ["x", "n"], ["a"]),
+    # a float tensor no op reads or writes (an LSTM's intermediates) is not an activation
+    ({"x": "INT8", "a": "INT8", "gate": "FLOAT32"}, [("ADD", ["x", "x"], ["a"])], ["x"], ["a"]),
+    # nor is a float constant (the kit's checks judge weights' types op by op)
+    ({"x": "INT8", "w": "FLOAT32", "a": "INT8"}, [("ADD", ["x", "w"], ["a"])], ["x"], ["a"]),
+], ids=["float_edges", "int16_and_int32", "unused_float", "float_constant"])
+def test_integer_models_and_float_edges_are_accepted(tensors, ops, inputs, outputs):
+    require_quantized(read_model(_graph(tensors, ops, inputs, outputs, constants=("w",)), "m.tflite"))
+
+
+@pytest.mark.parametrize(("tensors", "ops", "inputs", "outputs", "message"), [
+    # a float input that another op also reads, or that no op reads, or that an op writes
+    (_EDGES, [*_EDGE_OPS, ("ADD", ["x", "x"], ["y"])], ["x"], ["y"], _REFUSE_INPUT.format("x", "float32")),
+    ({**_EDGES, "z": "FLOAT32"}, _EDGE_OPS, ["x", "z"], ["y"], _REFUSE_INPUT.format("z", "float32")),
+    (_EDGES, [*_EDGE_OPS, ("DEQUANTIZE", ["a"], ["x"])], ["x"], ["y"], _REFUSE_INPUT.format("x", "float32")),
+    # a float output that DEQUANTIZE does not write, that two ops write, or that an op reads
+    (_EDGES, [*_EDGE_OPS[:2], ("QUANTIZE", ["a"], ["y"])], ["x"], ["y"],
+     _REFUSE_INPUT.format("y", "float32").replace("input 'y'", "output 'y'")),
+    (_EDGES, [*_EDGE_OPS, ("DEQUANTIZE", ["q"], ["y"])], ["x"], ["y"],
+     _REFUSE_INPUT.format("y", "float32").replace("input 'y'", "output 'y'")),
+    (_EDGES, [*_EDGE_OPS, ("QUANTIZE", ["y"], ["a"])], ["x"], ["y"],
+     _REFUSE_INPUT.format("y", "float32").replace("input 'y'", "output 'y'")),
+    # not float but not an integer the kit deploys either; an input without a name is named by its index
+    ({"x": "UINT8", "a": "INT8"}, [("ADD", ["x", "x"], ["a"])], ["x"], ["a"], _REFUSE_INPUT.format("x", "uint8")),
+    ({"": "FLOAT16", "a": "INT8"}, [("QUANTIZE", [""], ["a"])], [""], ["a"], _REFUSE_INPUT.format("0", "float16")),
+    # float inside an int8 model: the first tensor, float16 and float64 count too; constants do not
+    ({"f": "FLOAT32", "x": "INT8", "a": "INT8", "g": "FLOAT16", "h": "FLOAT64"},
+     [("DEQUANTIZE", ["x"], ["f"]), ("ADD", ["f", "f"], ["g"]), ("ADD", ["g", "g"], ["h"]), ("QUANTIZE", ["h"], ["a"])],
+     ["x"], ["a"], "'m.tflite' is not a quantized model: 3 activation tensors are float (e.g. 'f'); "
+                   "convert it with TFLITE_BUILTINS_INT8 (or the 16x8 ops set) only"),
+    ({"x": "INT8", "": "FLOAT16", "a": "INT8"}, [("DEQUANTIZE", ["x"], [""]), ("QUANTIZE", [""], ["a"])], ["x"], ["a"],
+     "'m.tflite' is not a quantized model: 1 activation tensors are float (e.g. '1'); "
+     "convert it with TFLITE_BUILTINS_INT8 (or the 16x8 ops set) only"),
+], ids=["input_read_twice", "input_unread", "input_written", "output_not_dequantized", "output_written_twice",
+        "output_read", "uint8_input", "unnamed_float16_input", "float_inside", "unnamed_float_inside"])
+def test_float_where_the_kit_computes_is_refused_in_one_sentence(tensors, ops, inputs, outputs, message):
+    import re
+
+    with pytest.raises(TinyeffError, match=f"^{re.escape(message)}$"):
+        require_quantized(read_model(_graph(tensors, ops, inputs, outputs), "m.tflite"))
+
+
+def test_a_model_file_is_named_by_its_path(tmp_path):
+    missing = tmp_path / "nope.tflite"
+    with pytest.raises(TinyeffError, match=f"^cannot read model '{missing}' \\(No such file or directory\\); check the path$"):
+        load_model_file(missing)
+    damaged = tmp_path / "cut.tflite"
+    damaged.write_bytes(b"\0\0\0\0TFL3" + bytes(8))
+    with pytest.raises(TinyeffError, match=f"^'{damaged}' "):
+        load_model_file(damaged)
+    good = tmp_path / "m.tflite"
+    good.write_bytes(_graph(*([_EDGES, _EDGE_OPS, ["x"], ["y"]])))
+    assert load_model_file(good)[1].name == str(good)
+
+
+def test_enum_names_are_the_public_integer_members_only():
+    from tinyeff.footprint.tflite_file import _enum_names
+
+    # Python 3.13 gives every class an integer __firstlineno__, which must not become an op or type name
+    class Codes:
+        CONV_2D = 3
+        _PRIVATE = 4
+        NOTE = "not a code"
+
+    Codes.__firstlineno__ = 3
+    assert _enum_names(Codes) == {3: "CONV_2D"}
+
+
+
+def _judged(dtype: str = "INT8", shape=(1, 4), data: bytes | None = None, scales=(), zero_points=(), name: str = "w"):
+    """(bytes, read_model) of x + t -> a, where t (tensor 1) is the tensor under test: a constant holding DATA,
+    or, when DATA is None, an activation (written by x + x)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from model_edit import edit
+
+    tensors = {"x": "INT8", name: "INT8", "a": "INT8"}
+    ops = [("ADD", ["x", name], ["a"])] if data is not None else [("ADD", ["x", "x"], [name]), ("ADD", ["x", name], ["a"])]
+    base = _graph(tensors, ops, ["x"], ["a"], constants=(name,) if data is not None else ())
+
+    def change(m, g):
+        t = g.tensors[1]
+        t.type, t.shape = getattr(schema.TensorType, dtype), np.array(shape, np.int32)
+        if data is not None:
+            m.buffers[t.buffer].data = np.frombuffer(data, np.uint8)
+        if scales or zero_points:
+            t.quantization = schema.QuantizationParametersT()
+            t.quantization.scale = np.array(scales, np.float32)
+            t.quantization.zeroPoint = np.array(zero_points, np.int64)
+    model = edit(base, change)
+    return model, read_model(model, "m.tflite")
+
+
+_CORRUPT = "; the file is truncated or corrupt, "
+_LOADABLE_REFUSALS = {
+    "short_constant": (dict(data=bytes(3)), "'m.tflite' tensor 1 (w) holds 3 bytes of data but its shape (1, 4) needs 4" + _CORRUPT),
+    "unnamed": (dict(data=bytes(3), name=""), "'m.tflite' tensor 1 holds 3 bytes of data but its shape (1, 4) needs 4" + _CORRUPT),
+    "wide_type": (dict(dtype="INT32", data=bytes(8)), "'m.tflite' tensor 1 (w) holds 8 bytes of data but its shape (1, 4) needs 16"),
+    "negative_dims": (dict(shape=(-1, -4), data=bytes(4)), "holds 4 bytes of data but its shape (-1, -4) needs 4" + _CORRUPT),
+    "zero_activation_scale": (dict(scales=(0.0,), zero_points=(0,)),
+                              "'m.tflite' tensor 1 (w) has the quantization scale 0.0; scales must be finite and positive, "),
+    "zero_int16_scale": (dict(dtype="INT16", scales=(0.0,), zero_points=(0,)), "(w) has the quantization scale 0.0; "),
+    "negative_weight_scale": (dict(data=bytes(4), scales=(0.5, -0.5), zero_points=(0, 0)), "(w) has the quantization scale -0.5; "),
+    "nan_scale": (dict(data=bytes(4), scales=(float("nan"),), zero_points=(0,)), "(w) has the quantization scale nan; "),
+    "infinite_scale": (dict(dtype="INT32", scales=(float("inf"),), zero_points=(0,)), "(w) has the quantization scale inf; "),
+    "zero_points": (dict(data=bytes(4), scales=(0.5, 0.25), zero_points=(0, 0, 0)),
+                    "'m.tflite' tensor 1 (w) has 2 quantization scales and 3 zero points; "
+                    "it needs one zero point or one per scale, "),
+    "no_zero_point": (dict(data=bytes(4), scales=(0.5, 0.25, 1.0)), "(w) has 3 quantization scales and 0 zero points; "),
+}
+
+
+@pytest.mark.parametrize("what", _LOADABLE_REFUSALS)
+def test_what_tflm_would_read_past_or_abort_on_is_refused(what):
+    from tinyeff.footprint import require_loadable
+
+    kwargs, message = _LOADABLE_REFUSALS[what]
+    with pytest.raises(TinyeffError) as e:
+        require_loadable(_judged(**kwargs)[1])
+    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(data=bytes(4)),
+    dict(dtype="INT32", data=bytes(16), scales=(0.0,), zero_points=(0,)),  # a constant's scale may be 0 (all-zero weights)
+    dict(data=bytes(4), scales=(0.0, 0.5), zero_points=(0,)),  # one zero point for all scales
+    dict(data=bytes(4), scales=(0.5, 0.5, 0.5, 0.5), zero_points=(0, 1, 2, 3)),
+    dict(dtype="INT32", scales=(0.0,), zero_points=(0,)),  # an int32 activation (indices, shapes): no kernel divides by it
+    dict(dtype="STRING", data=bytes(5)),  # not a dense array: its size is not judged
+], ids=["int8_constant", "zero_constant_scale", "one_zero_point", "zero_point_per_scale", "int32_activation", "string"])
+def test_what_tflm_loads_is_not_refused(kwargs):
+    from tinyeff.footprint import require_loadable
+
+    require_loadable(_judged(**kwargs)[1])
+
+
+def test_constant_array_reads_the_tensors_bytes_or_says_why_not():
+    import re
+
+    from tinyeff.footprint.tflite_file import constant_array
+
+    values = np.array([[7, -2, 3, -2**31]], np.int32)
+    data, info = _judged(dtype="INT32", data=values.tobytes())
+    got = constant_array(data, info.tensors[1])
+    assert got.dtype == np.int32 and np.array_equal(got, values) and got.flags.writeable
+    with pytest.raises(ValueError, match=r"^tensor 2 has no constant data$"):
+        constant_array(data, info.tensors[2])
+    data, info = _judged(dtype="FLOAT16", data=bytes(8))
+    with pytest.raises(TinyeffError, match=re.escape(
+            "tensor 1 holds float16 constants, which tinyeff cannot read; export the model with int8, int16, int32, int64, uint8, "
+            "float32 constants")):
+        constant_array(data, info.tensors[1])
+    # read_model passes a constant whose bytes do not fill its shape (inspect reports it); reading it is refused
+    for shape, nbytes, needs in (((1, 4), 12, 16), ((-1, -1), 4, 4)):
+        data, info = _judged(dtype="INT32", shape=shape, data=bytes(nbytes))
+        with pytest.raises(TinyeffError, match=re.escape(f"tensor 1 holds {nbytes} bytes but its shape {shape} needs {needs}; ")):
+            constant_array(data, info.tensors[1])

@@ -149,3 +149,24 @@ def test_a_pruned_projection_model_holds_the_kept_filters_and_classifier_rows():
     dense, full = small.get_layer("logits").get_weights(), m.get_layer("logits").get_weights()
     np.testing.assert_array_equal(dense[0], full[0][keep["conv2"], :])
     np.testing.assert_array_equal(dense[1], full[1])
+
+
+def test_a_channels_priority_is_its_share_of_its_layer_and_both_edge_layers_weigh_more(monkeypatch):
+    """With equal costs, a layer's saliencies scaled by 10^6 or 10^-3 rank its channels as before (each
+    counts as its share of the layer); the inner layer goes to its floor first, then the stem and the layer
+    feeding the classifier lose one channel each (both count EDGE_WEIGHT times, so they tie)."""
+    from tinyeff.compress import prune
+
+    spec = dscnn_spec((8, 8, 1), 10, width=16, depth=2)
+    assert spec.prunable == ("stem", "b1_pw", "b2_pw") and floors(spec) == (4, 4, 4)
+    m = build(spec)
+    ramp = np.linspace(1.0, 1.2, 16)  # ties only across layers; within 1.5x, so no edge channel goes before an inner one
+    for scales in [(1.0, 1.0, 1.0), (1e-3, 1e6, 1.0), (1.0, 1e-3, 1e6)]:
+        monkeypatch.setattr(prune, "saliency", lambda model, s, scales=scales: {n: ramp * k for n, k in zip(s.prunable, scales)})
+        monkeypatch.setattr(prune, "_channel_costs", lambda model, s: (np.ones(3), np.ones(3)))
+        keep = plan(m, spec, spec, 14 / 48, Pressure(1.0, 0.0))
+        assert [len(keep[n]) for n in spec.prunable] == [15, 4, 15], scales
+        assert keep["stem"].tolist() == keep["b2_pw"].tolist() == list(range(1, 16))  # each its least salient
+    # a layer whose filters are all zero goes first, down to its floor
+    monkeypatch.setattr(prune, "saliency", lambda model, s: {n: ramp * (n != "b2_pw") for n in s.prunable})
+    assert [len(v) for v in plan(m, spec, spec, 14 / 48, Pressure(1.0, 0.0)).values()] == [16, 14, 4]

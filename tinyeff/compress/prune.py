@@ -93,7 +93,8 @@ def plan(model, spec: ModelSpec, original: ModelSpec, fraction: float, pressure:
     n_layers = len(spec.prunable)
     ranked = []  # (priority, layer index, channel)
     for li, name in enumerate(spec.prunable):
-        s = sal[name] / (sal[name].sum() + 1e-12)
+        total = sal[name].sum()
+        s = sal[name] / total if total > 0 else sal[name]  # a layer of all-zero filters: every share is 0
         if li in (0, n_layers - 1):
             s = s * EDGE_WEIGHT
         ranked += [(float(v) / cost[li], li, c) for c, v in enumerate(s)]

@@ -110,7 +110,7 @@ _ENUM_OPTIONS = {"padding": "Padding", "fusedActivationFunction": "ActivationFun
 def _options(opts) -> dict:
     """The scalar fields of an operator's unpacked builtin options, e.g. {'stride_w': 2, 'padding': 'SAME'}."""
     out = {}
-    for field in sorted(vars(opts) if opts is not None else (), key=lambda f: f[:1].upper() + f[1:]):  # schema accessor order
+    for field in vars(opts) if opts is not None else ():
         value = getattr(opts, field)
         if field in _ENUM_OPTIONS:
             value = _names(_ENUM_OPTIONS[field]).get(value, value)
