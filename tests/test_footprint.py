@@ -207,9 +207,10 @@ def test_a_contained_call_returns_raises_or_names_the_crash():
 
 
 def _graph(tensors: dict[str, str], ops: list[tuple[str, list[str], list[str]]], inputs: list[str], outputs: list[str],
-           constants: tuple[str, ...] = ()) -> bytes:
+           constants: tuple[str, ...] = (), shapes: dict[str, tuple[int, ...]] | None = None) -> bytes:
     """A model of TENSORS (name -> type), OPS ((op, input names, output names)) and the model's INPUTS and
-    OUTPUTS, shapes (1, 4) and no weights: the graph require_quantized judges, each tensor's type as given."""
+    OUTPUTS, shapes (1, 4) unless SHAPES says otherwise, zeros in the CONSTANTS: the graph the reader and
+    require_quantized judge, each tensor's type as given."""
     from ai_edge_litert import schema_py_generated as schema
 
     from model_edit import pack
@@ -228,11 +229,12 @@ def _graph(tensors: dict[str, str], ops: list[tuple[str, list[str], list[str]]],
     g.tensors = []
     for name, dtype in tensors.items():
         t = schema.TensorT()
-        t.name, t.type, t.shape = name.encode(), getattr(schema.TensorType, dtype), np.array([1, 4], np.int32)
+        shape = (shapes or {}).get(name, (1, 4))
+        t.name, t.type, t.shape = name.encode(), getattr(schema.TensorType, dtype), np.array(shape, np.int32)
         t.buffer = 0
         if name in constants:
             b = schema.BufferT()
-            b.data = np.zeros(4 * 4, np.uint8)
+            b.data = np.zeros(4 * int(np.prod(shape)), np.uint8)
             t.buffer = len(m.buffers)
             m.buffers.append(b)
         g.tensors.append(t)
@@ -415,3 +417,29 @@ def test_constant_array_reads_the_tensors_bytes_or_says_why_not():
         data, info = _judged(dtype="INT32", shape=shape, data=bytes(nbytes))
         with pytest.raises(TinyeffError, match=re.escape(f"tensor 1 holds {nbytes} bytes but its shape {shape} needs {needs}; ")):
             constant_array(data, info.tensors[1])
+
+
+@pytest.mark.parametrize(("op", "shapes", "macs"), [
+    ("FULLY_CONNECTED", {"x": (1, 6), "w": (3, 6), "y": (1, 3)}, 3 * 6),
+    ("FULLY_CONNECTED", {"x": (1, 6), "w": (3, 6), "b": (3,), "y": (1, 3)}, 3 * 6),
+    ("CONV_2D", {"x": (1, 5, 5, 2), "w": (4, 3, 2, 2), "y": (1, 5, 5, 4)}, 5 * 5 * 4 * 3 * 2 * 2),
+    ("CONV_2D", {"x": (1, 5, 5, 2), "w": (4, 3, 2, 2), "b": (4,), "y": (1, 5, 5, 4)}, 5 * 5 * 4 * 3 * 2 * 2),
+    ("DEPTHWISE_CONV_2D", {"x": (1, 5, 5, 4), "w": (1, 3, 2, 4), "b": (4,), "y": (1, 5, 5, 4)}, 5 * 5 * 4 * 3 * 2),
+    # every input value meets kh x kw x output channels weights
+    ("TRANSPOSE_CONV", {"s": (4,), "w": (4, 3, 2, 2), "x": (1, 5, 5, 2), "y": (1, 10, 10, 4)}, 5 * 5 * 2 * 3 * 2 * 4),
+    ("ADD", {"x": (1, 5, 5, 2), "w": (1, 5, 5, 2), "y": (1, 5, 5, 2)}, 0),
+], ids=["dense", "dense_bias", "conv", "conv_bias", "depthwise", "transpose_conv", "add"])
+def test_multiply_accumulates_of_each_op_kind(op, shapes, macs):
+    names = list(shapes)
+    data = _graph(dict.fromkeys(names, "INT8"), [(op, names[:-1], names[-1:])], [n for n in names if n == "x"], ["y"],
+                  constants=tuple(n for n in names if n not in ("x", "y")), shapes=shapes)
+    assert read_model(data, "m.tflite").ops[0].macs == macs
+
+
+@pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D"])
+def test_a_convolution_whose_filter_is_not_4d_is_refused(op):
+    shapes = {"x": (1, 5, 5, 2), "w": (4, 3, 2), "y": (1, 5, 5, 4)}
+    data = _graph(dict.fromkeys(shapes, "INT8"), [(op, ["x", "w"], ["y"])], ["x"], ["y"], constants=("w",), shapes=shapes)
+    with pytest.raises(TinyeffError, match=rf"^'m.tflite' op 0 \({op}\) has tensors of shapes \[\(1, 5, 5, 2\), \(4, 3, 2\), "
+                                           rf"\(1, 5, 5, 4\)\], which no {op} has; the file is corrupt"):
+        read_model(data, "m.tflite")
