@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from offline import forbid_remote_connections
 from shared_models import SHARED_MODELS
 from tinyeff.cli import main
+
+forbid_remote_connections()  # for the whole session, including what a fixture makes (tests/offline.py)
 
 
 KWS_MODEL = SHARED_MODELS / "kws_ref_model.tflite"
