@@ -8,10 +8,10 @@ get their RESHAPE rewritten as the SQUEEZE it stands for.
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 
+from case_cache import cached_conversion, cached_names
 from tinyeff._native import tensorflow
 
 
@@ -163,7 +163,7 @@ def _reshape_to_squeeze(data: bytes) -> bytes:
     return edit(data, change)
 
 
-@functools.lru_cache(maxsize=None)  # a conversion takes about a second; many tests share the cases
+@cached_conversion(__file__)  # a conversion takes about a second; many tests share the cases
 def make_case(name: str, seed: int = 0) -> bytes:
     """The int8 .tflite of grid case NAME."""
     from tinyeff._native import seed_everything
@@ -179,5 +179,6 @@ def make_case(name: str, seed: int = 0) -> bytes:
     return _reshape_to_squeeze(data) if name.startswith(SQUEEZE) else data
 
 
+@cached_names(__file__)
 def case_names() -> list[str]:
     return list(_cases())

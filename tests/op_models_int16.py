@@ -11,10 +11,10 @@ which the tests check.
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 
+from case_cache import cached_conversion, cached_names
 from model_edit import TYPES, pack
 from op_models import _reshape_to_squeeze
 from tinyeff._native import tensorflow
@@ -175,7 +175,7 @@ def _convert(model, rep: np.ndarray, float_io: bool = False, bias32: bool = Fals
     return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
 
 
-@functools.lru_cache(maxsize=None)  # a conversion takes about a second; several tests share the cases
+@cached_conversion(__file__)  # a conversion takes about a second; many tests share the cases
 def make_case(name: str, seed: int = 0) -> bytes:
     """The 16x8 .tflite of case NAME."""
     if name in _CHAINS:
@@ -197,5 +197,6 @@ def expected_ops(name: str) -> set[str]:
     return {"QUANTIZE"} if name in _CHAINS else set(_cases()[name][2])
 
 
+@cached_names(__file__)
 def case_names() -> list[str]:
     return list(_cases()) + list(_CHAINS)
