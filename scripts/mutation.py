@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 last = score_module(module, equivalent)
                 if last is None:
                     raise SystemExit(f"tinyeff/{module} has no run to go on from; run it without --survivors first")
-                names = last.survivors + last.unchecked_names
+                names = last.survived + last.unchecked_names
                 if not names:
                     continue
             run_module(module, args.jobs, names)
