@@ -242,7 +242,7 @@ def _graph(tensors: dict[str, str], ops: list[tuple[str, list[str], list[str]]],
     for op, ins, outs in ops:
         o = schema.OperatorT()
         o.opcodeIndex = codes.index(op)
-        o.inputs = np.array([names.index(n) for n in ins], np.int32)
+        o.inputs = np.array([names.index(n) if n != '-' else -1 for n in ins], np.int32)  # '-': an optional input left out
         o.outputs = np.array([names.index(n) for n in outs], np.int32)
         g.operators.append(o)
     g.inputs = np.array([names.index(n) for n in inputs], np.int32)
@@ -428,12 +428,27 @@ def test_constant_array_reads_the_tensors_bytes_or_says_why_not():
     # every input value meets kh x kw x output channels weights
     ("TRANSPOSE_CONV", {"s": (4,), "w": (4, 3, 2, 2), "x": (1, 5, 5, 2), "y": (1, 10, 10, 4)}, 5 * 5 * 2 * 3 * 2 * 4),
     ("ADD", {"x": (1, 5, 5, 2), "w": (1, 5, 5, 2), "y": (1, 5, 5, 2)}, 0),
-], ids=["dense", "dense_bias", "conv", "conv_bias", "depthwise", "transpose_conv", "add"])
+    # TFLM's dense layer accumulates over the filter's last dimension
+    ("FULLY_CONNECTED", {"x": (1, 6), "w": (3, 1, 6), "y": (1, 3)}, 3 * 6),
+    # malformed: too few inputs, a missing filter, many inputs (read, counted as no MACs; check_model refuses them)
+    ("TRANSPOSE_CONV", {"s": (4,), "w": (4, 3, 2, 2), "y": (1, 10, 10, 4)}, 0),
+    ("TRANSPOSE_CONV", {"s": (4,), "-": None, "x": (1, 5, 5, 2), "y": (1, 10, 10, 4)}, 0),
+    ("CONCATENATION", {"x": (1, 5), **{f"c{i}": (1, 5) for i in range(9)}, "y": (1, 50)}, 0),
+    # an LSTM: per time step, the input and the previous output meet each gate's weights
+    ("UNIDIRECTIONAL_SEQUENCE_LSTM", {"x": (1, 5, 6), **{f"wi{i}": (8, 6) for i in range(4)},
+                                      **{f"wr{i}": (8, 8) for i in range(4)}, "y": (1, 5, 8)}, 5 * (4 * 8 * 6 + 4 * 8 * 8)),
+    ("UNIDIRECTIONAL_SEQUENCE_LSTM", {"x": (1, 5, 6), **{f"wi{i}": (8, 6) for i in range(4)},
+                                      **{f"wr{i}": (8, 8) for i in range(4)}, **{f"o{i}": (8,) for i in range(15)},
+                                      "y": (1, 5, 8)}, 5 * (4 * 8 * 6 + 4 * 8 * 8)),
+], ids=["dense", "dense_bias", "conv", "conv_bias", "depthwise", "transpose_conv", "add", "dense_3d_filter",
+        "transpose_conv_two_inputs", "transpose_conv_no_filter", "concat_of_ten", "lstm_gates_only", "lstm"])
 def test_multiply_accumulates_of_each_op_kind(op, shapes, macs):
     names = list(shapes)
-    data = _graph(dict.fromkeys(names, "INT8"), [(op, names[:-1], names[-1:])], [n for n in names if n == "x"], ["y"],
-                  constants=tuple(n for n in names if n not in ("x", "y")), shapes=shapes)
-    assert read_model(data, "m.tflite").ops[0].macs == macs
+    tensors = {n: "INT8" for n in names if n != "-"}
+    data = _graph(tensors, [(op, names[:-1], names[-1:])], [n for n in names if n == "x"], ["y"],
+                  constants=tuple(n for n in names if n not in ("x", "y", "-")), shapes=shapes)
+    got = read_model(data, "m.tflite").ops[0].macs
+    assert got == macs and type(got) is int
 
 
 @pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D"])
