@@ -74,6 +74,12 @@ def test_saliency_is_folded_l1():
     m.get_layer("stem").set_weights([k])
     s = saliency(m, spec)["stem"]
     assert s[0] == 0.0 and (s[1:] > 0).all()
+    # the filter's mean absolute weight times |gamma| / sqrt(var + eps) of the batch norm after it
+    bn = m.get_layer("stem_bn")
+    gamma, beta, mean, var = (np.array(v, np.float32) for v in ([-2.0, 0.5, 1.0, 3.0], [0.0] * 4, [0.0] * 4, [0.25, 1.0, 4.0, 0.0]))
+    bn.set_weights([gamma, beta, mean, var])
+    want = np.abs(k).reshape(-1, 4).mean(axis=0) * np.abs(gamma) / np.sqrt(var + np.float32(bn.epsilon))
+    np.testing.assert_allclose(saliency(m, spec)["stem"], want, rtol=1e-6)
 
 
 def test_projection_model_builds_for_the_projected_input():
@@ -102,6 +108,9 @@ def test_a_channel_costs_its_weights_its_quantization_parameters_and_its_activat
     flash, ram = _channel_costs(build(spec), spec)
     assert flash.tolist() == [9 + (9 + 16) + 8 + 16, 8 + 10 + 16]
     assert ram.tolist() == [8 * 8 * 2 + 16, 4 * 4 * 2 + 16]
+    # after pruning the widths differ: the stem's channel meets the 12 pointwise filters of the next layer
+    narrow = spec.with_widths((8, 12))
+    assert _channel_costs(build(narrow), narrow)[0].tolist() == [9 + (9 + 16) + 12 + 16, 8 + 10 + 16]
     # a projection model's channel: a 1x3 filter over tokens, the next layer's weights, a 1x6 map of int8
     text = projection_spec(5, width=8, depth=2, cfg=ProjectionConfig(features=16, max_tokens=6))
     flash, ram = _channel_costs(build(text), text)
