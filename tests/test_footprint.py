@@ -458,3 +458,65 @@ def test_a_convolution_whose_filter_is_not_4d_is_refused(op):
     with pytest.raises(TinyeffError, match=rf"^'m.tflite' op 0 \({op}\) has tensors of shapes \[\(1, 5, 5, 2\), \(4, 3, 2\), "
                                            rf"\(1, 5, 5, 4\)\], which no {op} has; the file is corrupt"):
         read_model(data, "m.tflite")
+
+
+def _set(path: str, value):
+    """A change for model_edit.edit: set PATH (attribute names and indices from the model, '.'-separated) to VALUE."""
+    def change(m, g):
+        *parents, last = path.split(".")
+        obj = m
+        for p in parents:
+            obj = obj[int(p)] if p.isdigit() else getattr(obj, p)
+        setattr(obj, last, value)
+    return change
+
+
+def _metadata(buffer: int):
+    def change(m, g):
+        from ai_edge_litert import schema_py_generated as schema
+
+        meta = schema.MetadataT()
+        meta.name, meta.buffer = b"OfflineMemoryAllocation", buffer
+        m.metadata = [meta]
+    return change
+
+
+_READER_REFUSALS = {
+    "no_subgraph": (_set("subgraphs", []), "'m.tflite' holds no subgraph"),
+    "metadata_buffer": (_metadata(9), "'m.tflite' metadata names buffer 9, but it has only 1 buffers"),
+    "no_model_inputs": (_set("subgraphs.0.inputs", None), "'m.tflite' has no model inputs"),
+    "no_model_outputs": (_set("subgraphs.0.outputs", None), "'m.tflite' has no model outputs"),
+    "model_input_missing": (_set("subgraphs.0.inputs", np.array([-1], np.int32)),
+                            "'m.tflite' names tensor -1 as a model input, but it has only 3 tensors"),
+    "op_inputs": (_set("subgraphs.0.operators.0.inputs", None), "'m.tflite' op 0 (ADD) has no inputs"),
+    "op_outputs": (_set("subgraphs.0.operators.0.outputs", None), "'m.tflite' op 0 (ADD) has no outputs"),
+    "op_output_missing": (_set("subgraphs.0.operators.0.outputs", np.array([-1], np.int32)),
+                          "'m.tflite' op 0 (ADD) names tensor -1 as an output, but it has only 3 tensors"),
+    "op_input_beyond": (_set("subgraphs.0.operators.0.inputs", np.array([0, 3], np.int32)),
+                        "'m.tflite' op 0 (ADD) names tensor 3 as an input, but it has only 3 tensors"),
+}
+
+
+@pytest.mark.parametrize("what", _READER_REFUSALS)
+def test_a_graph_that_names_what_it_lacks_is_refused_in_one_sentence(what):
+    import re
+
+    from model_edit import edit
+
+    base = _graph({"x": "INT8", "w": "INT8", "a": "INT8"}, [("ADD", ["x", "w"], ["a"])], ["x"], ["a"])
+    read_model(base, "m.tflite")
+    change, message = _READER_REFUSALS[what]
+    with pytest.raises(TinyeffError, match="^" + re.escape(message + "; the file is corrupt, ")):
+        read_model(edit(base, change), "m.tflite")
+
+
+def test_ops_are_named_by_their_builtin_or_custom_code():
+    from model_edit import edit
+
+    base = _graph({"x": "INT8", "a": "INT8"}, [("ADD", ["x", "x"], ["a"])], ["x"], ["a"])
+    assert read_model(base, "m.tflite").op_names == ("ADD",)
+    # a code newer than the schema the kit reads with, and a custom op whose name is not UTF-8
+    newer = edit(base, _set("operatorCodes.0.builtinCode", 250))
+    assert read_model(newer, "m.tflite").op_names == ("BUILTIN_250",)
+    custom = edit(base, _set("operatorCodes.0.customCode", b"Te\xffOp"))
+    assert read_model(custom, "m.tflite").op_names == ("CUSTOM:Te\ufffdOp",)
