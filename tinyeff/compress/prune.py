@@ -71,7 +71,7 @@ def _channel_costs(model, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
         flash.append(own + downstream + QUANT_PARAM_BYTES)
         # its activation map, and the per-channel multiplier and shift TFLM keeps in the arena
         ram.append(h * w * (2 if spec.kind == "dscnn" else 1) + 16)
-    return np.array(flash, float), np.array(ram, float)
+    return np.array(flash), np.array(ram)
 
 
 def floors(original: ModelSpec) -> tuple[int, ...]:
@@ -126,7 +126,7 @@ def pruned_copy(model, spec: ModelSpec, keep: dict[str, np.ndarray]):
         cls = type(layer).__name__
         if cls == "Conv2D":
             k = weights[0] if current is None else weights[0][:, :, current, :]
-            current = keep.get(layer.name, np.arange(k.shape[-1]))
+            current = keep[layer.name]  # every Conv2D the kit builds is a prunable layer
             sliced = [k[..., current]] + [b[current] for b in weights[1:]]
         elif cls == "DepthwiseConv2D":
             sliced = [weights[0][:, :, current, :]] + [b[current] for b in weights[1:]]
