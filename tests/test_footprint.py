@@ -492,6 +492,8 @@ _READER_REFUSALS = {
     "op_outputs": (_set("subgraphs.0.operators.0.outputs", None), "'m.tflite' op 0 (ADD) has no outputs"),
     "op_output_missing": (_set("subgraphs.0.operators.0.outputs", np.array([-1], np.int32)),
                           "'m.tflite' op 0 (ADD) names tensor -1 as an output, but it has only 3 tensors"),
+    "op_intermediate_beyond": (_set("subgraphs.0.operators.0.intermediates", np.array([-1, 3], np.int32)),
+                               "'m.tflite' op 0 (ADD) names tensor 3 as an intermediate, but it has only 3 tensors"),
     "op_input_beyond": (_set("subgraphs.0.operators.0.inputs", np.array([0, 3], np.int32)),
                         "'m.tflite' op 0 (ADD) names tensor 3 as an input, but it has only 3 tensors"),
 }
@@ -520,3 +522,12 @@ def test_ops_are_named_by_their_builtin_or_custom_code():
     assert read_model(newer, "m.tflite").op_names == ("BUILTIN_250",)
     custom = edit(base, _set("operatorCodes.0.customCode", b"Te\xffOp"))
     assert read_model(custom, "m.tflite").op_names == ("CUSTOM:Te\ufffdOp",)
+
+
+def test_an_ops_intermediates_are_read_and_may_be_left_out():
+    from model_edit import edit
+
+    base = _graph({"x": "INT8", "w": "INT8", "a": "INT8"}, [("ADD", ["x", "w"], ["a"])], ["x"], ["a"])
+    assert read_model(base, "m.tflite").ops[0].intermediates == ()
+    lstm_like = edit(base, _set("subgraphs.0.operators.0.intermediates", np.array([1, -1], np.int32)))
+    assert read_model(lstm_like, "m.tflite").ops[0].intermediates == (1, -1)
