@@ -35,14 +35,16 @@ def forbid_remote_connections() -> None:
     """Make socket.connect and connect_ex refuse every address that is not this machine."""
     real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
 
-    def connect(self, address):
+    def refuse_remote(self, address) -> None:
         if not is_local(self.family, address):
             raise NetworkUsed(f"a test connected to {address!r}; tinyeff and its tests must not reach the network")
+
+    def connect(self, address):
+        refuse_remote(self, address)
         return real_connect(self, address)
 
     def connect_ex(self, address):
-        if not is_local(self.family, address):
-            raise NetworkUsed(f"a test connected to {address!r}; tinyeff and its tests must not reach the network")
+        refuse_remote(self, address)
         return real_connect_ex(self, address)
 
     socket.socket.connect, socket.socket.connect_ex = connect, connect_ex

@@ -311,7 +311,7 @@ def test_a_model_file_is_named_by_its_path(tmp_path):
     with pytest.raises(TinyeffError, match=f"^'{damaged}' "):
         load_model_file(damaged)
     good = tmp_path / "m.tflite"
-    good.write_bytes(_graph(*([_EDGES, _EDGE_OPS, ["x"], ["y"]])))
+    good.write_bytes(_graph(_EDGES, _EDGE_OPS, ["x"], ["y"]))
     assert load_model_file(good)[1].name == str(good)
 
 
