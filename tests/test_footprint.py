@@ -123,6 +123,68 @@ def test_an_op_tflm_has_no_kernel_for_is_named(small_conv):
         host_tflm_arena(data, "edited")
 
 
+@pytest.fixture
+def arena_sizes(monkeypatch) -> list[int]:
+    """The arena sizes the host TFLM interpreter is created with, in order (the real interpreter, watched)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    sizes, real = [], runtime.Interpreter.from_bytes
+
+    def watched(model, arena_size, **kwargs):
+        sizes.append(arena_size)
+        return real(model, arena_size=arena_size, **kwargs)
+
+    monkeypatch.setattr(runtime.Interpreter, "from_bytes", staticmethod(watched))
+    return sizes
+
+
+def test_an_arena_too_small_grows_fourfold_until_the_model_fits(small_conv, arena_sizes, monkeypatch):
+    import tinyeff.footprint.arena as arena
+
+    # the conv needs 1,392 B: 512 B is short, 2,048 B holds it (TFLM crashes below about 512 B, so no smaller start)
+    monkeypatch.setattr(arena, "_START_ARENA", 512)
+    arena.tflm_interpreter(small_conv, "conv")
+    assert arena_sizes == [512, 2048]
+
+
+def test_an_arena_stops_growing_at_its_ceiling(small_conv, arena_sizes, monkeypatch):
+    import tinyeff.footprint.arena as arena
+
+    monkeypatch.setattr(arena, "_START_ARENA", 1024)
+    monkeypatch.setattr(arena, "_MAX_ARENA", 1024)
+    with pytest.raises(TinyeffError, match=r"^TFLM cannot load 'conv' \(Failed to allocate temp memory\. .*missing: 24; "):
+        arena.tflm_interpreter(small_conv, "conv")
+    assert arena_sizes == [1024]
+
+
+def test_a_model_tflm_refuses_is_loaded_once(small_conv, arena_sizes):
+    from model_edit import edit
+
+    import tinyeff.footprint.arena as arena
+
+    def lsh_projection(model, graph):
+        code = model.operatorCodes[graph.operators[0].opcodeIndex]
+        code.builtinCode = code.deprecatedBuiltinCode = 15
+
+    with pytest.raises(TinyeffError, match="uses LSH_PROJECTION"):
+        arena.tflm_interpreter(edit(small_conv, lsh_projection), "edited")
+    assert arena_sizes == [arena._START_ARENA]  # a larger arena cannot give it the kernel
+
+
+def test_a_tflm_that_fails_without_a_word_is_quoted_by_its_exception(small_conv, monkeypatch):
+    """The pinned TFLM logs every failure; a build that does not still gets a reason in the sentence."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    import tinyeff.footprint.arena as arena
+
+    def silent(model, arena_size, **kwargs):
+        raise RuntimeError("AllocateTensors failed")
+
+    monkeypatch.setattr(runtime.Interpreter, "from_bytes", staticmethod(silent))
+    with pytest.raises(TinyeffError, match=r"^TFLM cannot load 'conv' \(AllocateTensors failed\); check that it is a valid int8 model$"):
+        arena.tflm_interpreter(small_conv, "conv")
+
+
 def test_a_model_tflm_refuses_to_prepare_gets_tflm_s_reasons_in_one_sentence(small_conv):
     from model_edit import TYPES, edit
 
@@ -242,7 +304,8 @@ def _graph(tensors: dict[str, str], ops: list[tuple[str, list[str], list[str]]],
     for op, ins, outs in ops:
         o = schema.OperatorT()
         o.opcodeIndex = codes.index(op)
-        o.inputs = np.array([names.index(n) if n != '-' else -1 for n in ins], np.int32)  # '-': an optional input left out
+        # '-' (or '-' and a tag, where several are left out): an optional input left out
+        o.inputs = np.array([names.index(n) if not n.startswith('-') else -1 for n in ins], np.int32)
         o.outputs = np.array([names.index(n) for n in outs], np.int32)
         g.operators.append(o)
     g.inputs = np.array([names.index(n) for n in inputs], np.int32)
@@ -440,13 +503,26 @@ def test_constant_array_reads_the_tensors_bytes_or_says_why_not():
     ("UNIDIRECTIONAL_SEQUENCE_LSTM", {"x": (1, 5, 6), **{f"wi{i}": (8, 6) for i in range(4)},
                                       **{f"wr{i}": (8, 8) for i in range(4)}, **{f"o{i}": (8,) for i in range(15)},
                                       "y": (1, 5, 8)}, 5 * (4 * 8 * 6 + 4 * 8 * 8)),
+    # coupled input and forget gates (CIFG): the input gate's two weights are left out
+    ("UNIDIRECTIONAL_SEQUENCE_LSTM", {"x": (1, 5, 6), "-i": None, **{f"wi{i}": (8, 6) for i in range(3)},
+                                      "-r": None, **{f"wr{i}": (8, 8) for i in range(3)}, "y": (1, 5, 8)},
+     5 * (3 * 8 * 6 + 3 * 8 * 8)),
+    # one feature per time step: the steps are the input's elements
+    ("UNIDIRECTIONAL_SEQUENCE_LSTM", {"x": (1, 5, 1), **{f"wi{i}": (8, 1) for i in range(4)},
+                                      **{f"wr{i}": (8, 8) for i in range(4)}, "y": (1, 5, 8)}, 5 * (4 * 8 * 1 + 4 * 8 * 8)),
+    # malformed: a gate's weights short (check_model refuses it), no input
+    ("UNIDIRECTIONAL_SEQUENCE_LSTM", {"x": (1, 5, 6), **{f"wi{i}": (8, 6) for i in range(4)},
+                                      **{f"wr{i}": (8, 8) for i in range(3)}, "y": (1, 5, 8)}, 0),
+    ("UNIDIRECTIONAL_SEQUENCE_LSTM", {"-x": None, **{f"wi{i}": (8, 6) for i in range(4)},
+                                      **{f"wr{i}": (8, 8) for i in range(4)}, "y": (1, 5, 8)}, 0),
 ], ids=["dense", "dense_bias", "conv", "conv_bias", "depthwise", "transpose_conv", "add", "dense_3d_filter",
-        "transpose_conv_two_inputs", "transpose_conv_no_filter", "concat_of_ten", "lstm_gates_only", "lstm"])
+        "transpose_conv_two_inputs", "transpose_conv_no_filter", "concat_of_ten", "lstm_gates_only", "lstm",
+        "lstm_cifg", "lstm_one_feature", "lstm_eight_inputs", "lstm_no_input"])
 def test_multiply_accumulates_of_each_op_kind(op, shapes, macs):
     names = list(shapes)
-    tensors = {n: "INT8" for n in names if n != "-"}
-    data = _graph(tensors, [(op, names[:-1], names[-1:])], [n for n in names if n == "x"], ["y"],
-                  constants=tuple(n for n in names if n not in ("x", "y", "-")), shapes=shapes)
+    tensors = {n: "INT8" for n in names if not n.startswith("-")}
+    data = _graph(tensors, [(op, names[:-1], names[-1:])], [n for n in names if n == "x"] or ["y"], ["y"],
+                  constants=tuple(n for n in tensors if n not in ("x", "y")), shapes=shapes)
     got = read_model(data, "m.tflite").ops[0].macs
     assert got == macs and type(got) is int
 
@@ -454,9 +530,10 @@ def test_multiply_accumulates_of_each_op_kind(op, shapes, macs):
 @pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D"])
 def test_a_convolution_whose_filter_is_not_4d_is_refused(op):
     shapes = {"x": (1, 5, 5, 2), "w": (4, 3, 2), "y": (1, 5, 5, 4)}
-    data = _graph(dict.fromkeys(shapes, "INT8"), [(op, ["x", "w"], ["y"])], ["x"], ["y"], constants=("w",), shapes=shapes)
+    data = _graph(dict.fromkeys(shapes, "INT8"), [(op, ["x", "w", "-"], ["y"])], ["x"], ["y"], constants=("w",), shapes=shapes)
+    # the bias left out is named as such, not as the shape of the tensor that index -1 would pick
     with pytest.raises(TinyeffError, match=rf"^'m.tflite' op 0 \({op}\) has tensors of shapes \[\(1, 5, 5, 2\), \(4, 3, 2\), "
-                                           rf"\(1, 5, 5, 4\)\], which no {op} has; the file is corrupt"):
+                                           rf"None, \(1, 5, 5, 4\)\], which no {op} has; the file is corrupt"):
         read_model(data, "m.tflite")
 
 
@@ -496,6 +573,8 @@ _READER_REFUSALS = {
                                "'m.tflite' op 0 (ADD) names tensor 3 as an intermediate, but it has only 3 tensors"),
     "op_input_beyond": (_set("subgraphs.0.operators.0.inputs", np.array([0, 3], np.int32)),
                         "'m.tflite' op 0 (ADD) names tensor 3 as an input, but it has only 3 tensors"),
+    "tensor_buffer_beyond": (_set("subgraphs.0.tensors.1.buffer", 9),
+                             "'m.tflite' tensor 1 names buffer 9, but it has only 1 buffers"),
 }
 
 
@@ -522,6 +601,46 @@ def test_ops_are_named_by_their_builtin_or_custom_code():
     assert read_model(newer, "m.tflite").op_names == ("BUILTIN_250",)
     custom = edit(base, _set("operatorCodes.0.customCode", b"Te\xffOp"))
     assert read_model(custom, "m.tflite").op_names == ("CUSTOM:Te\ufffdOp",)
+
+
+def test_a_tensor_is_described_as_the_file_has_it():
+    from model_edit import edit
+
+    base = _graph({"x": "INT8", "w": "INT8", "a": "INT8"}, [("ADD", ["x", "w"], ["a"])], ["x"], ["a"], constants=("w",))
+    x, w, a = read_model(base, "m.tflite").tensors
+    # no quantization parameters: no scales, no zero points, dimension 0; an activation has no data and no offset
+    assert (x.scales, x.zero_points, x.quantized_dimension) == ((), (), 0)
+    assert (x.constant, x.nbytes, x.data_offset) == (False, 0, 0)
+    assert w.constant and w.nbytes == 16 and base[w.data_offset:w.data_offset + 16] == bytes(16)
+    assert x.variable is False
+    # a variable tensor (an LSTM's state), a name that is not UTF-8, a type newer than the schema the kit reads with
+    changed = edit(base, lambda m, g: (setattr(g.tensors[2], "isVariable", True), setattr(g.tensors[0], "name", b"in\xffput"),
+                                       setattr(g.tensors[1], "type", 99)))
+    x, w, a = read_model(changed, "m.tflite").tensors
+    assert a.variable is True and x.name == "in\ufffdput" and w.dtype == "TYPE_99"
+
+
+def test_a_model_is_named_model_unless_its_caller_names_it():
+    with pytest.raises(TinyeffError, match="^'model' is not a TFLite model"):
+        read_model(b"not a flatbuffer")
+
+
+def test_a_file_may_read_four_items_a_byte_and_no_more(monkeypatch):
+    """An honest file reads each table and vector item about once; the budget (4 per byte and 1024)
+    is what stops a file whose offsets alias from being unpacked for minutes."""
+    import tinyeff.footprint.tflite_file as tflite_file
+
+    budgets = []
+    real = tflite_file.read_budget
+
+    def spy(items):
+        budgets.append(items)
+        return real(items)
+
+    monkeypatch.setattr(tflite_file, "read_budget", spy)
+    data = _graph({"x": "INT8", "w": "INT8", "a": "INT8"}, [("ADD", ["x", "w"], ["a"])], ["x"], ["a"], constants=("w",))
+    read_model(data, "m.tflite")
+    assert budgets == [4 * len(data) + 1024]
 
 
 def test_an_ops_intermediates_are_read_and_may_be_left_out():

@@ -56,9 +56,10 @@ def tflm_interpreter(model: bytes, name: str):
         if "missing: " in text and arena < _MAX_ARENA:
             arena *= 4
             continue
-        missing = re.findall(r"Didn't find op for builtin opcode '(\w+)'", text)
+        # TFLM stops at the first op it has no kernel for: one is named, and the next after it is removed
+        missing = re.search(r"Didn't find op for builtin opcode '(\w+)'", text)
         if missing:
-            raise TinyeffError(f"'{name}' uses {', '.join(sorted(set(missing)))}, which TFLM does not support; remove that op from the model")
+            raise TinyeffError(f"'{name}' uses {missing.group(1)}, which TFLM does not support; remove that op from the model")
         # TFLM prints the failed check, then the node that failed: both, in order, say what is wrong
         why = "; ".join(line.strip() for line in text.splitlines() if line.strip()) or str(error)
         raise TinyeffError(f"TFLM cannot load '{name}' ({why}); check that it is a valid int8 model")
