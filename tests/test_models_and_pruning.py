@@ -37,6 +37,15 @@ def test_keeping_every_channel_reproduces_the_model_exactly():
     np.testing.assert_array_equal(logits(m, x), logits(same, x))
 
 
+def test_a_layer_pruning_does_not_know_is_named():
+    import keras
+
+    spec = dscnn_spec((8, 8, 1), 10, width=8, depth=2)
+    foreign = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.LayerNormalization(name="ln")])
+    with pytest.raises(TypeError, match="^pruning does not know layer type LayerNormalization$"):
+        pruned_copy(foreign, spec, {n: np.arange(w) for n, w in zip(spec.prunable, spec.widths)})
+
+
 def test_pruning_removes_weights_and_respects_floors():
     spec = dscnn_spec((8, 8, 1), 10, width=32, depth=3)
     m = build(spec)
