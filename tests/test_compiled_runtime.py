@@ -65,6 +65,14 @@ def _output_zero_point(zero_point: int):
     return change
 
 
+def _output_quantization(scale: float, zero_point: int):
+    """The last op's output quantization: a range wider than its fused activation's, so that the clamp's bound is inside it."""
+    def change(m, g):
+        q = g.tensors[g.operators[-1].outputs[0]].quantization
+        q.scale, q.zeroPoint = np.array([scale], np.float32), np.array([zero_point], np.int64)
+    return change
+
+
 def _input_quantization(scale: float, zero_point: int, op: int = -1):
     def change(m, g):
         q = g.tensors[g.operators[op].inputs[0]].quantization
@@ -124,6 +132,9 @@ EDITED = {
     # cases a converter never writes, which the kernel mutations of scripts/kernel_mutation.py showed the grid lacked
     "conv_relu_clamp_above_minus_128": ("conv_k3x3_s2_same_relu_d1", _output_zero_point(-60)),
     "dense_per_tensor_weight_offset": ("dense_None", _per_tensor_weights(3)),
+    # fused clamps whose bounds fall inside the output's range: RELU6 at 6.0 (-68 here), RELU_N1_TO_1 at -1.0 and 1.0
+    "conv_relu6_bound_inside_the_range": ("conv_k3x2_s2_valid_relu6_d1", _output_quantization(0.1, -128)),
+    "conv_relu_n1_to_1": ("conv_k3x3_s1_same_None_d1", _both(_options(fusedActivationFunction=2), _output_quantization(0.05, 3))),
     "softmax_rows_below_code_0": ("dense_softmax", _input_quantization(0.3, -110)),
     # an input scale where the rounding of TFLM's saturating doubling high multiply shows in tanh's output
     "tanh_where_rounding_shows": ("tanh", _input_quantization(float.fromhex("0x1.73719ap-7"), -128, op=0)),

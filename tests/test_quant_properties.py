@@ -179,6 +179,8 @@ def test_a_conv_gets_one_multiplier_per_output_channel_from_per_tensor_or_per_ch
     generated tables hold exactly one multiplier and shift per output channel)."""
     per_channel = quant.conv_multipliers(0.5, (0.01, 0.02, 0.04), 0.25, 3)
     assert per_channel == tuple(map(list, zip(*(quant.quantize_multiplier(0.5 * f / 0.25) for f in (0.01, 0.02, 0.04)))))
+    two = quant.conv_multipliers(0.5, (0.01, 0.02), 0.25, 2)  # as many scales as channels, whatever the count
+    assert two == tuple(map(list, zip(*(quant.quantize_multiplier(0.5 * f / 0.25) for f in (0.01, 0.02)))))
     per_tensor = quant.conv_multipliers(0.5, (0.01,), 0.25, 3)
     assert per_tensor == ([quant.quantize_multiplier(0.02)[0]] * 3, [quant.quantize_multiplier(0.02)[1]] * 3)
 
