@@ -34,7 +34,8 @@ def _float32(lo: float, hi: float):
                  st.builds(lambda k, ulps: math.ldexp(1 - ulps * 2.0**-53, k), st.integers(-40, 40), st.integers(1, 2**22))))
 @example(0.0)
 @example(2.0**-32)  # the smallest multiplier kept: shift -31
-@example(2.0**-32 * (1 - 2.0**-53))  # the largest flushed to 0
+@example(2.0**-32 * (1 - 2.0**-53))  # its Q31 mantissa rounds up to 2^-32: kept, shift -31
+@example(0.75 * 2.0**-32)  # shift -32: flushed to 0, as TFLM's QuantizeMultiplier flushes every shift below -31
 @example(1 - 2.0**-33)
 @example(2.0**31 - 1)
 def test_multiplier_encodes_its_value(m):
@@ -42,7 +43,7 @@ def test_multiplier_encodes_its_value(m):
     if q == 0:
         assert shift == 0 and m < 2.0**-32, (m, q, shift)
         return
-    assert 2**30 <= q < 2**31, (m, q)  # a positive int32
+    assert 2**30 <= q < 2**31 and shift >= -31, (m, q, shift)  # a positive int32, a shift TFLM keeps
     # exact arithmetic: within half a unit of the Q31 mantissa of m
     assert abs(Fraction(q) * Fraction(2) ** (shift - 31) - Fraction(m)) <= Fraction(2) ** (shift - 32), (m, q, shift)
 
