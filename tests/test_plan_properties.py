@@ -173,3 +173,26 @@ def test_writing_in_place_never_costs_more_than_not_writing_in_place(model):
     """An in-place layer keeps a ring (or a group of pixels) beside its input; where that costs more
     than it saves, the plan without in-place layers is kept."""
     assert plan_memory(model).arena_bytes <= plan_memory(model, inplace=False).arena_bytes
+
+
+def test_the_manifest_holds_the_plan_as_planned(kws_like_model):
+    """generate writes plan.to_json into the project's manifest (the README's floor and arena figures
+    are read from there): every placement, in tensor and layer order, as plain JSON."""
+    import json
+
+    from tinyeff.codegen import compile_model
+    from tinyeff.footprint import load_model_file
+
+    data, info = load_model_file(kws_like_model)
+    compiled = compile_model(data, info, "kws", path="dsp")  # the DSP path's kernels ask for work buffers
+    plan, model = compiled.plan, compiled.model
+    assert plan.scratch and plan.work and plan.ring_rows and plan.inplace  # every part of a plan is there to write
+    j = plan.to_json(model)
+    assert json.loads(json.dumps(j)) == j
+    assert set(j) == {"arena_bytes", "floor_bytes", "tensors", "scratch", "work", "ring_rows", "inplace_layers"}
+    assert (j["arena_bytes"], j["floor_bytes"]) == (plan.arena_bytes, plan.floor_bytes)
+    assert j["tensors"] == [{"tensor": t, "offset": plan.offsets[t], "bytes": model.tensor_bytes[t]} for t in sorted(plan.offsets)]
+    assert j["scratch"] == [{"layer": i, "offset": plan.scratch[i]} for i in sorted(plan.scratch)]
+    assert j["work"] == [{"layer": i, "offset": plan.work[i]} for i in sorted(plan.work)]
+    assert j["ring_rows"] == [{"layer": i, "rows": plan.ring_rows[i]} for i in sorted(plan.ring_rows)]
+    assert j["inplace_layers"] == list(plan.inplace)
