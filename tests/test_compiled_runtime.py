@@ -206,6 +206,15 @@ def test_a_conv_in_place_saves_only_the_rows_its_output_overwrites(case, rows):
     assert plan.inplace == (0,) and plan.ring_rows == {0: rows}
 
 
+@pytest.mark.parametrize(("case", "rows"), [("dw_k3_s1_same_relu_m1", 3), ("dw_k5_s1_same_relu_m1", 5)])
+def test_a_kernel_whose_windows_wrap_around_its_ring_keeps_the_whole_span(case, rows):
+    """Helium's depthwise kernel reads every window row from its ring (no row from the input in
+    place), so the plan gives it the window's full height, no more: 3 rows for a 3x3, 5 for a 5x5."""
+    data = make_case(case)
+    plan = compile_model(data, read_model(data, case), case, path="mve").plan
+    assert plan.inplace == (0,) and plan.ring_rows == {0: rows}
+
+
 @pytest.mark.parametrize("case", ["conv1d_k1x3_s1_same_relu", "dw1d_k1x3_s1_same_m2"])
 def test_a_1d_conv_in_place_keeps_the_pixels_of_its_window_not_its_whole_row(case):
     """A conv over one row of pixels runs as the same conv over one column (the same bytes), so the
