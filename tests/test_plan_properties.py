@@ -196,3 +196,56 @@ def test_the_manifest_holds_the_plan_as_planned(kws_like_model):
     assert j["work"] == [{"layer": i, "offset": plan.work[i]} for i in sorted(plan.work)]
     assert j["ring_rows"] == [{"layer": i, "rows": plan.ring_rows[i]} for i in sorted(plan.ring_rows)]
     assert j["inplace_layers"] == list(plan.inplace)
+
+
+def _ring_order_keeps_every_read_intact(f: dict, delta: int, ring_rows: int | None) -> bool:
+    """te_ring.h's order walked byte by byte: before output row oy, the ring takes the first rows of
+    its window it has not saved (each must still hold the input); the window rows below the ring are
+    read from the input itself while row oy is written (taken as written before they are read)."""
+    in_row, out_row = f["in_w"] * f["in_c"], f["out_w"] * f["out_c"]
+    span = (f["k_h"] - 1) * f["dil_h"] + 1
+    rows = ring_rows or span
+    written: set[int] = set()  # bytes from the input's start that output rows have overwritten
+
+    def intact(r: int) -> bool:
+        return written.isdisjoint(range(r * in_row, (r + 1) * in_row))
+
+    copied = -1
+    for oy in range(f["out_h"]):
+        iy0 = oy * f["stride_h"] - f["pad_top"]
+        last = min(f["in_h"] - 1, iy0 + rows - 1)
+        if not all(intact(r) for r in range(max(copied + 1, 0), last + 1)):
+            return False
+        copied = max(copied, last)
+        written.update(range(delta + oy * out_row, delta + (oy + 1) * out_row))
+        taps = (iy0 + ky * f["dil_h"] for ky in range(f["k_h"]))
+        if not all(intact(iy) for iy in taps if max(iy0 + rows, 0) <= iy < f["in_h"]):  # padding rows are never read
+            return False
+    return True
+
+
+@st.composite
+def ring_convs(draw):
+    k_h, dil_h, stride_h = draw(st.integers(1, 4)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    span = (k_h - 1) * dil_h + 1
+    in_h, pad_top, pad_bottom = draw(st.integers(1, 8)), draw(st.integers(0, span - 1)), draw(st.integers(0, span - 1))
+    out_h = (in_h + pad_top + pad_bottom - span) // stride_h + 1
+    f = dict(k_h=k_h, dil_h=dil_h, stride_h=stride_h, in_h=in_h, pad_top=pad_top, out_h=max(out_h, 1),
+             in_w=draw(st.integers(1, 3)), in_c=draw(st.integers(1, 3)), out_w=draw(st.integers(1, 3)), out_c=draw(st.integers(1, 3)))
+    in_row, out_row = f["in_w"] * f["in_c"], f["out_w"] * f["out_c"]
+    delta = draw(st.integers(-f["out_h"] * out_row, in_h * in_row))  # every offset at which the two overlap, and a few beside
+    ring_rows = draw(st.one_of(st.none(), st.integers(1, span)))
+    return f, delta, ring_rows
+
+
+@CHECKS
+@given(ring_convs())
+def test_a_ring_is_judged_safe_exactly_when_the_ring_order_reads_only_intact_rows(conv):
+    """plan._rows_safe (interval arithmetic on rows) against the walk above (sets of bytes). With
+    dilation 1 the window reads every row it spans and the two agree exactly; with dilation 2 the plan
+    also keeps the rows between taps intact, so it may refuse what the walk allows, never the reverse."""
+    from tinyeff.codegen.plan import _rows_safe
+
+    f, delta, ring_rows = conv
+    planned, walked = _rows_safe(f, delta, ring_rows), _ring_order_keeps_every_read_intact(f, delta, ring_rows)
+    assert planned == walked if f["dil_h"] == 1 else (walked or not planned), (f, delta, ring_rows, planned, walked)
