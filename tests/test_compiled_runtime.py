@@ -274,3 +274,30 @@ def test_mean_with_the_inputs_own_quantization_is_bit_exact(tmp_path):
     host = build_for_host(data, info, tmp_path, "mean_same_quant")
     inputs = _random_inputs(info, N_INPUTS, seed=5)
     assert np.array_equal(tflm_outputs(data, inputs).reshape(N_INPUTS, -1), host.run(inputs).reshape(N_INPUTS, -1))
+
+
+def test_the_kernels_are_compiled_once_and_again_only_when_a_source_changes(tmp_path, monkeypatch):
+    """Host builds link the kernels compiled once per machine and kernel sources (they hold nothing of
+    a model); a kernels directory with one byte changed gets objects of its own."""
+    import os
+    import shutil
+
+    from tinyeff.codegen import host
+
+    cc = shutil.which("gcc")
+    first = host._kernel_objects(cc, "generic")
+    stamps = [os.stat(o).st_mtime_ns for o in first]
+    assert first and all(o.name.endswith(".o") for o in first)
+    assert host._kernel_objects(cc, "generic") == first and [os.stat(o).st_mtime_ns for o in first] == stamps
+    assert host._kernel_objects(cc, "dsp")[0].parent != first[0].parent
+
+    from tinyeff import resources
+
+    copy = tmp_path / "firmware"
+    shutil.copytree(resources.resource_dir("firmware"), copy)
+    with open(copy / "kernels" / "te_mean.c", "a") as f:
+        f.write("\n/* a changed source */\n")
+    original = resources.resource_dir
+    monkeypatch.setattr(host, "resource_dir", lambda name: copy if name == "firmware" else original(name))
+    changed = host._kernel_objects(cc, "generic")
+    assert changed[0].parent != first[0].parent and all(o.exists() for o in changed)
