@@ -249,3 +249,20 @@ def test_a_ring_is_judged_safe_exactly_when_the_ring_order_reads_only_intact_row
     f, delta, ring_rows = conv
     planned, walked = _rows_safe(f, delta, ring_rows), _ring_order_keeps_every_read_intact(f, delta, ring_rows)
     assert planned == walked if f["dil_h"] == 1 else (walked or not planned), (f, delta, ring_rows, planned, walked)
+
+
+@CHECKS
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 8), st.data())
+def test_a_pointwise_layer_is_judged_safe_exactly_when_each_pixel_is_read_before_it_is_overwritten(ic, oc, n, data):
+    """plan._pixel_safe against a pointwise kernel's order walked byte by byte: it reads input pixel p
+    whole, then writes output pixel p, with the output DELTA bytes from the input's start."""
+    from tinyeff.codegen.plan import _pixel_safe
+
+    delta = data.draw(st.integers(-n * oc + 1, n * ic - 1))  # the plan asks only where the two overlap
+    written: set[int] = set()
+    walked = True
+    for p in range(n):
+        walked = walked and written.isdisjoint(range(p * ic, (p + 1) * ic))
+        written.update(range(delta + p * oc, delta + (p + 1) * oc))
+    f = {"in_c": ic, "out_c": oc, "in_h": 1, "in_w": n}
+    assert _pixel_safe(f, delta) == walked, (ic, oc, n, delta)
