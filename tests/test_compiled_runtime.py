@@ -206,6 +206,15 @@ def test_a_conv_in_place_saves_only_the_rows_its_output_overwrites(case, rows):
     assert plan.inplace == (0,) and plan.ring_rows == {0: rows}
 
 
+@pytest.mark.parametrize(("case", "inplace", "arena"), [("relu", (0,), 128), ("tanh_wide", (0, 1), 224), ("sub_from_const", (0,), 128)])
+def test_an_elementwise_op_writes_over_its_input(case, inplace, arena):
+    """An activation or a binary op with a constant reads element i, then writes element i: its
+    output takes its input's bytes (an arena of 128 B for the 120 B tensors of relu, not 240 B)."""
+    data = make_case(case)
+    plan = compile_model(data, read_model(data, case), case).plan
+    assert (plan.inplace, plan.arena_bytes) == (inplace, arena)
+
+
 @pytest.mark.parametrize(("case", "rows"), [("dw_k3_s1_same_relu_m1", 3), ("dw_k5_s1_same_relu_m1", 5)])
 def test_a_kernel_whose_windows_wrap_around_its_ring_keeps_the_whole_span(case, rows):
     """Helium's depthwise kernel reads every window row from its ring (no row from the input in
