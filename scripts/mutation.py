@@ -70,17 +70,6 @@ _KILLED = {1, 3, 24, -24, 152, 255, 36, -11, -9}  # a test failed, or the mutant
 _SURVIVED = {0, 33}  # the tests passed, or none reached the mutant
 
 
-@contextlib.contextmanager
-def _in_root():
-    """mutmut reads its settings from the working directory's pyproject.toml."""
-    before = Path.cwd()
-    os.chdir(ROOT)
-    try:
-        yield
-    finally:
-        os.chdir(before)
-
-
 @dataclasses.dataclass(frozen=True)
 class ModuleMutants:
     """The mutants mutmut makes of one module as the work tree holds it."""
@@ -124,7 +113,7 @@ def current_mutants(module: str) -> ModuleMutants:
     from mutmut.mutation.file_mutation import mutate_file_contents
     from mutmut.utils.format_utils import get_mutant_name
     path = Path("tinyeff") / module
-    with _in_root():
+    with contextlib.chdir(ROOT):  # mutmut reads its settings from the working directory's pyproject.toml
         mutated = mutate_file_contents(str(path), path.read_text())
     names = [get_mutant_name(path, name) for name in mutated.mutant_names]
     return ModuleMutants(module, names, dict(mutated.hash_by_function_name), mutated.code)
@@ -260,6 +249,7 @@ class ModuleScore:
     equivalent: int
     not_run: int  # no verdict on the code as it is now
     updated: str
+    stale_equivalents: list[str]  # listed as equivalent, but no longer the change their entry names
 
     @property
     def score(self) -> float:
@@ -270,14 +260,14 @@ class ModuleScore:
 def score_module(module: str, record: dict[str, dict], equivalent: dict[str, Equivalent]) -> ModuleScore:
     now = current_mutants(module)
     entry = record.get(module, {"function_hashes": {}, "exit_codes": {}, "updated": "never"})
-    stale = set(stale_equivalents(module, equivalent))
+    stale = stale_equivalents(module, equivalent)
     eq = {name for name in now.names if name in equivalent and name not in stale}
     codes = {name: entry["exit_codes"].get(name) for name in now.names
              if name not in eq and now.is_current(name, entry["function_hashes"])}
     killed = sum(1 for c in codes.values() if c in _KILLED)
     survived = sorted(name for name, c in codes.items() if c in _SURVIVED)
     not_run = len(now.names) - len(eq) - killed - len(survived)
-    return ModuleScore(module, len(now.names), killed, survived, len(eq), not_run, entry["updated"])
+    return ModuleScore(module, len(now.names), killed, survived, len(eq), not_run, entry["updated"], stale)
 
 
 def report(modules: list[str]) -> int:
@@ -287,12 +277,12 @@ def report(modules: list[str]) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for s in scores:
         print(f"| `tinyeff/{s.module}` | {s.mutants} | {s.killed} | {len(s.survived)} | {s.equivalent} | {s.not_run} "
-              f"| {s.score:.1%} | {s.updated} |")
+              f"| {s.score * 100:.1f} % | {s.updated} |")
     for s in scores:
         if s.survived:
             print(f"\nsurvivors in tinyeff/{s.module} (scripts/mutation.py --show NAME):")
             print("\n".join(f"  {name}" for name in s.survived))
-    stale = [name for m in modules for name in stale_equivalents(m, equivalent)]
+    stale = [name for s in scores for name in s.stale_equivalents]
     if stale:
         print(f"\nlisted as equivalent but no longer the change their entry names (edit {EQUIVALENT.name}):")
         print("\n".join(f"  {name}" for name in stale))
