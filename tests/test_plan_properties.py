@@ -167,6 +167,15 @@ def test_the_plan_keeps_the_smallest_of_its_placement_orders():
     assert plan.arena_bytes == 112, plan
 
 
+def test_a_tensor_fits_the_gap_that_ends_where_a_live_one_begins():
+    """A chain of three 32-byte tensors: the middle one lives with both neighbours, the first and
+    last never meet, so the last goes back to offset 0, its end touching the middle one's start:
+    64 B. A planner that counted touching as sharing would stack all three (96 B)."""
+    layers = tuple(Layer(i, "generic", "te_generic", "", {}, (), (i,), i + 1, "", 0, 0) for i in range(2))
+    plan = plan_memory(LoweredModel(None, layers, {0: 32, 1: 32, 2: 32}, (0,), (2,)), inplace=False)
+    assert (plan.offsets[0], plan.offsets[1], plan.offsets[2], plan.arena_bytes) == (0, 32, 0, 64), plan
+
+
 @CHECKS
 @given(models())
 def test_writing_in_place_never_costs_more_than_not_writing_in_place(model):
