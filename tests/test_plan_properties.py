@@ -167,6 +167,29 @@ def test_the_plan_keeps_the_smallest_of_its_placement_orders():
     assert plan.arena_bytes == 112, plan
 
 
+@CHECKS
+@given(models())
+def test_the_floor_holds_every_layer_s_output_beside_what_stays_alive_across_it(model):
+    """The floor is a bound no plan can beat, but it must not be a loose one: every layer (after a
+    RESHAPE too) needs its output and the inputs it reads that are read again later, at once; the
+    caller needs all the inputs, and all the outputs, at once."""
+    root, buffers = _roots(model), _buffers(model)
+    plan = plan_memory(model)
+    for i, layer in enumerate(model.layers):
+        if layer.kernel:
+            out = root[layer.output]
+            kept = {root[t] for t in layer.inputs if root[t] != out and buffers[root[t]][1] > i}
+            assert plan.floor_bytes >= buffers[out][2] + sum(buffers[t][2] for t in kept), (i, plan)
+    for ends in (model.inputs, model.outputs):
+        assert plan.floor_bytes >= sum(buffers[t][2] for t in {root[e] for e in ends}), plan
+
+
+def test_a_model_of_reshapes_only_needs_its_input_and_no_more():
+    layers = (Layer(0, "reshape", "", "", {}, (), (0,), 1, "", 0, 0),)
+    plan = plan_memory(LoweredModel(None, layers, {0: 40, 1: 40}, (0,), (1,)))
+    assert (plan.floor_bytes, plan.arena_bytes, plan.offsets) == (40, 48, {0: 0, 1: 0}), plan
+
+
 def test_a_tensor_fits_the_gap_that_ends_where_a_live_one_begins():
     """A chain of three 32-byte tensors: the middle one lives with both neighbours, the first and
     last never meet, so the last goes back to offset 0, its end touching the middle one's start:

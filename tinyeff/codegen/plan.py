@@ -138,7 +138,7 @@ def _buffers(model: LoweredModel, first: dict, last: dict) -> tuple[dict, dict]:
             owner[layer.output] = owner[layer.inputs[0]]
     buffers = {}
     for t, b in owner.items():
-        buf = buffers.setdefault(b, _Buffer(b, 0, first[t], last[t]))
+        buf = buffers.setdefault(b, _Buffer(b, model.tensor_bytes[t], first[t], last[t]))
         buf.size = max(buf.size, model.tensor_bytes[t])
         buf.first, buf.last = min(buf.first, first[t]), max(buf.last, last[t])
     return owner, buffers
@@ -146,10 +146,12 @@ def _buffers(model: LoweredModel, first: dict, last: dict) -> tuple[dict, dict]:
 
 def floor_bytes(model: LoweredModel) -> int:
     """The bytes some layer needs at once however tensors are placed: what stays alive across it,
-    plus the larger of its output and the inputs that die with it (which it may overwrite)."""
+    plus the larger of its output and the inputs that die with it (which it may overwrite); and at
+    least the model's inputs, or its outputs, side by side."""
     first, last = _lifetimes(model)
     owner, buffers = _buffers(model, first, last)
-    floor = 0
+    # the caller writes every input before the first layer and reads every output after the last
+    floor = max(sum(buffers[b].size for b in {owner[t] for t in ts}) for ts in (model.inputs, model.outputs))
     for i, layer in enumerate(model.layers):
         if not layer.kernel:
             continue
