@@ -171,15 +171,18 @@ def test_the_plan_keeps_the_smallest_of_its_placement_orders():
 @given(models())
 def test_the_floor_holds_every_layer_s_output_beside_what_stays_alive_across_it(model):
     """The floor is a bound no plan can beat, but it must not be a loose one: every layer (after a
-    RESHAPE too) needs its output and the inputs it reads that are read again later, at once; the
-    caller needs all the inputs, and all the outputs, at once."""
+    RESHAPE too) needs at once what is alive across it (its inputs read again later, and any tensor
+    written before it and read after it) beside the larger of its output and the inputs it reads
+    last, which it may overwrite; the caller needs all the inputs, and all the outputs, at once."""
     root, buffers = _roots(model), _buffers(model)
     plan = plan_memory(model)
     for i, layer in enumerate(model.layers):
         if layer.kernel:
-            out = root[layer.output]
-            kept = {root[t] for t in layer.inputs if root[t] != out and buffers[root[t]][1] > i}
-            assert plan.floor_bytes >= buffers[out][2] + sum(buffers[t][2] for t in kept), (i, plan)
+            out, ins = root[layer.output], {root[t] for t in layer.inputs}
+            across = {r for r, (f, l, _) in buffers.items() if f < i < l or (r in ins and l > i)} - {out}
+            dying = {r for r in ins if buffers[r][1] == i} - {out}
+            need = sum(buffers[r][2] for r in across) + max(buffers[out][2], sum(buffers[r][2] for r in dying))
+            assert plan.floor_bytes >= need, (i, plan)
     for ends in (model.inputs, model.outputs):
         assert plan.floor_bytes >= sum(buffers[t][2] for t in {root[e] for e in ends}), plan
 

@@ -145,21 +145,19 @@ def _buffers(model: LoweredModel, first: dict, last: dict) -> tuple[dict, dict]:
 
 
 def floor_bytes(model: LoweredModel) -> int:
-    """The bytes some layer needs at once however tensors are placed: what stays alive across it,
-    plus the larger of its output and the inputs that die with it (which it may overwrite); and at
-    least the model's inputs, or its outputs, side by side."""
+    """The bytes needed at once however tensors are placed: at each layer, its output beside what
+    stays alive across it; before the first layer all the inputs, after the last all the outputs.
+    The inputs a layer reads for the last time (which it may overwrite) need no term of their own:
+    they were all alive at once when the last of them was written, and were counted there."""
     first, last = _lifetimes(model)
     owner, buffers = _buffers(model, first, last)
-    # the caller writes every input before the first layer and reads every output after the last
     floor = max(sum(buffers[b].size for b in {owner[t] for t in ts}) for ts in (model.inputs, model.outputs))
     for i, layer in enumerate(model.layers):
         if not layer.kernel:
             continue
         ins = {owner[t] for t in layer.inputs if t in owner}
-        out = owner[layer.output]
-        dying = sum(buffers[b].size for b in ins if buffers[b].last == i and b != out)
         staying = sum(b.size for k, b in buffers.items() if b.first < i < b.last or (k in ins and b.last > i))
-        floor = max(floor, staying + max(buffers[out].size, dying))
+        floor = max(floor, staying + buffers[owner[layer.output]].size)
     return floor
 
 
