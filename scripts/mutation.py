@@ -61,7 +61,8 @@ MODULES: dict[str, list[str]] = {
     "codegen/lower.py": ["tests/test_compiled_runtime.py", "tests/test_int16.py", "tests/test_multi_io.py"],
     # the real firmware as a host process first (milliseconds per exchange), QEMU after
     "harness/dut.py": ["tests/test_harness_link.py", "tests/test_dut_host.py"],
-    "harness/bench.py": ["tests/test_dut_host.py", "tests/test_harness_link.py", "tests/test_bench_qemu.py"],
+    "harness/bench.py": ["tests/test_bench_inputs.py", "tests/test_dut_host.py", "tests/test_harness_link.py", "tests/test_multi_io.py::test_npz_inputs_are_checked_by_name",
+                         "tests/test_bench_qemu.py"],
     "compress/prune.py": ["tests/test_models_and_pruning.py"],
 }
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -388,7 +389,7 @@ def _npz_inputs(path: Path, inputs: tuple[IoTensor, ...]) -> tuple[list[np.ndarr
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # a cut or damaged zip raises the last two
         raise TinyeffError(f"cannot read '{path}' as an .npz file ({e}); save the inputs with numpy.savez") from None
     missing = [t.name for t in inputs if t.name not in arrays and not (len(inputs) == 1 and "x" in arrays)]
     if missing:
