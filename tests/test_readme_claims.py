@@ -857,6 +857,23 @@ def test_a_stage_imports_only_from_stages_before_it():
     assert not wrong, "\n".join(wrong)
 
 
+def test_the_tests_run_the_real_parts_and_mark_what_is_slow():
+    """"`tests/` (pytest: the real TensorFlow, LiteRT and host TFLM on small data, no mocks; a test that
+    trains for minutes is marked `slow`, which `make test-fast` leaves out)": no test module imports a
+    mocking library, and the marker and the make target are there (test_make_targets runs the target)."""
+    import ast
+
+    mocking = {"unittest.mock", "mock", "pytest_mock"}
+    found = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name} imports {n}" for n in names if n in mocking]
+    assert not found, found
+    assert "slow: " in (ROOT / "pyproject.toml").read_text() and "-m \"not slow\"" in (ROOT / "Makefile").read_text()
+
+
 def test_the_claims_table_cites_tests_that_exist_and_its_tally_is_counted_from_its_rows():
     """docs/README_CLAIMS.md "maps every claim and figure of this README to the test or benchmark that
     holds it": every test it cites by name is a test of that file (a renamed test leaves no stale
