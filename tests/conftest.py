@@ -102,6 +102,13 @@ def kws_shaped_model(request) -> Path:
 
 
 @pytest.fixture(scope="session")
+def machine_cached():
+    """_cached for a test module's own fixtures: what a module makes from cached runs with code that
+    mutation testing does not mutate there (a generated project, its host firmware)."""
+    return _cached
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A trained DS-CNN run small enough to make in about ten seconds."""
     return _cached("tiny_run", lambda: _make_tiny_run(tmp_path_factory))

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
-from host_firmware import build_host_firmware, host_firmware, run_host_firmware
+from host_firmware import EXECUTABLE, build_host_firmware, host_firmware, run_host_firmware
 from link_faults import FaultyRelay
 from tinyeff.boards import get_board
 from tinyeff.generate import generate
@@ -39,11 +39,16 @@ BOARD = "qemu-mps2-an386"  # a Cortex-M4F board: its DSP-path kernels, in their 
 
 
 @pytest.fixture(scope="module")
-def host_project(tiny_run, tmp_path_factory) -> tuple[Project, Path]:
-    """The tiny run's compiled-runtime project for BOARD, and its firmware built for the host."""
-    root = tmp_path_factory.mktemp("host_firmware")
-    project = Project.load(generate(tiny_run / "model.int8.tflite", BOARD, "compiled", root / "project"))
-    return project, build_host_firmware(project.path, root / "build")
+def host_project(tiny_run, tmp_path_factory, machine_cached) -> tuple[Project, Path]:
+    """The tiny run's compiled-runtime project for BOARD, and its firmware built for the host (in the
+    project's host-build/: a mutation run builds it once and copies it whole)."""
+    def make() -> Path:
+        out = generate(tiny_run / "model.int8.tflite", BOARD, "compiled", tmp_path_factory.mktemp("host_firmware") / "project")
+        build_host_firmware(out, out / "host-build")
+        return out
+
+    path = machine_cached(f"host-project-{BOARD}", make)
+    return Project.load(path), path / "host-build" / EXECUTABLE
 
 
 @pytest.fixture(scope="module")
