@@ -325,6 +325,17 @@ def test_a_coded_request_is_answered_coded_and_the_next_plain_one_plainly(host_p
         assert b"m-te-mem-arena-" in device.read_until(b"m-ready\r\n", 5)
 
 
+def test_a_stream_asked_of_firmware_without_one_says_how_to_generate_one(host_project):
+    """The digits model's firmware has no keyword stream: its 'Unknown command' becomes what to do, at once."""
+    _, exe = host_project
+    with _dut(exe) as (dut, _):
+        t = time.monotonic()
+        with pytest.raises(DeviceError, match=r"^the firmware has no keyword stream; generate the project with --frontend RUN "
+                                              r"from a keyword classifier's run$"):
+            dut.stream_start()
+        assert dut.retried == 0 and time.monotonic() - t < 2
+
+
 def test_a_command_the_device_refuses_is_named_with_the_device_s_words(host_project):
     _, exe = host_project
     with _dut(exe) as (dut, _):

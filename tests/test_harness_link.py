@@ -7,6 +7,7 @@ import re
 import socket
 import threading
 import time
+import zlib
 
 import pytest
 
@@ -66,6 +67,7 @@ def test_a_silent_device_times_out_with_a_clear_message():
     # a chunk that fails twice is halved (64, 32, 16 bytes) before the smallest gets every retry
     (lambda dut: dut.put_input(bytes(300)), "uploading input bytes 0..8", 4),
     (lambda dut: dut.run(bytes(4)), "uploading input bytes 0..4", 1),
+    (lambda dut: dut.stream_start(), "starting a keyword stream (te-stream-start)", 1),
 ])
 def test_an_exchange_a_device_never_answers_names_what_it_was_doing(call, what, retried):
     end = FakeBoardEnd(b"")
@@ -76,6 +78,49 @@ def test_an_exchange_a_device_never_answers_names_what_it_was_doing(call, what, 
                                                   "check the link"):
                 call(dut)
             assert dut.retried == retried
+    finally:
+        end.close()
+
+
+class AckingBoardEnd:
+    """The far end of a socket serial link that takes every upload (m-te-put-ok) and never answers anything else."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        conn, _ = self.server.accept()
+        with conn:
+            seen = b""
+            while chunk := conn.recv(4096):
+                seen += chunk
+                if b"put " in seen:
+                    conn.sendall(b"m-te-put-ok\r\nm-te-crc-[%08x]\r\nm-ready\r\n" % zlib.crc32(b"m-te-put-ok\r\n"))
+                    seen = b""
+
+    def close(self):
+        self.server.close()
+
+
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda dut: dut.run(bytes(4), timeout=0.3), "te-run"),
+    (lambda dut: dut.run_raw(bytes(4), timeout=0.3), "te-raw-run"),
+    (lambda dut: dut.stream_push(bytes(4), 2, timeout=0.3), "te-stream-push"),
+])
+def test_an_inference_waits_as_long_as_its_caller_says(call, name):
+    """The timeout given to run, run_raw or stream_push bounds the wait for the inference's reply (a
+    stream or a slow front end asks for more than the default, a caller in a hurry for less): here
+    0.3 s a try against the Dut's 10 s and the 2 s the first reply of a kind gets otherwise."""
+    end = AckingBoardEnd()
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=10, retries=1, quiet=0.05, retry_for=0, host_file=False)
+            t = time.monotonic()
+            with pytest.raises(DeviceError, match=rf"^running {name} failed 2 times"):
+                call(dut)
+            assert time.monotonic() - t < 1.9  # two tries of 0.3 s and their resyncs; the 2 s default would take 4
     finally:
         end.close()
 
