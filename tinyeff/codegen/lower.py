@@ -9,7 +9,6 @@ once, so the device only runs the arithmetic.
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import numpy as np
 
@@ -554,10 +553,3 @@ def lower(data: bytes, info: ModelInfo, path: str = "generic") -> LoweredModel:
                    for t in variables)
     return LoweredModel(info, tuple(layers), sizes, tuple(info.inputs), tuple(info.outputs), path,
                         states, {t.index: a.name for t, a in zip(variables, states)})
-
-
-def c_identifier(name: str) -> str:
-    """NAME if it is a valid C identifier; otherwise a TinyeffError saying what to use."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
-        raise TinyeffError(f"'{name}' is not a valid C identifier; use letters, digits and underscores, not starting with a digit")
-    return name
