@@ -9,6 +9,7 @@ import threading
 import time
 import zlib
 
+import numpy as np
 import pytest
 
 from tinyeff.errors import TinyeffError
@@ -82,22 +83,31 @@ def test_an_exchange_a_device_never_answers_names_what_it_was_doing(call, what, 
         end.close()
 
 
-class AckingBoardEnd:
-    """The far end of a socket serial link that takes every upload (m-te-put-ok) and never answers anything else."""
+def _reply(line: bytes) -> bytes:
+    """LINE as a device sends a te- reply: the line, its CRC-32, m-ready."""
+    return line + b"\r\nm-te-crc-[%08x]\r\nm-ready\r\n" % zlib.crc32(line + b"\r\n")
 
-    def __init__(self):
+
+class AckingBoardEnd:
+    """The far end of a socket serial link that takes every upload (m-te-put-ok) and answers any other
+    request with ANSWER (a reply line), or not at all."""
+
+    def __init__(self, answer: bytes | None = None):
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        threading.Thread(target=self._serve, args=(answer,), daemon=True).start()
 
-    def _serve(self):
+    def _serve(self, answer):
         conn, _ = self.server.accept()
         with conn:
             seen = b""
             while chunk := conn.recv(4096):
                 seen += chunk
                 if b"put " in seen:
-                    conn.sendall(b"m-te-put-ok\r\nm-te-crc-[%08x]\r\nm-ready\r\n" % zlib.crc32(b"m-te-put-ok\r\n"))
+                    conn.sendall(_reply(b"m-te-put-ok"))
+                    seen = b""
+                elif answer and b"%" in seen:
+                    conn.sendall(_reply(answer))
                     seen = b""
 
     def close(self):
@@ -121,6 +131,31 @@ def test_an_inference_waits_as_long_as_its_caller_says(call, name):
             with pytest.raises(DeviceError, match=rf"^running {name} failed 2 times"):
                 call(dut)
             assert time.monotonic() - t < 1.9  # two tries of 0.3 s and their resyncs; the 2 s default would take 4
+    finally:
+        end.close()
+
+
+def test_a_stream_push_reply_is_read_field_by_field():
+    """m-te-stream-[hops]-[outputs, hex]-[reports: hops.class, comma-separated]-[model ticks]-[front-end ticks]."""
+    end = AckingBoardEnd(b"m-te-stream-[12]-[0102fffe]-[3.1,17.0]-[345]-[67]")
+    try:
+        with SerialDevice(end.url) as device:
+            push = Dut(device, timeout=2, retries=1, quiet=0.05, retry_for=0, host_file=False).stream_push(bytes(4), 2)
+    finally:
+        end.close()
+    assert (push.hops, push.outputs.tolist(), push.reports, push.ticks, push.frontend_ticks) == \
+        (12, [[1, 2], [-1, -2]], ((3, 1), (17, 0)), 345, 67)
+    assert push.outputs.dtype == np.int8
+
+
+def test_a_stream_push_reply_whose_outputs_are_not_whole_inferences_is_not_taken():
+    """Three output bytes for two classes: a damaged reply, asked again, never taken for an answer."""
+    end = AckingBoardEnd(b"m-te-stream-[12]-[010203]-[]-[345]-[67]")
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.3, retries=1, quiet=0.05, retry_for=0, host_file=False)
+            with pytest.raises(DeviceError, match="^running te-stream-push failed 2 times"):
+                dut.stream_push(bytes(4), 2, timeout=0.3)
     finally:
         end.close()
 
