@@ -234,6 +234,11 @@ PLACEMENT_RULES = {
         _layer(0, "elementwise", (0,), 2), _layer(1, "reshape", (0,), 3), _layer(2, "generic", (0,), 4),
         _layer(3, "generic", (0,), 5), _layer(4, "elementwise", (0,), 6)),
         {0: 9, 1: 13, 2: 9, 3: 9, 4: 1, 5: 1, 6: 9}, (0, 1), (2, 6)), 32),
+    # in the order they run, of two inputs born together the larger first: smaller first gives 64 B
+    "the larger of two born together first": (LoweredModel(None, (
+        _layer(0, "pixel", (0,), 2, _pixels(13, 1, 2)), _layer(1, "generic", (0,), 3), _layer(2, "elementwise", (0,), 4),
+        _layer(3, "generic", (0,), 5), _layer(4, "reshape", (0,), 6), _layer(5, "reshape", (0,), 7)),
+        {0: 13, 1: 1, 2: 26, 3: 1, 4: 13, 5: 13, 6: 13, 7: 13}, (0, 1), (4, 7)), 48),
 }
 
 
