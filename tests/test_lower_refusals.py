@@ -149,7 +149,7 @@ REFUSALS = {
                    "op 0 (MEAN) averages over axes other than height and width of an NHWC tensor, which the compiled "
                    f"runtime does not run; {HINT}"),
     "logistic_zero_point": (lambda: unary("LOGISTIC", T((1, 8)), T((1, 8), q=(1 / 256, 0))),
-                            "op 0 (LOGISTIC) has an output zero point other than -128, which TFLM's int8 logistic requires"),
+                            "op 0 (LOGISTIC) has an output zero point other than -128, which TFLM's int8 logistic requires; " + REEXPORT),
     "softmax_zero_point": (lambda: unary("SOFTMAX", T((1, 10)), T((1, 10), q=(1 / 256, 0)), dict(beta=1.0)),
                            "op 0 (SOFTMAX) has an output quantization other than scale 1/256, zero point -128, which "
                            "TFLM's int8 softmax requires"),
@@ -162,7 +162,7 @@ REFUSALS = {
                            "op 0 (DEQUANTIZE) converts int8 to int8; the compiled runtime dequantizes per-tensor int8 to "
                            f"float32 only; {HINT}"),
     "pad_3d": (lambda: pad3d("INT8", INT8),
-               "op 0 (PAD) pads a tensor that is not 4-D; the compiled runtime pads NHWC tensors only"),
+               "op 0 (PAD) pads a tensor that is not 4-D; the compiled runtime pads NHWC tensors only; " + HINT),
     "concat_quantization": (lambda: model([T((1, 4, 2)), T((1, 4, 3), q=(0.2, 0)), T((1, 4, 5))],
                                           [("CONCATENATION", [0, 1], [2], dict(axis=2))], [0, 1], [2]),
                             f"op 0 (CONCATENATION) concatenates tensors of different quantization; {REEXPORT}"),
@@ -180,7 +180,7 @@ REFUSALS = {
     "constant_output": (lambda: relu(T((1, 8)), T((1, 8)), outputs=[1, 2]),
                         f"lists a tensor twice among its inputs and outputs, or a constant as one; {REEXPORT}"),
     "dynamic_batch": (lambda: relu(T((-1, 8)), T((-1, 8))),
-                      "tensor 0 has a dynamic shape (-1, 8); export the model with a fixed batch of 1"),
+                      "tensor 0 has a dynamic shape (-1, 8); export the model with every size fixed (a batch of 1)"),
     "batch_2": (lambda: relu(T((2, 8)), T((2, 8))), "tensor 0 has batch 2; export the model with a batch of 1"),
     "float_activation": (lambda: relu(T((1, 8), "FLOAT32", None), T((1, 8))), f"activation tensor 0 is float32; {ACTIVATIONS}"),
     "int32_activation": (lambda: relu(T((1, 8)), T((1, 8), "INT32", None)), f"activation tensor 1 is int32; {ACTIVATIONS}"),
@@ -193,7 +193,7 @@ REFUSALS = {
     "int16_broadcast": (lambda: add("INT16", INT16, (1, 6, 1, 4)),
                         f"op 0 (ADD) broadcasts (1, 6, 1, 4) to (1, 6, 5, 4) in a way the compiled runtime does not run; {HINT}"),
     "int16_pad_3d": (lambda: pad3d("INT16", INT16),
-                     "op 0 (PAD) pads a tensor that is not 4-D; the compiled runtime pads NHWC tensors only"),
+                     "op 0 (PAD) pads a tensor that is not 4-D; the compiled runtime pads NHWC tensors only; " + HINT),
 }
 
 

@@ -274,7 +274,7 @@ class _Lowering:
     def logistic(self, op: OpInfo, name: str) -> Layer:
         x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
         if _zp(out) != -128:
-            raise _fail(self.info, op, "has an output zero point other than -128, which TFLM's int8 logistic requires")
+            raise _fail(self.info, op, "has an output zero point other than -128, which TFLM's int8 logistic requires; export the model again")
         try:
             mult, left_shift, radius = quant.logistic_params(_scale(x))
         except ValueError as e:
@@ -349,7 +349,7 @@ class _Lowering:
         x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
         pads = self.const(op.inputs[1]).reshape(-1, 2)
         if len(pads) != 4 or len(x.shape) != 4:
-            raise _fail(self.info, op, "pads a tensor that is not 4-D; the compiled runtime pads NHWC tensors only")
+            raise _fail(self.info, op, f"pads a tensor that is not 4-D; the compiled runtime pads NHWC tensors only; {TFLM_HINT}")
         value = _zp(out)
         if len(op.inputs) > 2 and op.inputs[2] >= 0:  # PADV2's constant
             value = int(self.const(op.inputs[2]).reshape(-1)[0])
@@ -504,7 +504,7 @@ def check_compilable(info: ModelInfo) -> None:
         if t.constant or t.index not in used:
             continue
         if any(d < 1 for d in t.shape):
-            raise TinyeffError(f"'{info.name}' tensor {t.index} has a dynamic shape {t.shape}; export the model with a fixed batch of 1")
+            raise TinyeffError(f"'{info.name}' tensor {t.index} has a dynamic shape {t.shape}; export the model with every size fixed (a batch of 1)")
         if t.shape and len(t.shape) >= 2 and t.shape[0] != 1:
             raise TinyeffError(f"'{info.name}' tensor {t.index} has batch {t.shape[0]}; export the model with a batch of 1")
         if t.dtype == "FLOAT32" and float_boundary(info, t.index):

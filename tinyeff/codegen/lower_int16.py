@@ -253,7 +253,7 @@ def pad(low: _Lowering, op: OpInfo, name: str) -> Layer:
     x, out = low.t(op.inputs[0]), low.t(op.outputs[0])
     pads = low.const(op.inputs[1]).reshape(-1, 2)
     if len(pads) != 4 or len(x.shape) != 4:
-        raise _fail(low.info, op, "pads a tensor that is not 4-D; the compiled runtime pads NHWC tensors only")
+        raise _fail(low.info, op, f"pads a tensor that is not 4-D; the compiled runtime pads NHWC tensors only; {TFLM_HINT}")
     value = 0  # TFLM pads int16 with 0, the zero point of symmetric int16, unless PADV2 gives a value
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         value = int(low.const(op.inputs[2]).reshape(-1)[0])
