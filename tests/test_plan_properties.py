@@ -91,6 +91,7 @@ def test_live_tensors_do_not_share_bytes(model, inplace):
             if a < b and not (a_last < b_first or b_last < a_first) and frozenset((a, b)) not in overwrites:
                 assert at[a] + a_size <= at[b] or at[b] + b_size <= at[a], (a, b, buffers[a], buffers[b], plan)
     assert inplace or not plan.inplace
+    assert list(plan.inplace) == sorted(set(plan.inplace)), plan  # in the order they run (the manifest lists them so)
     # Alignment: ALIGN bytes, except a tensor placed over or under its in-place partner, which moves by
     # the difference of their sizes; it keeps what the sizes of its chain share, so a tensor of wider
     # elements stays aligned to them (emit.py casts its pointer to int16_t, int32_t or float).

@@ -232,7 +232,7 @@ def plan_memory(model: LoweredModel, inplace: bool = True) -> MemoryPlan:
         for buf in order:
             place(buf, placed)
         running_inplace, scratch, work = [], {}, {}
-        for (src, dst), i in sorted(partners.items(), key=lambda kv: kv[1]):
+        for (src, dst), i in partners.items():
             s, d = buffers[src], buffers[dst]
             if s.overlaps_in_space(s.offset, d):
                 running_inplace.append(i)
