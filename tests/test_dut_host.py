@@ -32,7 +32,8 @@ from tinyeff.generate import generate
 from tinyeff.harness.bench import Project, bench_inputs, run_bench
 from tinyeff.harness.device import HOST_INPUT_FILE, SerialDevice
 from tinyeff.harness.report import resumable
-from tinyeff.harness.dut import FEC_SHIFTED_SHARE, READY_PROBE_S, DeviceError, DeviceMemory, Dut, Signature, fec_decode, fec_encode
+from tinyeff.harness.dut import (FEC_SHIFTED_SHARE, READY_PROBE_S, DeviceError, DeviceMemory, DeviceRefused, Dut, Signature,
+                                 fec_decode, fec_encode)
 from tinyeff.reference import tflm_outputs
 
 BOARD = "qemu-mps2-an386"  # a Cortex-M4F board: its DSP-path kernels, in their portable C form on the host
@@ -117,8 +118,14 @@ def test_inputs_read_from_the_host_file_give_host_tflm_s_outputs_and_its_crc_is_
         device.host_file.touch()
         dut = Dut(device, timeout=10)
         dut.wait_ready()
+        before = dut._exchanges
         assert [dut.run(s.tobytes()).output.tobytes() for s in x[:8]] == want
         assert device.host_file.read_bytes() == x[7].tobytes() and dut.host_file is not None and dut.retried == 0
+        assert dut._exchanges - before == 2 * 8  # a te-fput and a te-run each: no input byte went over the link
+        size = x[0].nbytes
+        with pytest.raises(DeviceRefused, match=rf"^the device refused the upload: te-fput past the end of the {size}-byte input$"):
+            dut.put_input(bytes(size + 64))
+        assert dut.host_file is not None  # a refusal is the device's answer, not a sign it has no host file
         sent = x[0].tobytes()
         device.host_file.write_bytes(bytes(len(sent)))
         with pytest.raises(DeviceError, match="te-put CRC mismatch"):
@@ -126,7 +133,9 @@ def test_inputs_read_from_the_host_file_give_host_tflm_s_outputs_and_its_crc_is_
         device.host_file.unlink()  # and the harness writes elsewhere: the device finds no file in its directory
         (tmp_path / "elsewhere").mkdir()
         dut.host_file = tmp_path / "elsewhere" / HOST_INPUT_FILE
+        retried = dut.retried
         assert dut.run(sent).output.tobytes() == want[0] and dut.host_file is None
+        assert dut.retried == retried  # the same request then takes the bytes over the link: not a stale input run again
 
 
 def test_firmware_without_te_fput_gets_its_inputs_over_the_link(host_project, samples, tmp_path):
@@ -148,7 +157,7 @@ def test_firmware_without_te_fput_gets_its_inputs_over_the_link(host_project, sa
         dut = Dut(device, timeout=10)
         dut.wait_ready()
         assert [dut.run(s.tobytes()).output.tobytes() for s in x[:3]] == _reference(project, x[:3])
-        assert dut.host_file is None
+        assert dut.host_file is None and dut.retried == 0
 
 
 def test_mlperf_commands_load_infer_and_results(host_project, samples):
@@ -363,13 +372,18 @@ def test_an_upload_past_the_input_is_refused_in_the_device_s_words_and_the_devic
 
 
 @pytest.fixture(scope="module")
-def host_kws(tiny_kws_run, tmp_path_factory) -> tuple[Project, Path]:
+def host_kws(tiny_kws_run, tmp_path_factory, machine_cached) -> tuple[Project, Path]:
     """The tiny keyword run's project with its audio front end and keyword stream, built for the host."""
-    root = tmp_path_factory.mktemp("host_kws")
-    project = Project.load(generate(tiny_kws_run / "model.int8.tflite", BOARD, "compiled", root / "project",
-                                    frontend=tiny_kws_run))
+    def make() -> Path:
+        out = generate(tiny_kws_run / "model.int8.tflite", BOARD, "compiled", tmp_path_factory.mktemp("host_kws") / "project",
+                       frontend=tiny_kws_run)
+        build_host_firmware(out, out / "host-build")
+        return out
+
+    path = machine_cached(f"host-kws-project-{BOARD}", make)
+    project = Project.load(path)
     assert project.manifest["frontend"]["stream"]
-    return project, build_host_firmware(project.path, root / "build")
+    return project, path / "host-build" / EXECUTABLE
 
 
 def test_raw_clips_through_the_host_firmware_s_front_end_are_exact(host_kws, tiny_kws_run):
