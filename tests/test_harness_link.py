@@ -160,6 +160,52 @@ def test_a_stream_push_reply_whose_outputs_are_not_whole_inferences_is_not_taken
         end.close()
 
 
+class CodedBoardEnd:
+    """The far end of a coded link (each byte three times): answers a coded request after DELAY seconds
+    with ANSWER as a coded te- reply, its last line end left out when CUT."""
+
+    def __init__(self, answer: bytes, delay: float, cut: bool = False):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        reply = _reply(answer)[:-2] if cut else _reply(answer)
+        threading.Thread(target=self._serve, args=(np.repeat(np.frombuffer(reply, np.uint8), 3).tobytes(), delay),
+                         daemon=True).start()
+
+    def _serve(self, coded, delay):
+        conn, _ = self.server.accept()
+        with conn:
+            seen = b""
+            while chunk := conn.recv(4096):
+                seen += chunk
+                if b"%%%" in seen:
+                    time.sleep(delay)
+                    conn.sendall(coded)
+                    seen = b""
+
+    def close(self):
+        self.server.close()
+
+
+SIGNATURE = b"m-te-sig-[" + b"ab" * 32 + b"]-[compiled]-[qemu-mps2-an386]"
+
+
+@pytest.mark.parametrize(("delay", "cut"), [(0.5, False), (0.0, True)])
+def test_a_coded_reply_is_awaited_whole_and_a_cut_one_ends_at_a_silence(delay, cut):
+    """On a coded link the first bytes of a reply get the whole wait (an inference takes its time: here
+    0.5 s against a silence of 0.1 s), and once a reply has begun a silence of twice QUIET ends it (its
+    last line end lost: read in 0.1 s, not the rest of the wait)."""
+    end = CodedBoardEnd(SIGNATURE, delay, cut)
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=3, retries=0, quiet=0.05, retry_for=0)
+            dut.fec = True
+            t = time.monotonic()
+            assert dut.signature().sha256 == "ab" * 32
+            assert time.monotonic() - t < delay + 1.0 and dut.retried == 0
+    finally:
+        end.close()
+
+
 def test_a_device_sending_garbage_fails_after_bounded_retries():
     rng = random.Random(0)
     end = FakeBoardEnd(lambda: bytes(rng.randrange(256) for _ in range(32)))
