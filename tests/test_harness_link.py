@@ -130,7 +130,7 @@ def test_an_inference_waits_as_long_as_its_caller_says(call, name):
             t = time.monotonic()
             with pytest.raises(DeviceError, match=rf"^running {name} failed 2 times"):
                 call(dut)
-            assert time.monotonic() - t < 1.9  # two tries of 0.3 s and their resyncs; the 2 s default would take 4
+            assert time.monotonic() - t < 3  # two tries of 0.3 s and their resyncs; the 2 s default would take 4 and more
     finally:
         end.close()
 
@@ -201,7 +201,7 @@ def test_a_coded_reply_is_awaited_whole_and_a_cut_one_ends_at_a_silence(delay, c
             dut.fec = True
             t = time.monotonic()
             assert dut.signature().sha256 == "ab" * 32
-            assert time.monotonic() - t < delay + 1.0 and dut.retried == 0
+            assert time.monotonic() - t < delay + 2.0 and dut.retried == 0  # a silence as long as the wait: 3 s and more
     finally:
         end.close()
 
