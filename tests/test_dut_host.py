@@ -298,6 +298,52 @@ def test_five_percent_of_bytes_damaged_is_coded_and_every_sample_exact(host_proj
     assert result.retries < 10 * 10  # plain, each exchange took about 30 tries here
 
 
+def test_a_coded_link_that_has_become_clean_goes_back_to_plain_bytes(host_project, samples):
+    """Coding triples every byte: once FEC_CLEAN_THREES threes have come with (almost) no copy differing,
+    the harness stops coding, and the samples stay exact. Counted from the replies' own threes: here the
+    link is clean from the start, so it goes back after a few dozen coded inferences, not at the first."""
+    from tinyeff.harness.dut import FEC_CLEAN_THREES
+
+    project, exe = host_project
+    x, _ = samples
+    want = _reference(project, x)
+    with _dut(exe) as (dut, _):
+        dut.fec = True
+        outputs = []
+        while dut.fec and len(outputs) < 4 * len(x):
+            outputs.append(dut.run(x[len(outputs) % len(x)].tobytes()).output.tobytes())
+        assert not dut.fec and 1 < len(outputs) < 4 * len(x)
+        assert dut.coded * 40 < FEC_CLEAN_THREES < dut.coded * 400  # tens to hundreds of threes a coded exchange
+        assert outputs == [want[i % len(x)] for i in range(len(outputs))]
+        coded = dut.coded
+        assert dut.run(x[0].tobytes()).output.tobytes() == want[0] and dut.coded == coded  # plain again
+
+
+def test_a_coded_link_that_still_damages_bytes_stays_coded(host_project, samples):
+    """The other side of going back: with 1 % of the bytes damaged, well over FEC_CLEAN_SHARE of the
+    threes differ, so however many threes have come the link stays coded (and every sample exact)."""
+    from tinyeff.harness.dut import FEC_CLEAN_THREES
+
+    project, exe = host_project
+    x, _ = samples
+    want = _reference(project, x)
+    board = get_board(BOARD)
+    relay = FaultyRelay(rate=0.01, seed=12)
+    try:
+        with run_host_firmware(exe) as url:
+            target = urlparse(url)
+            with SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board) as device:
+                dut = Dut(device)
+                dut.wait_ready()
+                dut.fec, before = True, dut._exchanges
+                outputs = [dut.run(x[i % len(x)].tobytes()).output.tobytes() for i in range(2 * FEC_CLEAN_THREES // 100)]
+    finally:
+        relay.close()
+    assert dut.coded * 40 > FEC_CLEAN_THREES  # judged at least once (40 threes an exchange at least) ...
+    assert dut.fec and dut.coded == dut._exchanges - before  # ... and every exchange answered coded
+    assert outputs == [want[i % len(x)] for i in range(len(outputs))]
+
+
 def test_coding_keeps_the_majority_of_each_three_bits():
     request = b"te-put 0 4 8bb98613%\x00\x01\x02\xff"
     coded = fec_encode(request)
