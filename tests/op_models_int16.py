@@ -119,7 +119,7 @@ _CHAINS = {
 }
 
 
-def _chain(tensors) -> bytes:
+def quantize_chain(tensors) -> bytes:
     """A model of QUANTIZE ops from each tensor to the next, of shape 1x4x5x3."""
     from ai_edge_litert import schema_py_generated as schema
 
@@ -179,7 +179,7 @@ def _convert(model, rep: np.ndarray, float_io: bool = False, bias32: bool = Fals
 def make_case(name: str, seed: int = 0) -> bytes:
     """The 16x8 .tflite of case NAME."""
     if name in _CHAINS:
-        return _chain(_CHAINS[name])
+        return quantize_chain(_CHAINS[name])
     from tinyeff._native import seed_everything
 
     keras = tensorflow().keras

@@ -7,6 +7,8 @@ import pytest
 
 from model_edit import edit, set_constant, set_quantization
 from op_models import case_names, case_op, make_case
+from op_models_int16 import quantize_chain
+from schema_models import T, const, model, unary
 from tinyeff.codegen import build_for_host, compile_model, plan_memory
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import host_tflm_arena, load_model_file, read_model
@@ -38,6 +40,15 @@ def test_every_op_case_is_bit_exact_with_tflm(case, tmp_path):
     want = tflm_outputs(data, x).reshape(N_INPUTS, -1)
     got = host.run(x).reshape(N_INPUTS, -1)
     assert np.array_equal(want, got), f"{(want != got).any(axis=1).sum()} of {N_INPUTS} outputs differ"
+    # the generated C names each layer after the graph's op, in the graph's order (what a reader of the
+    # source, or of a crash in it, goes by; the arrays of each layer are named after its index too)
+    assert _layer_comments((tmp_path / "tinyeff_model.c").read_text()) == [(str(o.index), o.op) for o in info.ops]
+
+
+def _layer_comments(source: str) -> list[tuple[str, str]]:
+    import re
+
+    return [(i, op) for i, op in re.findall(r"^/\* layer (\w+): (\w+) \*/$", source, re.M)]
 
 
 def _options(**values):
@@ -152,6 +163,45 @@ def test_new_ops_are_bit_exact_at_rare_parameters(what, tmp_path):
     assert np.array_equal(tflm_outputs(data, x).reshape(300, -1), host.run(x).reshape(300, -1))
 
 
+# Models written with the schema, where a converter's habits would hide a slip: an optional input
+# numbered tensor 0 (a converter numbers constants after the input), ops without an options table (the
+# schema's defaults apply, in TFLM too), tensors of fewer than 4 axes, a per-tensor transposed conv filter
+def _padv2_value_first() -> bytes:
+    value = T((1,), "INT8", (0.1, 3), np.array([57], np.int8))
+    tensors = [value, T((1, 4, 3, 2), q=(0.1, 3)), const([[0, 0], [1, 2], [0, 1], [0, 0]]), T((1, 7, 4, 2), q=(0.1, 3))]
+    return model(tensors, [("PADV2", [1, 2, 0], [3], None)], [1], [3])
+
+
+def _tconv_bias_first() -> bytes:
+    bias = T((4,), "INT32", (0.002, 0), np.array([3000, -2000, 700, -50], np.int32))
+    w = T((4, 3, 3, 2), "INT8", (0.02, 0), (np.arange(72).reshape(4, 3, 3, 2) * 37 % 255 - 127).astype(np.int8))
+    tensors = [bias, const([1, 4, 4, 4]), w, T((1, 4, 4, 2), q=(0.1, -9)), T((1, 4, 4, 4), q=(0.3, 5))]
+    return model(tensors, [("TRANSPOSE_CONV", [1, 2, 3, 0], [4], dict(padding=0, strideW=1, strideH=1))], [3], [4])
+
+
+# QUANTIZE int8 to int8 twice, input zero point nonzero (lower.py's requantize; int16 and int32 sides are lower_int16's)
+_REQUANTIZE_8_8_8 = [("INT8", 0.05, 3), ("INT8", 0.03, -7), ("INT8", 0.08, 11)]
+
+SCHEMA_CASES = {
+    "requantize_8_8_8": lambda: quantize_chain(_REQUANTIZE_8_8_8),
+    "padv2_value_first": _padv2_value_first,
+    "tconv_bias_first_per_tensor_filter": _tconv_bias_first,
+    # begin 2, end 11 and stride 3 on the one axis: a mask that defaulted to 1 would take 0 or 12 instead
+    "slice_1d_without_options": lambda: unary("STRIDED_SLICE", T((12,)), T((3,)), None, const([2]), const([11]), const([3])),
+    "resize_without_options": lambda: unary("RESIZE_NEAREST_NEIGHBOR", T((1, 3, 2, 2)), T((1, 5, 4, 2)), None, const([5, 4])),
+    "leaky_relu_without_options": lambda: unary("LEAKY_RELU", T((1, 8), q=(0.1, 4)), T((1, 8), q=(0.05, -3)), None),
+}
+
+
+@pytest.mark.parametrize("what", SCHEMA_CASES)
+def test_schema_written_models_are_bit_exact(what, tmp_path):
+    data = SCHEMA_CASES[what]()
+    info = read_model(data, what)
+    host = build_for_host(data, info, tmp_path, what)
+    x = _random_inputs(info, 300, seed=6)
+    assert np.array_equal(tflm_outputs(data, x).reshape(300, -1), host.run(x).reshape(300, -1))
+
+
 def test_kws_reference_is_bit_exact_on_varied_inputs(kws_shaped_model, tmp_path):
     data, info = load_model_file(kws_shaped_model)
     host = build_for_host(data, info, tmp_path, kws_shaped_model.name)
@@ -206,13 +256,22 @@ def test_a_conv_in_place_saves_only_the_rows_its_output_overwrites(case, rows):
     assert plan.inplace == (0,) and plan.ring_rows == {0: rows}
 
 
-@pytest.mark.parametrize(("case", "inplace", "arena"), [("relu", (0,), 128), ("tanh_wide", (0, 1), 224), ("sub_from_const", (0,), 128)])
+@pytest.mark.parametrize(("case", "inplace", "arena"), [("relu", (0,), 128), ("tanh_wide", (0, 1), 224), ("logistic_wide", (0, 1), 224),
+                                                    ("sub_from_const", (0,), 128)])
 def test_an_elementwise_op_writes_over_its_input(case, inplace, arena):
     """An activation or a binary op with a constant reads element i, then writes element i: its
     output takes its input's bytes (an arena of 128 B for the 120 B tensors of relu, not 240 B)."""
     data = make_case(case)
     plan = compile_model(data, read_model(data, case), case).plan
     assert (plan.inplace, plan.arena_bytes) == (inplace, arena)
+
+
+def test_int8_requantization_writes_over_its_input():
+    """QUANTIZE int8 to int8 reads element i, then writes element i: each of a chain's two takes its
+    input's bytes (64 B for three 60 B tensors, not 128 B)."""
+    data = quantize_chain(_REQUANTIZE_8_8_8)
+    plan = compile_model(data, read_model(data, "requantize"), "requantize").plan
+    assert (plan.inplace, plan.arena_bytes) == ((0, 1), 64)
 
 
 @pytest.mark.parametrize(("case", "rows"), [("dw_k3_s1_same_relu_m1", 3), ("dw_k5_s1_same_relu_m1", 5)])

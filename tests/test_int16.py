@@ -140,9 +140,9 @@ def test_int16_ops_without_an_exact_kernel_are_refused_in_one_sentence():
     [("INT32", 0.0002, 0), ("INT8", 0.04, 5), ("INT32", 0.00001, 0)],
 ])
 def test_int32_requantization_is_bit_exact_with_tflm(chain, tmp_path):
-    from op_models_int16 import _chain
+    from op_models_int16 import quantize_chain
 
-    data = _chain(chain)
+    data = quantize_chain(chain)
     info = read_model(data, "int32_chain")
     host = build_for_host(data, info, tmp_path, "int32_chain")
     x = _inputs(info, N_INPUTS, seed=11)

@@ -9,12 +9,10 @@ the wrong length, say) cannot be reached through compile_model and have no case 
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
-from model_edit import TYPES, pack
+from schema_models import T, const, model, unary
 from tinyeff.cli import main
 from tinyeff.codegen import compile_model
 from tinyeff.errors import TinyeffError
@@ -24,75 +22,6 @@ HINT = "generate it with --runtime tflm for a real board (TensorFlow Lite Micro)
 REEXPORT = "export the model again"
 ACTIVATIONS = ("the compiled runtime runs int8 and int16 models (float32 only as the model's input into QUANTIZE or its "
                "output from DEQUANTIZE, int32 only into or out of QUANTIZE)")
-
-
-@dataclasses.dataclass(frozen=True)
-class T:
-    """A tensor: its shape, type, quantization (scale, zero point), or None, and constant DATA if any."""
-
-    shape: tuple[int, ...]
-    dtype: str = "INT8"
-    q: tuple[float, int] | None = (0.1, 0)
-    data: np.ndarray | None = None
-
-
-def const(values, dtype: str = "INT32") -> T:
-    """A constant tensor of VALUES: axes, paddings and biases (int32, int64), or int8 weights."""
-    values = np.asarray(values, {"INT8": np.int8, "INT32": np.int32, "INT64": np.int64}[dtype])
-    return T(values.shape, dtype, (0.01, 0) if dtype == "INT8" else None, values)
-
-
-# the builtin options table of each op the cases use
-_OPTIONS = {"CONV_2D": "Conv2DOptions", "AVERAGE_POOL_2D": "Pool2DOptions", "MAX_POOL_2D": "Pool2DOptions",
-            "MEAN": "ReducerOptions", "SOFTMAX": "SoftmaxOptions", "ADD": "AddOptions", "CONCATENATION": "ConcatenationOptions",
-            "LEAKY_RELU": "LeakyReluOptions", "PAD": "PadOptions"}
-
-
-def model(tensors: list[T], ops: list[tuple], inputs: list[int], outputs: list[int], subgraphs: int = 1) -> bytes:
-    """A .tflite of TENSORS and OPS ((op, input tensors, output tensors, options by schema field name)),
-    its subgraph repeated SUBGRAPHS times."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    m = schema.ModelT()
-    m.version, m.buffers, m.operatorCodes = 3, [schema.BufferT()], []
-    codes = sorted({op for op, *_ in ops})
-    for name in codes:
-        c = schema.OperatorCodeT()
-        c.builtinCode = c.deprecatedBuiltinCode = getattr(schema.BuiltinOperator, name)
-        c.version = 1
-        m.operatorCodes.append(c)
-    g = schema.SubGraphT()
-    g.tensors, g.operators = [], []
-    for k, spec in enumerate(tensors):
-        t = schema.TensorT()
-        t.name, t.shape, t.type, t.buffer = f"t{k}".encode(), np.array(spec.shape, np.int32), TYPES[spec.dtype], 0
-        if spec.q is not None:
-            t.quantization = schema.QuantizationParametersT()
-            t.quantization.scale, t.quantization.zeroPoint = np.array([spec.q[0]], np.float32), np.array([spec.q[1]], np.int64)
-        if spec.data is not None:
-            b = schema.BufferT()
-            b.data = np.frombuffer(np.ascontiguousarray(spec.data).tobytes(), np.uint8)
-            t.buffer = len(m.buffers)
-            m.buffers.append(b)
-        g.tensors.append(t)
-    for name, ins, outs, options in ops:
-        o = schema.OperatorT()
-        o.opcodeIndex, o.inputs, o.outputs = codes.index(name), np.array(ins, np.int32), np.array(outs, np.int32)
-        if name in _OPTIONS:
-            o.builtinOptionsType = getattr(schema.BuiltinOptions, _OPTIONS[name])
-            o.builtinOptions = getattr(schema, _OPTIONS[name] + "T")()
-            for field, value in options.items():
-                setattr(o.builtinOptions, field, value)
-        g.operators.append(o)
-    g.inputs, g.outputs = np.array(inputs, np.int32), np.array(outputs, np.int32)
-    m.subgraphs = [g] * subgraphs
-    return pack(m)
-
-
-def unary(op: str, x: T, out: T, options: dict | None = None, *constants: T) -> bytes:
-    """OP from model input X (and CONSTANTS, its further inputs) to model output OUT."""
-    n = len(constants)
-    return model([x, *constants, out], [(op, list(range(n + 1)), [n + 1], options or {})], [0], [n + 1])
 
 
 def conv(dtype: str, scale: float, in_c: int, filter_c: int, bias: str) -> bytes:
@@ -166,6 +95,12 @@ REFUSALS = {
     "concat_quantization": (lambda: model([T((1, 4, 2)), T((1, 4, 3), q=(0.2, 0)), T((1, 4, 5))],
                                           [("CONCATENATION", [0, 1], [2], dict(axis=2))], [0, 1], [2]),
                             f"op 0 (CONCATENATION) concatenates tensors of different quantization; {REEXPORT}"),
+    "logistic_fine_input": (lambda: unary("LOGISTIC", T((1, 8), q=(1e-9, 0)), T((1, 8), q=(1 / 256, -128))),
+                            f"op 0 (LOGISTIC) cannot run: input scale {float(np.float32(1e-9))} is outside what TFLM's int8 "
+                            "logistic handles"),
+    "mean_of_3d_over_two_axes": (lambda: unary("MEAN", T((1, 4, 3)), T((1,)), {}, const([1, 2])),
+                                 "op 0 (MEAN) averages over axes other than height and width of an NHWC tensor, which the "
+                                 f"compiled runtime does not run; {HINT}"),
     "leaky_relu_alpha": (lambda: _STEEP,
                          f"op 0 (LEAKY_RELU) has alpha {_ALPHA!r}, whose multiplier TFLM cannot negate; {REEXPORT}"),
     # check_compilable
@@ -214,6 +149,8 @@ CONTROLS = {
     "pool": lambda: pool("AVERAGE_POOL_2D", "INT8", (0.1, 3), (0.1, 3)),
     "int16_pool": lambda: pool("MAX_POOL_2D", "INT16", (INT16, 0), (INT16, 0)),
     "mean": lambda: unary("MEAN", T((1, 4, 2, 3)), T((1, 1, 1, 3)), dict(keepDims=True), const([1, 2])),
+    # axes counted from the end (-3, -2 are height and width of NHWC)
+    "mean_negative_axes": lambda: unary("MEAN", T((1, 4, 2, 3)), T((1, 1, 1, 3)), dict(keepDims=True), const([-3, -2])),
     "softmax": lambda: unary("SOFTMAX", T((1, 10)), T((1, 10), q=(1 / 256, -128)), dict(beta=1.0)),
     "logistic": lambda: unary("LOGISTIC", T((1, 8)), T((1, 8), q=(1 / 256, -128))),
     "broadcast": lambda: add("INT8", INT8, (1, 1, 5, 4)),
