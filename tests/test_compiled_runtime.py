@@ -188,6 +188,8 @@ SCHEMA_CASES = {
     "tconv_bias_first_per_tensor_filter": _tconv_bias_first,
     # begin 2, end 11 and stride 3 on the one axis: a mask that defaulted to 1 would take 0 or 12 instead
     "slice_1d_without_options": lambda: unary("STRIDED_SLICE", T((12,)), T((3,)), None, const([2]), const([11]), const([3])),
+    # begin, end and strides of a 1-D slice written as scalars (TFLM reads one value from each)
+    "slice_1d_scalar_bounds": lambda: unary("STRIDED_SLICE", T((12,)), T((3,)), {}, const(2), const(11), const(3)),
     "resize_without_options": lambda: unary("RESIZE_NEAREST_NEIGHBOR", T((1, 3, 2, 2)), T((1, 5, 4, 2)), None, const([5, 4])),
     "leaky_relu_without_options": lambda: unary("LEAKY_RELU", T((1, 8), q=(0.1, 4)), T((1, 8), q=(0.05, -3)), None),
 }

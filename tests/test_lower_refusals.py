@@ -98,6 +98,10 @@ REFUSALS = {
     "logistic_fine_input": (lambda: unary("LOGISTIC", T((1, 8), q=(1e-9, 0)), T((1, 8), q=(1 / 256, -128))),
                             f"op 0 (LOGISTIC) cannot run: input scale {float(np.float32(1e-9))} is outside what TFLM's int8 "
                             "logistic handles"),
+    # one axis, written as a scalar rather than a list of one
+    "mean_scalar_axis": (lambda: unary("MEAN", T((1, 1, 1, 3)), T((1, 1, 1, 3)), dict(keepDims=True), const(1)),
+                         "op 0 (MEAN) averages over axes other than height and width of an NHWC tensor, which the compiled "
+                         f"runtime does not run; {HINT}"),
     "mean_of_3d_over_two_axes": (lambda: unary("MEAN", T((1, 4, 3)), T((1,)), {}, const([1, 2])),
                                  "op 0 (MEAN) averages over axes other than height and width of an NHWC tensor, which the "
                                  f"compiled runtime does not run; {HINT}"),

@@ -359,7 +359,7 @@ class _Lowering:
         ins = [self.t(i) for i in op.inputs]
         if any((_scale(t), _zp(t)) != (_scale(out), _zp(out)) for t in ins):
             raise _fail(self.info, op, "concatenates tensors of different quantization; export the model again")
-        axis = op.options.get("axis", -1) % len(out.shape)
+        axis = op.options.get("axis", 0) % len(out.shape)  # the schema's default, as check_model reads it
         outer = int(np.prod(out.shape[:axis])) if axis else 1
         blocks = [t.elements // outer for t in ins]
         arrays = (_array(f"{name}_block", blocks, "int32_t"),)
