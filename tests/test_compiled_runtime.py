@@ -190,6 +190,9 @@ SCHEMA_CASES = {
     "slice_1d_without_options": lambda: unary("STRIDED_SLICE", T((12,)), T((3,)), None, const([2]), const([11]), const([3])),
     # begin, end and strides of a 1-D slice written as scalars (TFLM reads one value from each)
     "slice_1d_scalar_bounds": lambda: unary("STRIDED_SLICE", T((12,)), T((3,)), {}, const(2), const(11), const(3)),
+    # 1-D: the one axis a concatenation without options (axis 0 by the schema) takes in a model of batch 1
+    "concat_1d_without_options": lambda: model([T((6,)), T((6,)), T((12,))], [("RELU", [0], [1], {}), ("CONCATENATION", [0, 1], [2], None)],
+                                               [0], [2]),
     "resize_without_options": lambda: unary("RESIZE_NEAREST_NEIGHBOR", T((1, 3, 2, 2)), T((1, 5, 4, 2)), None, const([5, 4])),
     "leaky_relu_without_options": lambda: unary("LEAKY_RELU", T((1, 8), q=(0.1, 4)), T((1, 8), q=(0.05, -3)), None),
 }

@@ -308,9 +308,10 @@ class _Lowering:
             return t.elements
 
         lo, hi = self.act(op)
+        # each kernel's own fields: the struct's designated initializer leaves the rest zero (MAXIMUM and
+        # MINIMUM compare codes, MUL rescales the product only)
         fields = dict(size=out.elements, a_period=period(a), b_period=period(b), a_offset=-_zp(a), b_offset=-_zp(b),
-                      out_offset=_zp(out), left_shift=0, a_mult=0, a_shift=0, b_mult=0, b_shift=0,
-                      out_mult=0, out_shift=0, act_min=lo, act_max=hi)
+                      out_offset=_zp(out), act_min=lo, act_max=hi)
         if op.op in ("ADD", "SUB"):  # the same rescaling (SUB subtracts b's term)
             (am, ash), (bm, bsh), (om, osh) = quant.add_multipliers(_scale(a), _scale(b), _scale(out))
             fields.update(left_shift=quant.ADD_LEFT_SHIFT, a_mult=am, a_shift=ash, b_mult=bm, b_shift=bsh, out_mult=om, out_shift=osh)
