@@ -68,7 +68,7 @@ MODULES: dict[str, list[str]] = {
 }
 
 # mutmut's exit codes, as its stats module reads them
-_KILLED = {1, 3, 24, -24, 152, 255, 36, -11, -9}  # a test failed, or the mutant hung or crashed the tests
+_KILLED = {1, 3, 24, -24, 152, 255, 36, -11, -9, -8}  # a test failed, or the mutant hung or crashed the tests (-8: a SIGFPE in the host build)
 _SURVIVED = {0, 33}  # the tests passed, or none reached the mutant
 
 
