@@ -33,7 +33,8 @@ def const(values, dtype: str = "INT32") -> T:
 # the builtin options table of each op the cases use
 _OPTIONS = {"CONV_2D": "Conv2DOptions", "AVERAGE_POOL_2D": "Pool2DOptions", "MAX_POOL_2D": "Pool2DOptions",
             "MEAN": "ReducerOptions", "SOFTMAX": "SoftmaxOptions", "ADD": "AddOptions", "CONCATENATION": "ConcatenationOptions",
-            "LEAKY_RELU": "LeakyReluOptions", "PAD": "PadOptions", "TRANSPOSE_CONV": "TransposeConvOptions"}
+            "LEAKY_RELU": "LeakyReluOptions", "PAD": "PadOptions", "TRANSPOSE_CONV": "TransposeConvOptions",
+            "STRIDED_SLICE": "StridedSliceOptions"}
 
 
 def model(tensors: list[T], ops: list[tuple], inputs: list[int], outputs: list[int], subgraphs: int = 1) -> bytes:

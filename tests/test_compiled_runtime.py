@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -193,7 +195,12 @@ SCHEMA_CASES = {
     # 1-D: the one axis a concatenation without options (axis 0 by the schema) takes in a model of batch 1
     "concat_1d_without_options": lambda: model([T((6,)), T((6,)), T((12,))], [("RELU", [0], [1], {}), ("CONCATENATION", [0, 1], [2], None)],
                                                [0], [2]),
+    # a shrunk axis takes one element from its begin whatever its end says (TFLM ignores the end of 0 here)
+    "slice_shrink_ignores_end": lambda: unary("STRIDED_SLICE", T((1, 4, 6)), T((1, 6)), dict(shrinkAxisMask=2),
+                                              const([0, 2, 0]), const([1, 0, 6]), const([1, 1, 1])),
     "resize_without_options": lambda: unary("RESIZE_NEAREST_NEIGHBOR", T((1, 3, 2, 2)), T((1, 5, 4, 2)), None, const([5, 4])),
+    # beta other than 1, and rows of a 3-D tensor (the last axis is the one normalized)
+    "softmax_beta_half_3d": lambda: unary("SOFTMAX", T((1, 3, 5)), T((1, 3, 5), q=(1 / 256, -128)), {"beta": 0.5}),
     "leaky_relu_without_options": lambda: unary("LEAKY_RELU", T((1, 8), q=(0.1, 4)), T((1, 8), q=(0.05, -3)), None),
 }
 
@@ -205,6 +212,18 @@ def test_schema_written_models_are_bit_exact(what, tmp_path):
     host = build_for_host(data, info, tmp_path, what)
     x = _random_inputs(info, 300, seed=6)
     assert np.array_equal(tflm_outputs(data, x).reshape(300, -1), host.run(x).reshape(300, -1))
+    assert _layer_comments((tmp_path / "tinyeff_model.c").read_text()) == [(str(o.index), o.op) for o in info.ops]
+
+
+@pytest.mark.parametrize("what", [w for w in SCHEMA_CASES if w.startswith("slice_")])
+def test_a_slice_writes_exactly_its_output(what):
+    """A slice that wrote past its output (into the arena's alignment padding) would still compare equal:
+    the counts it runs must multiply to its output's size."""
+    data = SCHEMA_CASES[what]()
+    info = read_model(data, what)
+    (layer,) = compile_model(data, info, what).model.layers
+    counts = [int(v) for v in layer.fields["count"].strip("{}").split(",")]
+    assert math.prod(counts) == info.tensors[layer.output].elements
 
 
 def test_kws_reference_is_bit_exact_on_varied_inputs(kws_shaped_model, tmp_path):

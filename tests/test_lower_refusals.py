@@ -95,6 +95,9 @@ REFUSALS = {
     "concat_quantization": (lambda: model([T((1, 4, 2)), T((1, 4, 3), q=(0.2, 0)), T((1, 4, 5))],
                                           [("CONCATENATION", [0, 1], [2], dict(axis=2))], [0, 1], [2]),
                             f"op 0 (CONCATENATION) concatenates tensors of different quantization; {REEXPORT}"),
+    # no options table: TFLM's beta is 0 (its params are zeroed), and its int8 softmax aborts on that
+    "softmax_without_options": (lambda: unary("SOFTMAX", T((1, 10)), T((1, 10), q=(1 / 256, -128)), None),
+                                "op 0 (SOFTMAX) has beta 0.0; softmax's beta must be finite and positive, " + REEXPORT),
     "logistic_fine_input": (lambda: unary("LOGISTIC", T((1, 8), q=(1e-9, 0)), T((1, 8), q=(1 / 256, -128))),
                             f"op 0 (LOGISTIC) cannot run: input scale {float(np.float32(1e-9))} is outside what TFLM's int8 "
                             "logistic handles"),

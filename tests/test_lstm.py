@@ -145,6 +145,10 @@ def test_state_lives_outside_the_arena_from_its_reset_value(models):
     lstm = [i for i, layer in enumerate(compiled.model.layers) if layer.op == LSTM]
     assert [compiled.model.layers[i].work_bytes for i in lstm] == [4 * 12 * 2, 4 * 6 * 2]
     assert all(i in compiled.plan.work for i in lstm)
+    # each layer's arrays are named after it: two LSTMs' weights must not share a C name
+    for i in lstm:
+        layer = compiled.model.layers[i]
+        assert layer.arrays and all(a.name.startswith(f"l{layer.index}_") for a in layer.arrays)
 
 
 def _lstm_edit(data: bytes, change) -> bytes:

@@ -402,7 +402,7 @@ def _softmax(op: _Op) -> None:
         raise op.fail(f"has a scalar input; softmax needs at least one dimension, {REEXPORT}")
     if x.shape != out.shape:  # TFLM takes the smaller of the two last dimensions as the depth
         raise op.fail(f"has input shape {x.shape} and output shape {out.shape}; softmax keeps the shape, {REEXPORT}")
-    beta = op.o.get("beta", 1.0)
+    beta = op.o.get("beta", 0.0)  # no options table: TFLM zeroes its params, and its int8 softmax aborts on beta 0
     if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
         raise op.fail(f"has beta {beta!r}; softmax's beta must be finite and positive, {REEXPORT}")
     if x.scales:

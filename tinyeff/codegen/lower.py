@@ -229,9 +229,7 @@ class _Lowering:
 
     def fully_connected(self, op: OpInfo, name: str) -> Layer:
         x, w, out = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
-        out_depth, in_depth = w.shape
-        if x.elements % in_depth:
-            raise _fail(self.info, op, f"has {x.elements} inputs, not a multiple of its {in_depth} weights per output")
+        out_depth, in_depth = w.shape  # check_model has refused inputs that are not whole rows of in_depth
         if len(w.scales) > 1:
             mult, shift = quant.conv_multipliers(_scale(x), w.scales, _scale(out), out_depth)
         else:
@@ -286,7 +284,8 @@ class _Lowering:
         x, out = self.t(op.inputs[0]), self.t(op.outputs[0])
         if _zp(out) != -128 or np.float32(_scale(out)) != np.float32(1 / 256):
             raise _fail(self.info, op, "has an output quantization other than scale 1/256, zero point -128, which TFLM's int8 softmax requires")
-        mult, left_shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), _scale(x))
+        # check_model has refused a softmax without beta (TFLM's would be 0) or with one TFLM cannot run
+        mult, left_shift, diff_min = quant.softmax_params(op.options["beta"], _scale(x))
         depth = x.shape[-1]
         fields = dict(rows=x.elements // depth, depth=depth, in_mult=mult, in_left_shift=left_shift, diff_min=diff_min)
         return Layer(op.index, op.op, KERNELS[op.op], "te_softmax_t", fields, (), (op.inputs[0],), op.outputs[0], "elementwise")
