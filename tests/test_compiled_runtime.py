@@ -174,6 +174,13 @@ def _padv2_value_first() -> bytes:
     return model(tensors, [("PADV2", [1, 2, 0], [3], None)], [1], [3])
 
 
+def _padv2_scalar_value() -> bytes:
+    """The padding value a 0-D tensor (TFLM reads the one element of any shape)."""
+    tensors = [T((1, 4, 3, 2), q=(0.1, 3)), const([[0, 0], [2, 0], [1, 1], [0, 0]]), T((), "INT8", (0.1, 3), np.array(-41, np.int8)),
+               T((1, 6, 5, 2), q=(0.1, 3))]
+    return model(tensors, [("PADV2", [0, 1, 2], [3], None)], [0], [3])
+
+
 def _tconv_bias_first() -> bytes:
     bias = T((4,), "INT32", (0.002, 0), np.array([3000, -2000, 700, -50], np.int32))
     w = T((4, 3, 3, 2), "INT8", (0.02, 0), (np.arange(72).reshape(4, 3, 3, 2) * 37 % 255 - 127).astype(np.int8))
@@ -188,6 +195,7 @@ SCHEMA_CASES = {
     "requantize_8_8_8": lambda: quantize_chain(_REQUANTIZE_8_8_8),
     "padv2_value_first": _padv2_value_first,
     "tconv_bias_first_per_tensor_filter": _tconv_bias_first,
+    "padv2_scalar_value": _padv2_scalar_value,
     # begin 2, end 11 and stride 3 on the one axis: a mask that defaulted to 1 would take 0 or 12 instead
     "slice_1d_without_options": lambda: unary("STRIDED_SLICE", T((12,)), T((3,)), None, const([2]), const([11]), const([3])),
     # begin, end and strides of a 1-D slice written as scalars (TFLM reads one value from each)
