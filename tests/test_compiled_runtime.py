@@ -174,6 +174,16 @@ def _padv2_value_first() -> bytes:
     return model(tensors, [("PADV2", [1, 2, 0], [3], None)], [1], [3])
 
 
+def _conv(h: int, w: int, k: tuple[int, int], padding: int = 0) -> bytes:
+    """CONV_2D of 4 channels into 3 over an HxW input with a KxK' filter, per-tensor weights; padding 0 is SAME."""
+    kh, kw = k
+    weights = T((3, kh, kw, 4), "INT8", (0.02, 0), (np.arange(3 * kh * kw * 4).reshape(3, kh, kw, 4) * 53 % 255 - 127).astype(np.int8))
+    bias = T((3,), "INT32", (0.002, 0), np.array([900, -1500, 40], np.int32))
+    oh, ow = (h, w) if padding == 0 else (h - kh + 1, w - kw + 1)
+    tensors = [T((1, h, w, 4), q=(0.1, 7)), weights, bias, T((1, oh, ow, 3), q=(0.2, -5))]
+    return model(tensors, [("CONV_2D", [0, 1, 2], [3], dict(padding=padding, strideW=1, strideH=1))], [0], [3])
+
+
 def _padv2_scalar_value() -> bytes:
     """The padding value a 0-D tensor (TFLM reads the one element of any shape)."""
     tensors = [T((1, 4, 3, 2), q=(0.1, 3)), const([[0, 0], [2, 0], [1, 1], [0, 0]]), T((), "INT8", (0.1, 3), np.array(-41, np.int8)),
@@ -196,6 +206,10 @@ SCHEMA_CASES = {
     "padv2_value_first": _padv2_value_first,
     "tconv_bias_first_per_tensor_filter": _tconv_bias_first,
     "padv2_scalar_value": _padv2_scalar_value,
+    # one row of pixels: a 3x3 window (taller than the row) stays a conv over the row; a 1x3 one runs over a column
+    "conv_3x3_over_one_row": lambda: _conv(1, 5, (3, 3)),
+    "conv_1x3_over_one_row_of_two": lambda: _conv(1, 2, (1, 3)),
+    "pointwise_conv": lambda: _conv(2, 2, (1, 1), padding=1),
     # begin 2, end 11 and stride 3 on the one axis: a mask that defaulted to 1 would take 0 or 12 instead
     "slice_1d_without_options": lambda: unary("STRIDED_SLICE", T((12,)), T((3,)), None, const([2]), const([11]), const([3])),
     # begin, end and strides of a 1-D slice written as scalars (TFLM reads one value from each)
@@ -221,6 +235,23 @@ def test_schema_written_models_are_bit_exact(what, tmp_path):
     x = _random_inputs(info, 300, seed=6)
     assert np.array_equal(tflm_outputs(data, x).reshape(300, -1), host.run(x).reshape(300, -1))
     assert _layer_comments((tmp_path / "tinyeff_model.c").read_text()) == [(str(o.index), o.op) for o in info.ops]
+
+
+def test_convs_are_laid_out_for_the_least_ring_and_a_pointwise_one_runs_in_place_by_pixels():
+    """What output comparison cannot see: a conv over one row of pixels runs as the same conv over one
+    column (its ring then holds the window's pixels, not the whole row), unless its window is taller
+    than the row; a 1x1 conv writes over its input by pixel groups, any other by a ring of rows."""
+    def layer(what):
+        data = SCHEMA_CASES[what]()
+        (only,) = compile_model(data, read_model(data, what), what).model.layers
+        return only
+
+    def hw(f):
+        return f["in_h"], f["in_w"], f["out_h"], f["out_w"], f["k_h"], f["k_w"]
+
+    assert hw(layer("conv_1x3_over_one_row_of_two").fields) == (2, 1, 2, 1, 3, 1)
+    assert hw(layer("conv_3x3_over_one_row").fields) == (1, 5, 1, 5, 3, 3)
+    assert [layer(w).inplace for w in ("pointwise_conv", "conv_3x3_over_one_row")] == ["pixel", "rows"]
 
 
 @pytest.mark.parametrize("what", [w for w in SCHEMA_CASES if w.startswith("slice_")])
