@@ -162,14 +162,14 @@ def test_a_stream_push_reply_whose_outputs_are_not_whole_inferences_is_not_taken
 
 class CodedBoardEnd:
     """The far end of a coded link (each byte three times): answers a coded request after DELAY seconds
-    with ANSWER as a coded te- reply, its last line end left out when CUT."""
+    with ANSWER as a coded te- reply, its last line end left out when CUT; or with the bytes RAW as they are."""
 
-    def __init__(self, answer: bytes, delay: float, cut: bool = False):
+    def __init__(self, answer: bytes, delay: float, cut: bool = False, raw: bytes | None = None):
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
         reply = _reply(answer)[:-2] if cut else _reply(answer)
-        threading.Thread(target=self._serve, args=(np.repeat(np.frombuffer(reply, np.uint8), 3).tobytes(), delay),
-                         daemon=True).start()
+        coded = np.repeat(np.frombuffer(reply, np.uint8), 3).tobytes() if raw is None else raw
+        threading.Thread(target=self._serve, args=(coded, delay), daemon=True).start()
 
     def _serve(self, coded, delay):
         conn, _ = self.server.accept()
@@ -202,6 +202,64 @@ def test_a_coded_reply_is_awaited_whole_and_a_cut_one_ends_at_a_silence(delay, c
             t = time.monotonic()
             assert dut.signature().sha256 == "ab" * 32
             assert time.monotonic() - t < delay + 2.0 and dut.retried == 0  # a silence as long as the wait: 3 s and more
+    finally:
+        end.close()
+
+
+def _threes(n: int, differing: int) -> bytes:
+    """N threes of a coded byte, the middle copy of the first DIFFERING of them changed."""
+    t = bytearray(b"aaa" * n)
+    t[1:3 * differing:3] = b"b" * differing
+    return bytes(t)
+
+
+@pytest.mark.parametrize(("raw", "shifted"), [
+    (_threes(10, 3), True),  # FEC_SHIFTED_SHARE (0.3) of its threes differ: bytes lost or doubled shifted them
+    (_threes(10, 2), False),  # fewer: damage that coding outvotes
+    (_threes(1, 1), True),
+    (b"aa", False),  # not one whole three: nothing to judge by
+])
+def test_a_coded_link_whose_replies_come_shifted_three_times_goes_back_to_plain_bytes(raw, shifted):
+    """Bytes a link loses or doubles shift every three after them, and coding three times the bytes
+    only gives such a link more to lose: after FEC_SHIFTED_TRIES (3) shifted replies in a row the harness
+    goes back to plain bytes; replies whose copies differ in fewer threes keep the link coded."""
+    end = CodedBoardEnd(b"", 0.0, raw=raw)
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.3, retries=3, quiet=0.05, retry_for=0)
+            dut.fec = True
+            with pytest.raises(DeviceError, match=r"^reading the firmware signature \(te-sig\) failed 4 times"):
+                dut.signature()
+            assert (dut.fec, dut.retried) == (not shifted, 3)
+    finally:
+        end.close()
+
+
+def test_a_coded_request_a_device_never_answers_waits_its_timeout_and_no_more():
+    end = FakeBoardEnd(b"")
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.3, retries=1, quiet=0.05, retry_for=0)
+            dut.fec = True
+            t = time.monotonic()
+            with pytest.raises(DeviceError, match=r"^reading the firmware signature \(te-sig\) failed 2 times"):
+                dut.signature()
+            # two waits of 0.3 s and a resync between them; a wait of a second at least would take 2 s and more
+            assert time.monotonic() - t < 1.5
+    finally:
+        end.close()
+
+
+def test_a_host_file_load_the_device_never_answers_names_what_it_was_doing(tmp_path):
+    """An emulator's harness writes the input into the device's host file and asks it to load it (te-fput)."""
+    end = FakeBoardEnd(b"")
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.2, retries=1, quiet=0.05, retry_for=0)
+            dut.host_file = tmp_path / "input.bin"
+            with pytest.raises(DeviceError, match=r"^loading 4 input bytes from the host file \(te-fput\) failed 2 times"):
+                dut.put_input(b"\x01\x02\x03\x04")
+            assert dut.host_file.read_bytes() == b"\x01\x02\x03\x04"
     finally:
         end.close()
 
