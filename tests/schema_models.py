@@ -16,7 +16,7 @@ from model_edit import TYPES, pack
 
 @dataclasses.dataclass(frozen=True)
 class T:
-    """A tensor: its shape, type, quantization (scale, zero point), or None, and constant DATA if any."""
+    """A tensor: its shape, type, quantization (scale or scales per channel, zero point), or None, and constant DATA if any."""
 
     shape: tuple[int, ...]
     dtype: str = "INT8"
@@ -34,7 +34,7 @@ def const(values, dtype: str = "INT32") -> T:
 _OPTIONS = {"CONV_2D": "Conv2DOptions", "AVERAGE_POOL_2D": "Pool2DOptions", "MAX_POOL_2D": "Pool2DOptions",
             "MEAN": "ReducerOptions", "SOFTMAX": "SoftmaxOptions", "ADD": "AddOptions", "CONCATENATION": "ConcatenationOptions",
             "LEAKY_RELU": "LeakyReluOptions", "PAD": "PadOptions", "TRANSPOSE_CONV": "TransposeConvOptions",
-            "STRIDED_SLICE": "StridedSliceOptions"}
+            "STRIDED_SLICE": "StridedSliceOptions", "FULLY_CONNECTED": "FullyConnectedOptions"}
 
 
 def model(tensors: list[T], ops: list[tuple], inputs: list[int], outputs: list[int], subgraphs: int = 1) -> bytes:
@@ -58,7 +58,8 @@ def model(tensors: list[T], ops: list[tuple], inputs: list[int], outputs: list[i
         t.name, t.shape, t.type, t.buffer = f"t{k}".encode(), np.array(spec.shape, np.int32), TYPES[spec.dtype], 0
         if spec.q is not None:
             t.quantization = schema.QuantizationParametersT()
-            t.quantization.scale, t.quantization.zeroPoint = np.array([spec.q[0]], np.float32), np.array([spec.q[1]], np.int64)
+            scales = np.atleast_1d(np.asarray(spec.q[0], np.float32))  # several: per channel along dimension 0
+            t.quantization.scale, t.quantization.zeroPoint = scales, np.full(scales.shape, spec.q[1], np.int64)
         if spec.data is not None:
             b = schema.BufferT()
             b.data = np.frombuffer(np.ascontiguousarray(spec.data).tobytes(), np.uint8)

@@ -11,7 +11,7 @@ from model_edit import edit, set_constant, set_quantization
 from op_models import case_names, case_op, make_case
 from op_models_int16 import quantize_chain
 from schema_models import T, const, model, unary
-from tinyeff.codegen import build_for_host, compile_model, plan_memory
+from tinyeff.codegen import build_for_host, compile_model, plan_memory, quant
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import host_tflm_arena, load_model_file, read_model
 from tinyeff.reference import tflm_outputs
@@ -184,6 +184,19 @@ def _conv(h: int, w: int, k: tuple[int, int], padding: int = 0) -> bytes:
     return model(tensors, [("CONV_2D", [0, 1, 2], [3], dict(padding=padding, strideW=1, strideH=1))], [0], [3])
 
 
+def _dense(outputs: int, weight_scales, in_scale: float = 0.1, out_scale: float = 0.2) -> bytes:
+    """FULLY_CONNECTED of 8 inputs into OUTPUTS, weights quantized per tensor (one scale) or per output channel."""
+    weights = T((outputs, 8), "INT8", (weight_scales, 0), (np.arange(outputs * 8).reshape(outputs, 8) * 41 % 255 - 127).astype(np.int8))
+    bias = T((outputs,), "INT32", (0.002, 0), (np.arange(outputs) * 700 - 300).astype(np.int32))
+    tensors = [T((1, 8), q=(in_scale, -3)), weights, bias, T((1, outputs), q=(out_scale, 6))]
+    return model(tensors, [("FULLY_CONNECTED", [0, 1, 2], [3], {})], [0], [3])
+
+
+# scales whose float32 product (TFLM's per-tensor multiplier) and double product (its per-channel one) give
+# multipliers 1870744277 and 1870744309: rarely an output apart, so test_a_dense_layer_takes_tflm_s_multipliers pins it
+_DENSE_SCALES = tuple(float.fromhex(h) for h in ("0x1.0c55a4p-3", "0x1.d1f238p-7", "0x1.185288p-4"))
+
+
 def _padv2_scalar_value() -> bytes:
     """The padding value a 0-D tensor (TFLM reads the one element of any shape)."""
     tensors = [T((1, 4, 3, 2), q=(0.1, 3)), const([[0, 0], [2, 0], [1, 1], [0, 0]]), T((), "INT8", (0.1, 3), np.array(-41, np.int8)),
@@ -210,6 +223,9 @@ SCHEMA_CASES = {
     "conv_3x3_over_one_row": lambda: _conv(1, 5, (3, 3)),
     "conv_1x3_over_one_row_of_two": lambda: _conv(1, 2, (1, 3)),
     "pointwise_conv": lambda: _conv(2, 2, (1, 1), padding=1),
+    # two outputs, a scale each (a per-channel test of "more than one scale" against "more than two")
+    "dense_per_channel_two_outputs": lambda: _dense(2, (0.02, 0.005)),
+    "dense_per_tensor": lambda: _dense(3, _DENSE_SCALES[1], _DENSE_SCALES[0], _DENSE_SCALES[2]),
     # begin 2, end 11 and stride 3 on the one axis: a mask that defaulted to 1 would take 0 or 12 instead
     "slice_1d_without_options": lambda: unary("STRIDED_SLICE", T((12,)), T((3,)), None, const([2]), const([11]), const([3])),
     # begin, end and strides of a 1-D slice written as scalars (TFLM reads one value from each)
@@ -252,6 +268,21 @@ def test_convs_are_laid_out_for_the_least_ring_and_a_pointwise_one_runs_in_place
     assert hw(layer("conv_1x3_over_one_row_of_two").fields) == (2, 1, 2, 1, 3, 1)
     assert hw(layer("conv_3x3_over_one_row").fields) == (1, 5, 1, 5, 3, 3)
     assert [layer(w).inplace for w in ("pointwise_conv", "conv_3x3_over_one_row")] == ["pixel", "rows"]
+
+
+def test_a_dense_layer_takes_tflm_s_multipliers():
+    """Per tensor: the float32 product of the input and weight scales, as TFLM's fully connected takes it
+    (its per-channel multipliers take the double product); per channel: one multiplier per output."""
+    def mult(what):
+        data = SCHEMA_CASES[what]()
+        (layer,) = compile_model(data, read_model(data, what), what).model.layers
+        arrays = {a.name: a.values.tolist() for a in layer.arrays}
+        return layer.fields["per_channel"], arrays[layer.fields["mult"]], arrays[layer.fields["shift"]]
+
+    assert mult("dense_per_tensor") == (0, [1870744277], [-5])
+    f32 = [float(np.float32(v)) for v in (0.1, 0.02, 0.005, 0.2)]
+    per_channel = quant.conv_multipliers(f32[0], (f32[1], f32[2]), f32[3], 2)
+    assert mult("dense_per_channel_two_outputs") == (1, *per_channel)
 
 
 @pytest.mark.parametrize("what", [w for w in SCHEMA_CASES if w.startswith("slice_")])

@@ -48,11 +48,12 @@ typedef struct {
 void te_conv2d(const te_conv_t *p, const int8_t *in, int8_t *out, int8_t *scratch);
 void te_depthwise_conv2d(const te_conv_t *p, const int8_t *in, int8_t *out, int8_t *ring);
 
-/* FULLY_CONNECTED. BIAS is never NULL and holds the op's bias plus in_offset times the sum of
- * (w + filter_offset) over the row: acc = bias[o] + sum((w + filter_offset) * x). */
+/* FULLY_CONNECTED. BIAS is never NULL and holds the op's bias plus the input offset (-input zero
+ * point) times the sum of (w + filter_offset) over the row: acc = bias[o] + sum((w + filter_offset) * x),
+ * so the kernel never needs the input offset itself. */
 typedef struct {
   int32_t rows, in_depth, out_depth;
-  int32_t in_offset, filter_offset, out_offset, act_min, act_max;
+  int32_t filter_offset, out_offset, act_min, act_max;
   int32_t per_channel;                 /* mult/shift have out_depth entries, else one */
   const int8_t *filter;                /* [out_depth][in_depth] */
   const int32_t *bias;                 /* folded, per output (see above) */

@@ -350,7 +350,7 @@ static void fc_case(void) {
   case_seed = rng;
   memset(&p, 0, sizeof p);
   p.rows = rnd_in(1, 3), p.in_depth = rnd_in(1, 70), p.out_depth = rnd_in(1, 21);
-  p.in_offset = -rnd_i8(), p.out_offset = rnd_i8(), p.per_channel = (int32_t)(rnd() % 2u);
+  p.out_offset = rnd_i8(), p.per_channel = (int32_t)(rnd() % 2u);
   random_activation(&p.act_min, &p.act_max);
   int8_t *filter = take(p.out_depth * p.in_depth), *x = take(p.rows * p.in_depth);
   int32_t *bias = (int32_t *)(void *)take(4 * p.out_depth), *mult = (int32_t *)(void *)take(4 * p.out_depth);
@@ -429,7 +429,7 @@ static void bench_fc(const char *name, int32_t in_depth, int32_t out_depth, uint
   const int32_t saved = pool_used;
   te_fc_t p;
   memset(&p, 0, sizeof p);
-  p.rows = 1, p.in_depth = in_depth, p.out_depth = out_depth, p.in_offset = 128, p.out_offset = -128;
+  p.rows = 1, p.in_depth = in_depth, p.out_depth = out_depth, p.out_offset = -128;
   p.act_min = -128, p.act_max = 127, p.per_channel = 0;
   int8_t *filter = take(in_depth * out_depth), *x = take(in_depth), *y0 = take(out_depth), *y1 = take(out_depth);
   int32_t *bias = (int32_t *)(void *)take(4 * out_depth), mult = 1 << 30;

@@ -267,7 +267,6 @@ static void fc_case(int32_t kase) {
   p.in_depth = rnd() % 2 ? pick(channel_set, 13) : uniform(1, 300);
   p.out_depth = rnd() % 2 ? pick(channel_set, 13) : uniform(1, 64);
   p.per_channel = (int32_t)(rnd() % 2);
-  p.in_offset = -rnd8();
   for (int32_t i = 0; i < p.in_depth * p.out_depth; ++i) filter_buf[i] = rnd8();
   for (int32_t i = 0; i < p.rows * p.in_depth; ++i) in_buf[i] = rnd8();
   te_conv_t q;

@@ -237,9 +237,9 @@ class _Lowering:
             mult, shift = [m], [s]
         lo, hi = self.act(op)
         arrays, refs = self.weights(op, name, mult, shift, -_zp(x), -_zp(w))
-        fields = dict(rows=x.elements // in_depth, in_depth=in_depth, out_depth=out_depth, in_offset=-_zp(x),
-                      filter_offset=-_zp(w), out_offset=_zp(out), act_min=lo, act_max=hi,
-                      per_channel=int(len(w.scales) > 1), **refs)
+        # the input offset is folded into the bias (weights()): the kernel never reads it
+        fields = dict(rows=x.elements // in_depth, in_depth=in_depth, out_depth=out_depth, filter_offset=-_zp(w),
+                      out_offset=_zp(out), act_min=lo, act_max=hi, per_channel=int(len(w.scales) > 1), **refs)
         choice = paths.choose(self.path, op.op, fields) or paths.KernelChoice(KERNELS[op.op])
         return Layer(op.index, op.op, choice.name, "te_fc_t", fields, tuple(arrays), (op.inputs[0],), op.outputs[0],
                      work_bytes=choice.work_bytes)
