@@ -285,6 +285,19 @@ def test_a_dense_layer_takes_tflm_s_multipliers():
     assert mult("dense_per_channel_two_outputs") == (1, *per_channel)
 
 
+@pytest.mark.parametrize("path", ["generic", "dsp", "mve"])
+def test_each_layer_takes_the_kernel_of_its_boards_path(path):
+    """A board's SIMD path (Cortex-M DSP extension, Helium) replaces the generic kernel where it has one,
+    which the QEMU op grid runs (the host builds here run the generic ones)."""
+    suffix = "" if path == "generic" else "_" + path
+    want = {"dense_per_tensor": "te_fully_connected" + suffix, "conv_3x3_over_one_row": "te_conv2d" + suffix,
+            "pointwise_conv": ("te_pointwise" + suffix) if suffix else "te_conv2d"}
+    for what, kernel in want.items():
+        data = SCHEMA_CASES[what]()
+        (layer,) = compile_model(data, read_model(data, what), what, path=path).model.layers
+        assert layer.kernel == kernel, what
+
+
 @pytest.mark.parametrize("what", [w for w in SCHEMA_CASES if w.startswith("slice_")])
 def test_a_slice_writes_exactly_its_output(what):
     """A slice that wrote past its output (into the arena's alignment padding) would still compare equal:
@@ -358,6 +371,14 @@ def test_an_elementwise_op_writes_over_its_input(case, inplace, arena):
     data = make_case(case)
     plan = compile_model(data, read_model(data, case), case).plan
     assert (plan.inplace, plan.arena_bytes) == (inplace, arena)
+
+
+def test_a_softmax_writes_over_its_input():
+    """SOFTMAX reads its row's maximum and sum before it writes the row: its output takes its input's
+    bytes (16 B for two 15 B tensors, not 32 B)."""
+    data = SCHEMA_CASES["softmax_beta_half_3d"]()
+    plan = compile_model(data, read_model(data, "softmax"), "softmax").plan
+    assert (plan.inplace, plan.arena_bytes) == ((0,), 16)
 
 
 def test_int8_requantization_writes_over_its_input():
