@@ -14,7 +14,7 @@ import pytest
 
 from tinyeff.errors import TinyeffError
 from tinyeff.harness.device import DeviceTimeout, SerialDevice
-from tinyeff.harness.dut import DeviceError, Dut, _verified
+from tinyeff.harness.dut import DeviceError, DeviceRefused, Dut, _flipped, _verified
 
 
 class FakeBoardEnd:
@@ -262,6 +262,98 @@ def test_a_host_file_load_the_device_never_answers_names_what_it_was_doing(tmp_p
             assert dut.host_file.read_bytes() == b"\x01\x02\x03\x04"
     finally:
         end.close()
+
+
+class ScriptedBoardEnd:
+    """The far end of a socket serial link that answers each request (the text before its '%'; a lone '%'
+    is a resync) with the bytes ANSWER(request, n) returns, n counting the requests answered so far."""
+
+    def __init__(self, answer):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.requests: list[str] = []
+        threading.Thread(target=self._serve, args=(answer,), daemon=True).start()
+
+    def _serve(self, answer):
+        conn, _ = self.server.accept()
+        with conn:
+            seen = b""
+            while chunk := conn.recv(4096):
+                seen += chunk
+                while b"%" in seen:
+                    request, _, seen = seen.partition(b"%")
+                    if request.strip():
+                        self.requests.append(request.decode())
+                        conn.sendall(answer(request.decode(), len(self.requests) - 1))
+
+    def close(self):
+        self.server.close()
+
+
+def _layers_device(timed: int, damaged: set[int]):
+    """Answers te-layers F C with the timer's line and layers F..F+C-1 of TIMED; request n in DAMAGED with a wrong CRC."""
+    def answer(request, n):
+        first, count = (int(v) for v in re.fullmatch(r"te-layers (\d+) (\d+)", request).groups())
+        body = b"m-te-timer-[systick]-hz-1000-layers-%d" % timed + b"".join(b"\r\nm-te-layer-%d-%d" % (i, 100 + i)
+                                                                          for i in range(first, first + count))
+        reply = _reply(body)
+        return reply.replace(b"m-te-crc-[", b"m-te-crc-[0") if n in damaged else reply
+    return answer
+
+
+@pytest.mark.parametrize(("damaged", "asked"), [
+    # four layers a reply on a clean link, the last reply as many as are left
+    ((), [(0, 0), (0, 4), (4, 4), (8, 4), (12, 4), (16, 2)]),
+    # one at a time after a reply had to be asked again, then twice as many each clean reply
+    ({2}, [(0, 0), (0, 4), (4, 4), (4, 4), (8, 1), (9, 2), (11, 4), (15, 3)]),
+])
+def test_per_layer_ticks_are_asked_for_in_fewer_layers_a_reply_while_the_link_damages_them(damaged, asked):
+    end = ScriptedBoardEnd(_layers_device(18, set(damaged)))
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.5, retries=2, quiet=0.05, retry_for=0)
+            assert dut.layer_ticks() == [100 + i for i in range(18)]
+            assert [tuple(int(v) for v in r.split()[1:]) for r in end.requests] == asked
+    finally:
+        end.close()
+
+
+def _fput_device(replies: list[bytes]):
+    """Answers the n-th te-fput with reply line n of REPLIES (the last one from then on)."""
+    return lambda request, n: _reply(replies[min(n, len(replies) - 1)])
+
+
+@pytest.mark.parametrize(("replies", "says", "attempts"), [
+    # the device's words whole: the refusal's own brackets and its command's name taken off, nothing else
+    ([b"e-[te-fput: no file e-[1].bin here]"], "no file e-[1].bin here", 3),
+    ([b"e-[te-fput: longer than MAX]"], "longer than MAX", 3),
+    ([b"usage: te-fput OFFSET LENGTH CRC"], "usage: te-fput OFFSET LENGTH CRC", 3),
+    # three in a row: a reply between them that refuses nothing starts the count again
+    ([b"e-[te-fput: no]", b"m-te-busy", b"e-[te-fput: no]"], "no", 5),
+])
+def test_a_refusal_is_believed_the_third_time_in_a_row_in_the_device_s_words(replies, says, attempts, tmp_path):
+    end = ScriptedBoardEnd(_fput_device(replies))
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.3, retries=8, quiet=0.05, retry_for=0)
+            dut.host_file = tmp_path / "input.bin"
+            with pytest.raises(DeviceRefused) as e:
+                dut.put_input(bytes(4))
+            assert (str(e.value), dut.attempts) == (f"the device refused the upload: {says}", attempts)
+    finally:
+        end.close()
+
+
+@pytest.mark.parametrize(("a", "b", "flipped"), [
+    ("m-te-out-[0123456789abcdef]", "m-te-out-[0123456789abcdef]", False),  # the same: nothing flipped
+    ("m-te-out-[0123456789abcdef]", "m-te-out-[0123456789abcdeF]", True),  # one character apart
+    ("m-te-out-[0123456789abcdef]", "m-te-out-[01234567X9abcdeF]", True),  # two: at most max(2, len / 8)
+    ("m-te-out-[0123]", "m-Te-out-[01X3]", True),
+    ("m-te-out-[0123]", "m-Te-out-[0XX3]", False),  # three of 15: more than max(2, 15 / 8)
+    ("m-te-out-[0123456789abcdef]", "m-te-out-[0123456789abcdef]x", False),  # a byte more: shifted, not flipped
+])
+def test_two_damaged_replies_differ_as_flipped_bits_when_the_same_length_and_a_few_characters_apart(a, b, flipped):
+    assert _flipped(a, b) == flipped
 
 
 def test_a_device_sending_garbage_fails_after_bounded_retries():
