@@ -95,6 +95,7 @@ class AckingBoardEnd:
     def __init__(self, answer: bytes | None = None):
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.puts = 0
         threading.Thread(target=self._serve, args=(answer,), daemon=True).start()
 
     def _serve(self, answer):
@@ -104,6 +105,7 @@ class AckingBoardEnd:
             while chunk := conn.recv(4096):
                 seen += chunk
                 if b"put " in seen:
+                    self.puts += 1
                     conn.sendall(_reply(b"m-te-put-ok"))
                     seen = b""
                 elif answer and b"%" in seen:
@@ -314,6 +316,60 @@ def test_per_layer_ticks_are_asked_for_in_fewer_layers_a_reply_while_the_link_da
             dut = Dut(device, timeout=0.5, retries=2, quiet=0.05, retry_for=0)
             assert dut.layer_ticks() == [100 + i for i in range(18)]
             assert [tuple(int(v) for v in r.split()[1:]) for r in end.requests] == asked
+    finally:
+        end.close()
+
+
+def test_a_device_whose_input_never_matches_the_upload_gets_it_again_and_then_says_so():
+    """A te-run answered 'input CRC' found other bytes than were sent (a chunk went astray): the input
+    is uploaded again, retries + 1 times in all, and then the link is named."""
+    end = AckingBoardEnd(b"e-[te-run input CRC 00000000, not the one asked for]")
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.3, retries=2, quiet=0.05, retry_for=0, host_file=False)
+            with pytest.raises(DeviceError, match=r"^the device's input never matched the 4 bytes sent after 3 uploads; check the link$"):
+                dut.run(bytes(4))
+            assert (end.puts, dut.retried) == (3, 3)
+    finally:
+        end.close()
+
+
+def _coded(reply: bytes, flip: int | None = None) -> bytes:
+    """REPLY coded (each byte three times), the middle copy of byte FLIP changed."""
+    coded = bytearray(np.repeat(np.frombuffer(reply, np.uint8), 3).tobytes())
+    if flip is not None:
+        coded[3 * flip + 1] ^= 0x04
+    return bytes(coded)
+
+
+def test_a_coded_link_counts_shifted_replies_from_its_last_answer():
+    """Answered once, then shifted twice: two of the three shifted tries in a row that end coding."""
+    end = ScriptedBoardEnd(lambda request, n: _coded(_reply(SIGNATURE)) if n == 0 else _threes(10, 3))
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.3, retries=2, quiet=0.05, retry_for=0)
+            dut.fec = True
+            assert dut.signature().sha256 == "ab" * 32
+            with pytest.raises(DeviceError, match=r"^reading the firmware signature \(te-sig\) failed 3 times"):
+                dut.signature()
+            assert dut.fec
+    finally:
+        end.close()
+
+
+def test_a_coded_link_whose_copies_all_but_agree_goes_back_to_plain_bytes():
+    """One copy of one byte changed in the first 4096 threes and more (under FEC_CLEAN_SHARE, 0.1 %, of
+    them): the link has become clean, and three times its bytes buy nothing."""
+    end = ScriptedBoardEnd(lambda request, n: _coded(_reply(SIGNATURE), flip=5 if n == 0 else None))
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.3, retries=0, quiet=0.05, retry_for=0)
+            dut.fec = True
+            replies = 0
+            while dut.fec and replies < 100:
+                assert dut.signature().sha256 == "ab" * 32
+                replies += 1
+            assert not dut.fec and replies == -(-4096 // len(_reply(SIGNATURE)))  # at the first count past 4096 threes
     finally:
         end.close()
 
