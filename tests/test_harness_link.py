@@ -334,6 +334,39 @@ def test_a_device_whose_input_never_matches_the_upload_gets_it_again_and_then_sa
         end.close()
 
 
+def _slow_inferences(delays: list[float]):
+    """Takes every upload, and runs inference k in DELAYS[k] seconds; a run asked again is answered at once."""
+    ran: set[str] = set()
+
+    def answer(request, n):
+        if "te-put" in request:
+            return _reply(b"m-te-put-ok")
+        number = request.split()[-1]
+        if number not in ran:
+            time.sleep(delays[len(ran)])
+            ran.add(number)
+        return _reply(b"m-te-run-[00]-[5]")
+    return answer
+
+
+@pytest.mark.parametrize(("delays", "retried"), [
+    ([2.3], 1),  # the first inference of a kind gets REPLY_START_S (2 s), then is asked again
+    ([0.6, 2.2], 0),  # then 4 times the longest seen: 2.4 s
+    ([0.6, 2.7], 1),
+])
+def test_an_inference_waits_for_as_long_as_the_slowest_before_it_took(delays, retried):
+    """Commands are answered in milliseconds and soon get 0.1 s; an inference gets 2 s the first time and
+    then four times the longest one of its kind took (a larger model, a slower board), before it is asked again."""
+    end = ScriptedBoardEnd(_slow_inferences(delays))
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=10, retries=3, quiet=0.05, retry_for=0, host_file=False)
+            assert [dut.run(bytes(4)).ticks for _ in delays] == [5] * len(delays)
+            assert dut.retried == retried
+    finally:
+        end.close()
+
+
 def _coded(reply: bytes, flip: int | None = None) -> bytes:
     """REPLY coded (each byte three times), the middle copy of byte FLIP changed."""
     coded = bytearray(np.repeat(np.frombuffer(reply, np.uint8), 3).tobytes())
