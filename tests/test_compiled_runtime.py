@@ -174,14 +174,20 @@ def _padv2_value_first() -> bytes:
     return model(tensors, [("PADV2", [1, 2, 0], [3], None)], [1], [3])
 
 
-def _conv(h: int, w: int, k: tuple[int, int], padding: int = 0) -> bytes:
-    """CONV_2D of 4 channels into 3 over an HxW input with a KxK' filter, per-tensor weights; padding 0 is SAME."""
+def _conv(h: int, w: int, k: tuple[int, int], padding: int = 0, bias: str = "last") -> bytes:
+    """CONV_2D of 4 channels into 3 over an HxW input with a KxK' filter, per-tensor weights; padding 0 is SAME.
+    BIAS: numbered after the other tensors ("last"), tensor 0 ("first"), or no bias input at all ("none")."""
     kh, kw = k
     weights = T((3, kh, kw, 4), "INT8", (0.02, 0), (np.arange(3 * kh * kw * 4).reshape(3, kh, kw, 4) * 53 % 255 - 127).astype(np.int8))
-    bias = T((3,), "INT32", (0.002, 0), np.array([900, -1500, 40], np.int32))
+    b = T((3,), "INT32", (0.002, 0), np.array([900, -1500, 40], np.int32))
     oh, ow = (h, w) if padding == 0 else (h - kh + 1, w - kw + 1)
-    tensors = [T((1, h, w, 4), q=(0.1, 7)), weights, bias, T((1, oh, ow, 3), q=(0.2, -5))]
-    return model(tensors, [("CONV_2D", [0, 1, 2], [3], dict(padding=padding, strideW=1, strideH=1))], [0], [3])
+    x, out = T((1, h, w, 4), q=(0.1, 7)), T((1, oh, ow, 3), q=(0.2, -5))
+    options = dict(padding=padding, strideW=1, strideH=1)
+    if bias == "first":
+        return model([b, x, weights, out], [("CONV_2D", [1, 2, 0], [3], options)], [1], [3])
+    if bias == "none":
+        return model([x, weights, out], [("CONV_2D", [0, 1], [2], options)], [0], [2])
+    return model([x, weights, b, out], [("CONV_2D", [0, 1, 2], [3], options)], [0], [3])
 
 
 def _dense(outputs: int, weight_scales, in_scale: float = 0.1, out_scale: float = 0.2) -> bytes:
@@ -223,6 +229,8 @@ SCHEMA_CASES = {
     "conv_3x3_over_one_row": lambda: _conv(1, 5, (3, 3)),
     "conv_1x3_over_one_row_of_two": lambda: _conv(1, 2, (1, 3)),
     "pointwise_conv": lambda: _conv(2, 2, (1, 1), padding=1),
+    "conv_bias_first": lambda: _conv(3, 3, (3, 3), bias="first"),
+    "conv_without_a_bias_input": lambda: _conv(3, 3, (3, 3), bias="none"),
     # two outputs, a scale each (a per-channel test of "more than one scale" against "more than two")
     "dense_per_channel_two_outputs": lambda: _dense(2, (0.02, 0.005)),
     "dense_per_tensor": lambda: _dense(3, _DENSE_SCALES[1], _DENSE_SCALES[0], _DENSE_SCALES[2]),
@@ -288,14 +296,16 @@ def test_a_dense_layer_takes_tflm_s_multipliers():
 @pytest.mark.parametrize("path", ["generic", "dsp", "mve"])
 def test_each_layer_takes_the_kernel_of_its_boards_path(path):
     """A board's SIMD path (Cortex-M DSP extension, Helium) replaces the generic kernel where it has one,
-    which the QEMU op grid runs (the host builds here run the generic ones)."""
+    with the work buffer it asks for (a 3x3 conv of 4 channels: 36 taps widened to int16, twice; or four
+    pixels' im2col rows), which the QEMU op grid runs (the host builds here run the generic ones)."""
     suffix = "" if path == "generic" else "_" + path
-    want = {"dense_per_tensor": "te_fully_connected" + suffix, "conv_3x3_over_one_row": "te_conv2d" + suffix,
-            "pointwise_conv": ("te_pointwise" + suffix) if suffix else "te_conv2d"}
-    for what, kernel in want.items():
+    want = {"dense_per_tensor": ("te_fully_connected" + suffix, 0),
+            "conv_3x3_over_one_row": ("te_conv2d" + suffix, {"generic": 0, "dsp": 2 * 2 * 36, "mve": 4 * 36}[path]),
+            "pointwise_conv": (("te_pointwise" + suffix) if suffix else "te_conv2d", 2 * 2 * 4 if path == "dsp" else 0)}
+    for what, (kernel, work) in want.items():
         data = SCHEMA_CASES[what]()
         (layer,) = compile_model(data, read_model(data, what), what, path=path).model.layers
-        assert layer.kernel == kernel, what
+        assert (layer.kernel, layer.work_bytes) == (kernel, work), what
 
 
 @pytest.mark.parametrize("what", [w for w in SCHEMA_CASES if w.startswith("slice_")])

@@ -115,14 +115,9 @@ def _fail(info: ModelInfo, op: OpInfo, why: str) -> TinyeffError:
 
 
 def _nhwc(t: TensorInfo) -> tuple[int, int, int]:
-    s = t.shape
-    if len(s) == 4:
-        return s[1], s[2], s[3]
-    if len(s) == 2:
-        return 1, 1, s[1]
-    if len(s) == 3:
-        return 1, s[1], s[2]
-    raise ValueError
+    """Height, width and channels of an NHWC tensor: check_model has refused any other rank where this is asked."""
+    _, h, w, c = t.shape
+    return h, w, c
 
 
 def _scale(t: TensorInfo) -> float:
@@ -139,8 +134,9 @@ def _array(name: str, values, ctype: str) -> ConstArray:
 
 
 def _wrap_int32(values: np.ndarray) -> np.ndarray:
-    """int64 values reduced modulo 2^32 into int32, as TFLM's int32 accumulator wraps."""
-    return ((np.asarray(values, np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+    """int64 values reduced modulo 2^32 into int32, as TFLM's int32 accumulator wraps (NumPy's integer
+    cast keeps the low 32 bits)."""
+    return np.asarray(values, np.int64).astype(np.int32)
 
 
 def _column_of_one_row(f: dict) -> dict:
@@ -183,10 +179,8 @@ class _Lowering:
         depthwise = op.op == "DEPTHWISE_CONV_2D"
         channels = w.shape[-1] if depthwise else w.shape[0]
         sums = (w + filter_offset).reshape(-1, channels).sum(axis=0) if depthwise else (w + filter_offset).reshape(channels, -1).sum(axis=1)
-        has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0
+        has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0  # check_model has made it one value per channel
         bias = self.const(op.inputs[2]).astype(np.int64).reshape(-1) if has_bias else np.zeros(channels, np.int64)
-        if bias.size != channels:
-            raise _fail(self.info, op, f"has {bias.size} biases for {channels} output channels; export the model again")
         arrays = [_array(f"{name}_filter", self.const(op.inputs[1]), "int8_t"),
                   _array(f"{name}_bias", _wrap_int32(bias + in_offset * sums), "int32_t"),
                   _array(f"{name}_mult", mult, "int32_t"), _array(f"{name}_shift", shift, "int8_t")]
