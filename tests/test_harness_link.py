@@ -88,15 +88,25 @@ def _reply(line: bytes) -> bytes:
     return line + b"\r\nm-te-crc-[%08x]\r\nm-ready\r\n" % zlib.crc32(line + b"\r\n")
 
 
-class AckingBoardEnd:
+class SocketBoardEnd:
+    """The far end of a socket serial link: a local server whose one connection _serve(*ARGS) answers."""
+
+    def __init__(self, *args):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._serve, args=args, daemon=True).start()
+
+    def close(self):
+        self.server.close()
+
+
+class AckingBoardEnd(SocketBoardEnd):
     """The far end of a socket serial link that takes every upload (m-te-put-ok) and answers any other
     request with ANSWER (a reply line), or not at all."""
 
     def __init__(self, answer: bytes | None = None):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
         self.puts = 0
-        threading.Thread(target=self._serve, args=(answer,), daemon=True).start()
+        super().__init__(answer)
 
     def _serve(self, answer):
         conn, _ = self.server.accept()
@@ -111,9 +121,6 @@ class AckingBoardEnd:
                 elif answer and b"%" in seen:
                     conn.sendall(_reply(answer))
                     seen = b""
-
-    def close(self):
-        self.server.close()
 
 
 @pytest.mark.parametrize(("call", "name"), [
@@ -162,16 +169,13 @@ def test_a_stream_push_reply_whose_outputs_are_not_whole_inferences_is_not_taken
         end.close()
 
 
-class CodedBoardEnd:
+class CodedBoardEnd(SocketBoardEnd):
     """The far end of a coded link (each byte three times): answers a coded request after DELAY seconds
     with ANSWER as a coded te- reply, its last line end left out when CUT; or with the bytes RAW as they are."""
 
     def __init__(self, answer: bytes, delay: float, cut: bool = False, raw: bytes | None = None):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
         reply = _reply(answer)[:-2] if cut else _reply(answer)
-        coded = np.repeat(np.frombuffer(reply, np.uint8), 3).tobytes() if raw is None else raw
-        threading.Thread(target=self._serve, args=(coded, delay), daemon=True).start()
+        super().__init__(np.repeat(np.frombuffer(reply, np.uint8), 3).tobytes() if raw is None else raw, delay)
 
     def _serve(self, coded, delay):
         conn, _ = self.server.accept()
@@ -183,9 +187,6 @@ class CodedBoardEnd:
                     time.sleep(delay)
                     conn.sendall(coded)
                     seen = b""
-
-    def close(self):
-        self.server.close()
 
 
 SIGNATURE = b"m-te-sig-[" + b"ab" * 32 + b"]-[compiled]-[qemu-mps2-an386]"
@@ -266,15 +267,13 @@ def test_a_host_file_load_the_device_never_answers_names_what_it_was_doing(tmp_p
         end.close()
 
 
-class ScriptedBoardEnd:
+class ScriptedBoardEnd(SocketBoardEnd):
     """The far end of a socket serial link that answers each request (the text before its '%'; a lone '%'
     is a resync) with the bytes ANSWER(request, n) returns, n counting the requests answered so far."""
 
     def __init__(self, answer):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
         self.requests: list[str] = []
-        threading.Thread(target=self._serve, args=(answer,), daemon=True).start()
+        super().__init__(answer)
 
     def _serve(self, answer):
         conn, _ = self.server.accept()
@@ -287,9 +286,6 @@ class ScriptedBoardEnd:
                     if request.strip():
                         self.requests.append(request.decode())
                         conn.sendall(answer(request.decode(), len(self.requests) - 1))
-
-    def close(self):
-        self.server.close()
 
 
 def _layers_device(timed: int, damaged: set[int]):
