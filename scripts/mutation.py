@@ -62,7 +62,7 @@ MODULES: dict[str, list[str]] = {
                          "tests/test_multi_io.py", "tests/test_lstm.py::test_state_lives_outside_the_arena_from_its_reset_value"],
     # the real firmware as a host process first (milliseconds per exchange), QEMU after
     "harness/dut.py": ["tests/test_harness_link.py", "tests/test_dut_host.py", "tests/test_bench_qemu.py::test_hardfault_is_reported_with_its_pc"],
-    "harness/bench.py": ["tests/test_bench_inputs.py", "tests/test_dut_host.py", "tests/test_harness_link.py", "tests/test_multi_io.py::test_npz_inputs_are_checked_by_name",
+    "harness/bench.py": ["tests/test_bench_inputs.py", "tests/test_bench_raw.py", "tests/test_dut_host.py", "tests/test_harness_link.py", "tests/test_multi_io.py::test_npz_inputs_are_checked_by_name",
                          "tests/test_bench_qemu.py"],
     "compress/prune.py": ["tests/test_models_and_pruning.py"],
 }

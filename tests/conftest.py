@@ -139,5 +139,19 @@ def _make_tiny_kws_run(tmp_path_factory) -> Path:
     return root / "tiny-kws"
 
 
+@pytest.fixture(scope="session")
+def tiny_text_run(tmp_path_factory) -> Path:
+    """A projection run on the intents sentences, one narrow epoch (a few seconds): for the raw-text
+    paths of the harness, where what counts is what goes to the device, not the model's accuracy."""
+    return _cached("tiny_text_run", lambda: _make_tiny_text_run(tmp_path_factory))
+
+
+def _make_tiny_text_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "tiny-text"
+    assert main(["train", "projection", "--data", "intents", "--width", "8", "--depth", "1", "--epochs", "1",
+                 "--qat", "off", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
 pytest_plugins = ["pytester"]  # test_pytest_plugin runs user test files through pytest itself
 

@@ -3,6 +3,8 @@ to give instead, exit code 2, before any device starts and without a report half
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -38,9 +40,16 @@ CASES = {
                       "'{data}' input 'input_1' is float32 [49, 10, 1] per sample; the model takes int8 [49, 10, 1]: quantize it first"),
     "wrong shape": (lambda d: _npz(d / "s.npz", x=_kws_inputs(4)[:, :48]),
                     "is int8 [48, 10, 1] per sample; the model takes int8 [49, 10, 1]"),
+    "arrays named otherwise": (lambda d: _npz(d / "n.npz", a=_kws_inputs(4), b=_kws_inputs(4)),
+                               "'{data}' has no array for input 'input_1' (it has 'a', 'b'); name each array after the model "
+                               "input it feeds"),
+    # numpy.load runs no pickle: an object array is refused as unreadable, never unpickled
+    "pickled objects": (lambda d: _npz(d / "p.npz", x=np.array([{"a": 1}] * 4, dtype=object)),
+                        "cannot read '{data}' as an .npz file"),
     "labels short": (lambda d: _npz(d / "l.npz", x=_kws_inputs(4), labels=np.zeros(3, int)),
                      "'{data}' has 3 labels for 4 samples; give one label per sample"),
-    "text dataset": (lambda d: "intents", "'intents' is text, which must be projected as the model was trained"),
+    "text dataset": (lambda d: "intents", "'intents' is text, which must be projected as the model was trained; pass the "
+                                          "run directory (--data RUN) instead"),
     "image dataset": (lambda d: "digits",
                       "the samples of 'digits' have shape [8, 8, 1] but the model takes [49, 10, 1]; bench with the data"),
 }
@@ -56,3 +65,35 @@ def test_inputs_that_cannot_feed_the_model_are_refused_before_a_device_starts(ca
     assert err.startswith("tinyeff: error: ") and "\n" not in err and "Traceback" not in err, err
     assert message.format(data=data) in err, err
     assert not report.exists()
+
+
+def test_one_input_may_come_as_x_and_samples_without_labels_are_unlabelled(kws_model, tmp_path):
+    """The .npz forms bench_inputs takes for a one-input model: its array named after the input or 'x',
+    with 'labels' (any integer type, read as int64) or without (-1 for every sample); LIMIT keeps the first."""
+    from tinyeff.harness.bench import bench_inputs
+
+    model, x = kws_model.read_bytes(), _kws_inputs(5)
+    xs, y = bench_inputs(str(_npz(tmp_path / "x.npz", x=x)), model)
+    assert len(xs) == 1 and np.array_equal(xs[0], x) and xs[0].dtype == np.int8
+    assert y.dtype == np.int64 and y.tolist() == [-1] * 5
+    labelled = _npz(tmp_path / "named.npz", input_1=x, labels=np.arange(5, dtype=np.int8))
+    xs, y = bench_inputs(str(labelled), model, limit=3)
+    assert np.array_equal(xs[0], x[:3]) and y.dtype == np.int64 and y.tolist() == [0, 1, 2]
+
+
+def test_the_language_given_reaches_the_dataset(kws_project, tmp_path, capsys):
+    assert main(["bench", str(kws_project), "--data", "intents", "--lang", "xx", "--json", str(tmp_path / "b.json")]) == 2
+    assert "has no language 'xx'" in capsys.readouterr().err
+
+
+def test_how_the_data_was_made_is_read_from_a_run_or_a_folder_and_is_empty_otherwise(tiny_kws_run, tmp_path):
+    from tinyeff.harness.bench import data_synthetic
+    from tinyeff.train import Run
+
+    assert data_synthetic(str(tiny_kws_run)) == Run.load(tiny_kws_run).data.synthetic != ""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    assert data_synthetic(str(folder)) == ""  # recordings: no generator wrote a manifest
+    (folder / "tinyeff-dataset.json").write_text(json.dumps({"synthetic": True, "generator": "espeak-ng"}))
+    assert data_synthetic(str(folder)) == "spoken by espeak-ng"
+    assert data_synthetic(str(_npz(tmp_path / "x.npz", x=_kws_inputs(1)))) == "" and data_synthetic("digits") == ""

@@ -14,7 +14,7 @@ import pytest
 
 from tinyeff.errors import TinyeffError
 from tinyeff.harness.device import DeviceTimeout, SerialDevice
-from tinyeff.harness.dut import DeviceError, DeviceRefused, Dut, _flipped, _verified
+from tinyeff.harness.dut import READY_PROBE_S, DeviceError, DeviceRefused, Dut, _flipped, _ready_like, _verified
 
 
 class FakeBoardEnd:
@@ -100,6 +100,47 @@ class SocketBoardEnd:
         self.server.close()
 
 
+class ListeningBoardEnd(SocketBoardEnd):
+    """The far end of a socket serial link that answers nothing and keeps what it receives."""
+
+    def __init__(self):
+        self.received = b""
+        self.hung_up = threading.Event()  # the harness closed the link: RECEIVED is all it sent
+        super().__init__()
+
+    def _serve(self):
+        conn, _ = self.server.accept()
+        with conn:
+            while chunk := conn.recv(4096):
+                self.received += chunk
+        self.hung_up.set()
+
+
+@pytest.mark.parametrize(("timeout", "probed"), [(READY_PROBE_S, False), (READY_PROBE_S + 1, True)])
+def test_a_silent_device_is_asked_for_m_ready_only_while_its_timeout_lasts(timeout, probed):
+    """wait_ready listens READY_PROBE_S, then asks (an empty command) for what is left of TIMEOUT: none
+    left, nothing is sent; either way it gives up at TIMEOUT, not later."""
+    end = ListeningBoardEnd()
+    try:
+        with SerialDevice(end.url) as device:
+            t = time.monotonic()
+            with pytest.raises(DeviceTimeout):
+                Dut(device, timeout=timeout).wait_ready()
+            assert timeout - 0.1 < time.monotonic() - t < timeout + 0.7
+        assert end.hung_up.wait(5) and end.received == (b"%" if probed else b"")
+    finally:
+        end.close()
+
+
+@pytest.mark.parametrize(("line", "ready"), [
+    ("m-ready", True), ("\x00\x17m-ready", True),  # after bytes of noise
+    ("m-reaDy", True), ("n-reaDy", True),  # two characters damaged on the link
+    ("n-reaDY", False), ("m-read", False), ("m-ready ", False), ("-ready", False),
+])
+def test_a_ready_line_is_m_ready_at_its_end_with_two_characters_damaged_at_most(line, ready):
+    assert _ready_like(line) is ready
+
+
 class AckingBoardEnd(SocketBoardEnd):
     """The far end of a socket serial link that takes every upload (m-te-put-ok) and answers any other
     request with ANSWER (a reply line), or not at all."""
@@ -171,13 +212,15 @@ def test_a_stream_push_reply_whose_outputs_are_not_whole_inferences_is_not_taken
 
 class CodedBoardEnd(SocketBoardEnd):
     """The far end of a coded link (each byte three times): answers a coded request after DELAY seconds
-    with ANSWER as a coded te- reply, its last line end left out when CUT; or with the bytes RAW as they are."""
+    with ANSWER as a coded te- reply, its last line end left out when CUT, silent for PAUSE seconds after
+    ANSWER's line; or with the bytes RAW as they are."""
 
-    def __init__(self, answer: bytes, delay: float, cut: bool = False, raw: bytes | None = None):
+    def __init__(self, answer: bytes, delay: float, cut: bool = False, raw: bytes | None = None, pause: float = 0.0):
         reply = _reply(answer)[:-2] if cut else _reply(answer)
-        super().__init__(np.repeat(np.frombuffer(reply, np.uint8), 3).tobytes() if raw is None else raw, delay)
+        coded = np.repeat(np.frombuffer(reply, np.uint8), 3).tobytes() if raw is None else raw
+        super().__init__(coded, delay, 3 * (len(answer) + 2), pause)
 
-    def _serve(self, coded, delay):
+    def _serve(self, coded, delay, line_end, pause):
         conn, _ = self.server.accept()
         with conn:
             seen = b""
@@ -185,7 +228,9 @@ class CodedBoardEnd(SocketBoardEnd):
                 seen += chunk
                 if b"%%%" in seen:
                     time.sleep(delay)
-                    conn.sendall(coded)
+                    conn.sendall(coded[:line_end])
+                    time.sleep(pause)
+                    conn.sendall(coded[line_end:])
                     seen = b""
 
 
@@ -205,6 +250,24 @@ def test_a_coded_reply_is_awaited_whole_and_a_cut_one_ends_at_a_silence(delay, c
             t = time.monotonic()
             assert dut.signature().sha256 == "ab" * 32
             assert time.monotonic() - t < delay + 2.0 and dut.retried == 0  # a silence as long as the wait: 3 s and more
+    finally:
+        end.close()
+
+
+@pytest.mark.parametrize(("pause", "whole"), [(0.6, True), (1.25, False)])
+def test_a_coded_reply_that_falls_silent_for_twice_quiet_has_ended(pause, whole):
+    """Once a coded reply's first line has come, a silence of 2 x QUIET (1 s here) ends it: a pause of
+    1.25 s cuts it before its CRC line (the exchange fails, not retried here); one of 0.6 s does not."""
+    end = CodedBoardEnd(SIGNATURE, 0.0, pause=pause)
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=5, retries=0, quiet=0.5, retry_for=0)
+            dut.fec = True
+            if whole:
+                assert dut.signature().sha256 == "ab" * 32
+            else:
+                with pytest.raises(DeviceError, match=r"^reading the firmware signature \(te-sig\) failed 1 times"):
+                    dut.signature()
     finally:
         end.close()
 
@@ -286,6 +349,39 @@ class ScriptedBoardEnd(SocketBoardEnd):
                     if request.strip():
                         self.requests.append(request.decode())
                         conn.sendall(answer(request.decode(), len(self.requests) - 1))
+
+
+def _uploads_device(lost: set[int]):
+    """Takes every upload, except that te-put k (counted from 0) in LOST gets no answer (its bytes went
+    astray); the bytes of an unanswered upload, ended by the harness's resync, get none either."""
+    puts = []
+
+    def answer(request, n):
+        if "te-put" not in request:
+            return b""
+        puts.append(request)
+        return b"" if len(puts) - 1 in lost else _reply(b"m-te-put-ok")
+    return answer
+
+
+@pytest.mark.parametrize(("lost", "sent"), [
+    # on a clean link each chunk twice the last, up to MAX_PUT_CHUNK
+    ((), [(0, 64), (64, 128), (192, 256), (448, 512), (960, 1024), (1984, 1016)]),
+    # a chunk that had to be sent again: the next is half as long; clean again, twice as long
+    ({1}, [(0, 64), (64, 128), (64, 128), (192, 64), (256, 128), (384, 256), (640, 512), (1152, 1024), (2176, 824)]),
+    # a chunk lost twice is not sent a third time: halved, at the same offset
+    ({1, 2}, [(0, 64), (64, 128), (64, 128), (64, 64), (128, 128), (256, 256), (512, 512), (1024, 1024), (2048, 952)]),
+])
+def test_uploads_go_in_chunks_that_shrink_while_the_link_loses_them_and_grow_while_it_does_not(lost, sent):
+    end = ScriptedBoardEnd(_uploads_device(set(lost)))
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=5, retries=3, quiet=0.05, retry_for=0, host_file=False)
+            dut.put_input(b"\x01" * 3000)  # no '%' in the data: the scripted end splits requests there
+        puts = [tuple(int(v) for v in m.groups()) for r in end.requests if (m := re.search(r"te-put (\d+) (\d+) ", r))]
+        assert puts == sent
+    finally:
+        end.close()
 
 
 def _layers_device(timed: int, damaged: set[int]):
@@ -399,6 +495,41 @@ def test_a_coded_link_whose_copies_all_but_agree_goes_back_to_plain_bytes():
                 assert dut.signature().sha256 == "ab" * 32
                 replies += 1
             assert not dut.fec and replies == -(-4096 // len(_reply(SIGNATURE)))  # at the first count past 4096 threes
+    finally:
+        end.close()
+
+
+def _coded_outputs(sizes: list[int], differing: dict[int, int]):
+    """Answers te-out request n with SIZES[n] zero bytes (the last size from then on), coded, the middle
+    copy of its first DIFFERING[n] bytes changed (each three still votes the byte sent)."""
+    def answer(request, n):
+        coded = bytearray(_coded(_reply(b"m-te-out-[" + b"00" * sizes[min(n, len(sizes) - 1)] + b"]")))
+        for i in range(differing.get(n, 0)):
+            coded[3 * i + 1] ^= 0x04
+        return bytes(coded)
+    return answer
+
+
+# A te-out reply of n bytes is 2n + 43 bytes, each a three on a coded link.
+@pytest.mark.parametrize(("sizes", "differing", "replies"), [
+    # 14 x 255 + 2 x 263 = 4096 threes, 4 of them differing: under 0.1 %, judged clean at the 16th reply
+    ([106] * 14 + [110] * 2 + [106], {0: 4}, 16),
+    # 5 differing in the first 4096: not clean, and the count starts again from nothing
+    ([106] * 14 + [110] * 2 + [106] * 14 + [110] * 2 + [106], {0: 5, 16: 4}, 32),
+    # 15 x 255 + 1175 = 5000 threes, 5 differing: exactly 0.1 % is not under it; the next 4096 are
+    ([106] * 15 + [566] + [106], {0: 5}, 16 + 17),
+])
+def test_a_coded_link_is_judged_clean_on_each_window_of_4096_threes_and_more(sizes, differing, replies):
+    end = ScriptedBoardEnd(_coded_outputs(sizes, differing))
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.3, retries=0, quiet=0.05, retry_for=0)
+            dut.fec = True
+            answered = 0
+            while dut.fec and answered < 100:
+                assert dut.output().tolist() == [0] * sizes[min(answered, len(sizes) - 1)]
+                answered += 1
+            assert answered == replies
     finally:
         end.close()
 

@@ -119,8 +119,18 @@ def test_npz_inputs_are_checked_by_name(two_io_model, tmp_path):
     inputs, xs = _samples(data)
     bad = tmp_path / "bad.npz"
     np.savez(bad, **{inputs[0].name: xs[0], "wrong": xs[1]})
-    with pytest.raises(TinyeffError, match="no array for input"):
+    with pytest.raises(TinyeffError, match=f"no array for input '{inputs[1].name}' "):
         bench_inputs(str(bad), data)
+    np.savez(bad, a=xs[0], b=xs[1])  # 'x' stands for the input only when there is one
+    with pytest.raises(TinyeffError) as e:
+        bench_inputs(str(bad), data)
+    assert str(e.value) == (f"'{bad}' has no array for input '{inputs[0].name}', '{inputs[1].name}' (it has 'a', 'b'); "
+                            "name each array after the model input it feeds")
+    uneven = tmp_path / "uneven.npz"
+    np.savez(uneven, **{inputs[0].name: xs[0], inputs[1].name: xs[1][:-1]})
+    with pytest.raises(TinyeffError) as e:
+        bench_inputs(str(uneven), data)
+    assert str(e.value) == f"the arrays of '{uneven}' hold different numbers of samples; give every input the same"
     wide = tmp_path / "wide.npz"
     np.savez(wide, **{inputs[0].name: xs[0].astype(np.int16), inputs[1].name: xs[1]})
     with pytest.raises(TinyeffError, match="quantize it first"):
