@@ -278,6 +278,19 @@ def test_convs_are_laid_out_for_the_least_ring_and_a_pointwise_one_runs_in_place
     assert [layer(w).inplace for w in ("pointwise_conv", "conv_3x3_over_one_row")] == ["pixel", "rows"]
 
 
+def test_the_constant_bytes_counted_are_those_of_the_arrays_emitted(kws_like_model):
+    """const_bytes (the compiled runtime's flash in generate's footprint check and manifest) is the sum of
+    the C arrays the model source declares, each its length times its C type's size."""
+    import re
+
+    data = kws_like_model.read_bytes()
+    compiled = compile_model(data, read_model(data, "kws"), "kws")
+    declared = re.findall(r"^static const (int8_t|int16_t|int32_t|int64_t) \w+\[(\d+)\] = \{", compiled.sources["tinyeff_model.c"], re.M)
+    size = {"int8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8}
+    assert len(declared) == sum(len(layer.arrays) for layer in compiled.model.layers) > 0
+    assert compiled.model.const_bytes == sum(size[ctype] * int(n) for ctype, n in declared)
+
+
 def test_a_dense_layer_takes_tflm_s_multipliers():
     """Per tensor: the float32 product of the input and weight scales, as TFLM's fully connected takes it
     (its per-channel multipliers take the double product); per channel: one multiplier per output."""

@@ -15,6 +15,7 @@ import pytest
 from schema_models import T, const, model, unary
 from tinyeff.cli import main
 from tinyeff.codegen import compile_model
+from tinyeff.codegen.lower import SUPPORTED_OPS
 from tinyeff.errors import TinyeffError
 from tinyeff.footprint import read_model
 
@@ -126,6 +127,23 @@ REFUSALS = {
     "batch_2": (lambda: relu(T((2, 8)), T((2, 8))), "tensor 0 has batch 2; export the model with a batch of 1"),
     "float_activation": (lambda: relu(T((1, 8), "FLOAT32", None), T((1, 8))), f"activation tensor 0 is float32; {ACTIVATIONS}"),
     "int32_activation": (lambda: relu(T((1, 8)), T((1, 8), "INT32", None)), f"activation tensor 1 is int32; {ACTIVATIONS}"),
+    # between two ops, numbered 0: checked as every tensor an op reads or writes is, not only the model's ends
+    "int32_between_ops": (lambda: model([T((1, 8), "INT32", None), T((1, 8)), T((1, 8))],
+                                        [("RELU", [1], [0], {}), ("RELU", [0], [2], {})], [1], [2]),
+                          f"activation tensor 0 is int32; {ACTIVATIONS}"),
+    # ... and after a constant, which is passed over
+    "int32_after_a_constant": (lambda: model([const([1, 2], "INT8"), T((1, 8), "INT32", None), T((1, 8)), T((1, 8))],
+                                             [("RELU", [2], [1], {}), ("RELU", [1], [3], {})], [2], [3]),
+                               f"activation tensor 1 is int32; {ACTIVATIONS}"),
+    "two_unknown_ops": (lambda: model([T((1, 8)), T((1, 8)), T((1, 8))], [("ABS", [0], [1], {}), ("COS", [1], [2], {})], [0], [2]),
+                        f"uses ABS, COS, which the compiled runtime does not support (it runs {', '.join(SUPPORTED_OPS)}); {HINT}"),
+    # an int32 side of a QUANTIZE carries the scale the requantization needs
+    "int32_into_quantize_unscaled": (lambda: unary("QUANTIZE", T((1, 8), "INT32", None), T((1, 8))),
+                                     "op 0 (QUANTIZE) has the int32 tensor 0 (t0) without one finite positive quantization "
+                                     "scale and one zero point; convert the model with a representative dataset (the 16x8 ops set)"),
+    "int32_out_of_quantize_unscaled": (lambda: unary("QUANTIZE", T((1, 8), "INT16", (INT16, 0)), T((1, 8), "INT32", (0.0, 0))),
+                                       "op 0 (QUANTIZE) has the int32 tensor 1 (t1) without one finite positive quantization "
+                                       "scale and one zero point; convert the model with a representative dataset (the 16x8 ops set)"),
     # lower_int16.py
     "int16_grouped_conv": (lambda: conv("INT16", INT16, 4, 2, "INT64"),
                            f"op 0 (CONV_2D) is a grouped convolution, which the compiled runtime does not run; {HINT}"),

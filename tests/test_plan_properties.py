@@ -103,6 +103,7 @@ def test_live_tensors_do_not_share_bytes(model, inplace):
     for r in buffers:
         assert at[r] % math.gcd(ALIGN, *(buffers[c][2] for c in chain[r] if len(chain[r]) > 1)) == 0, (r, plan)
     assert all(o % ALIGN == 0 for o in (*plan.work.values(), *plan.scratch.values())), plan
+    assert set(plan.scratch) <= set(plan.inplace), plan  # a ring (or pixel group) only for a layer that writes over its input
     ends = [at[r] + size for r, (_, _, size) in buffers.items()]
     ends += [plan.work[i] + model.layers[i].work_bytes for i in plan.work]
     ends += [plan.scratch[i] + model.layers[i].scratch_bytes for i in plan.scratch]

@@ -299,6 +299,11 @@ def _quantize(op: _Op) -> None:
     if (x.dtype, out.dtype) not in _QUANTIZE_TYPES:
         raise op.fail(f"converts {x.dtype.lower()} to {out.dtype.lower()}; the compiled runtime quantizes int8, int16, int32 "
                       f"or float32 to int16, int16 or int32 to int8, and int8 or int16 to int32, {REEXPORT}")
+    for t in (x, out):  # an int8 or int16 side is checked as every such tensor is; an int32 one only here
+        if t.dtype == "INT32" and not (len(t.scales) == len(t.zero_points) == 1 and math.isfinite(t.scales[0]) and t.scales[0] > 0):
+            where = f"tensor {t.index}{f' ({t.name})' if t.name else ''}"
+            raise op.fail(f"has the int32 {where} without one finite positive quantization scale and one zero point; "
+                          "convert the model with a representative dataset (the 16x8 ops set)")
     if x.dtype != "FLOAT32":
         op.multiplier(float(_scale(x)) / float(_scale(out)), "input")
 

@@ -120,12 +120,14 @@ def _nhwc(t: TensorInfo) -> tuple[int, int, int]:
     return h, w, c
 
 
+# Lowering asks these of int8, int16 and int32 tensors only, each of which check_model has made carry a
+# scale and a zero point (float32 ones, at QUANTIZE and DEQUANTIZE, are read for their int8 side's).
 def _scale(t: TensorInfo) -> float:
-    return t.scales[0] if t.scales else 0.0
+    return t.scales[0]
 
 
 def _zp(t: TensorInfo) -> int:
-    return t.zero_points[0] if t.zero_points else 0
+    return t.zero_points[0]
 
 
 def _array(name: str, values, ctype: str) -> ConstArray:
