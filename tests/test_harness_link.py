@@ -459,6 +459,28 @@ def test_an_inference_waits_for_as_long_as_the_slowest_before_it_took(delays, re
         end.close()
 
 
+def test_a_resync_listens_for_quiet_until_the_device_has_answered_then_for_twice_its_slowest_answer():
+    """Before any answer, a resync drains until QUIET (2 s) of silence; once the device has answered in
+    0.5 s, until twice that (1 s): long enough for a late reply, no longer."""
+    def answer(request, n):
+        time.sleep(0.5)
+        return _reply(SIGNATURE)
+    end = ScriptedBoardEnd(answer)
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=10, retries=0, quiet=2.0, retry_for=0, host_file=False)
+            t = time.monotonic()
+            dut.resync()
+            first = time.monotonic() - t
+            assert dut.signature().sha256 == "ab" * 32
+            t = time.monotonic()
+            dut.resync()
+            later = time.monotonic() - t
+        assert 2.0 <= first < 2.4 and 1.0 <= later < 1.3, (first, later)
+    finally:
+        end.close()
+
+
 def _coded(reply: bytes, flip: int | None = None) -> bytes:
     """REPLY coded (each byte three times), the middle copy of byte FLIP changed."""
     coded = bytearray(np.repeat(np.frombuffer(reply, np.uint8), 3).tobytes())
