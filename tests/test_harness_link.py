@@ -504,6 +504,35 @@ def test_a_coded_link_counts_shifted_replies_from_its_last_answer():
         end.close()
 
 
+def test_after_coding_fails_the_link_stays_plain_for_16_exchanges_then_32():
+    """Plain replies come with flipped bits (coding would fix them), coded ones shifted (coding cannot):
+    coding starts in the first exchange and ends in the second, after three shifted tries; it is tried
+    again 16 exchanges later (exchange 18), ends in 19, and is next tried 32 exchanges later (51)."""
+    kinds: list[str] = []
+
+    def answer(request, n):
+        kinds.append("coded" if "ttt" in request else "plain")  # a coded te-sig: each byte three times
+        if "ttt" in request:
+            return _threes(10, 3)
+        flipped = bytearray(_reply(SIGNATURE))
+        flipped[10 + n % 60] ^= 0x02  # one bit of the signature, after its CRC was taken
+        return bytes(flipped)
+    end = ScriptedBoardEnd(answer)
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.3, retries=3, quiet=0.02, retry_for=0, host_file=False)
+            coded_in = []
+            for exchange in range(1, 61):
+                kinds.clear()
+                with pytest.raises(DeviceError):
+                    dut.signature()
+                if "coded" in kinds:
+                    coded_in.append(exchange)
+        assert coded_in == [1, 2, 18, 19, 51, 52]
+    finally:
+        end.close()
+
+
 def test_a_coded_link_whose_copies_all_but_agree_goes_back_to_plain_bytes():
     """One copy of one byte changed in the first 4096 threes and more (under FEC_CLEAN_SHARE, 0.1 %, of
     them): the link has become clean, and three times its bytes buy nothing."""
