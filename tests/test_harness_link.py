@@ -254,15 +254,45 @@ def test_a_coded_reply_is_awaited_whole_and_a_cut_one_ends_at_a_silence(delay, c
         end.close()
 
 
+def test_a_reply_line_keeps_every_character_but_its_line_end():
+    """The CRC covers each line as sent: trailing spaces and letters are the line's (a harness that
+    stripped them would find every such reply damaged)."""
+    body = SIGNATURE + b"\r\nm-note \r\nm-noteX"
+    end = ScriptedBoardEnd(lambda request, n: _reply(body))
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=1, retries=0, quiet=0.05, retry_for=0)
+            assert dut.signature().sha256 == "ab" * 32
+    finally:
+        end.close()
+
+
+class PausingBoardEnd(SocketBoardEnd):
+    """The far end of a plain link that answers each request with ANSWER as a te- reply, silent for PAUSE
+    seconds after ANSWER's line."""
+
+    def __init__(self, answer: bytes, pause: float):
+        super().__init__(_reply(answer), len(answer) + 2, pause)
+
+    def _serve(self, reply, line_end, pause):
+        conn, _ = self.server.accept()
+        with conn:
+            while conn.recv(4096):
+                conn.sendall(reply[:line_end])
+                time.sleep(pause)
+                conn.sendall(reply[line_end:])
+
+
+@pytest.mark.parametrize("coded", [True, False])
 @pytest.mark.parametrize(("pause", "whole"), [(0.6, True), (1.25, False)])
-def test_a_coded_reply_that_falls_silent_for_twice_quiet_has_ended(pause, whole):
-    """Once a coded reply's first line has come, a silence of 2 x QUIET (1 s here) ends it: a pause of
-    1.25 s cuts it before its CRC line (the exchange fails, not retried here); one of 0.6 s does not."""
-    end = CodedBoardEnd(SIGNATURE, 0.0, pause=pause)
+def test_a_reply_that_falls_silent_for_twice_quiet_has_ended(coded, pause, whole):
+    """Once a reply's first line has come, a silence of 2 x QUIET (1 s here) ends it, coded or plain: a
+    pause of 1.25 s cuts it before its CRC line (the exchange fails, not retried here); one of 0.6 s does not."""
+    end = CodedBoardEnd(SIGNATURE, 0.0, pause=pause) if coded else PausingBoardEnd(SIGNATURE, pause)
     try:
         with SerialDevice(end.url) as device:
             dut = Dut(device, timeout=5, retries=0, quiet=0.5, retry_for=0)
-            dut.fec = True
+            dut.fec = coded
             if whole:
                 assert dut.signature().sha256 == "ab" * 32
             else:
