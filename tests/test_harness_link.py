@@ -551,14 +551,16 @@ def test_after_coding_fails_the_link_stays_plain_for_16_exchanges_then_32():
     try:
         with SerialDevice(end.url) as device:
             dut = Dut(device, timeout=0.3, retries=3, quiet=0.02, retry_for=0, host_file=False)
-            coded_in = []
+            tries = []
             for exchange in range(1, 61):
                 kinds.clear()
                 with pytest.raises(DeviceError):
                     dut.signature()
-                if "coded" in kinds:
-                    coded_in.append(exchange)
-        assert coded_in == [1, 2, 18, 19, 51, 52]
+                tries.append(list(kinds))
+        assert [e for e, k in enumerate(tries, 1) if "coded" in k] == [1, 2, 18, 19, 51, 52]
+        # a shifted reply is judged before its exchange's next try (an exchange's last try goes unjudged):
+        # the first exchange's third, the second's first and second make three, and its third try is plain
+        assert tries[:2] == [["plain", "plain", "coded", "coded"], ["coded", "coded", "plain", "plain"]]
     finally:
         end.close()
 
@@ -611,6 +613,34 @@ def test_a_coded_link_is_judged_clean_on_each_window_of_4096_threes_and_more(siz
                 assert dut.output().tolist() == [0] * sizes[min(answered, len(sizes) - 1)]
                 answered += 1
             assert answered == replies
+    finally:
+        end.close()
+
+
+def test_a_link_coded_after_flipped_replies_is_judged_on_the_threes_from_then_on():
+    """Plain replies come with a bit flipped, so the first exchange's third try is coded; coded replies are
+    whole, the first with 4 of its threes differing. The window counts from there: 14 x 255 + 525 = 4095
+    threes in 15 replies is not yet 4096; the 16th makes 4350, 4 differing is under 0.1 %, plain again."""
+    sizes, coded = [106] * 14 + [241] + [106], []
+
+    def answer(request, n):
+        if "ttt" not in request:  # plain: te-out with one bit flipped after its CRC was taken
+            flipped = bytearray(_reply(b"m-te-out-[" + b"00" * 106 + b"]"))
+            flipped[12 + n % 100] ^= 0x02
+            return bytes(flipped)
+        coded.append(request)
+        return _coded_outputs(sizes, {0: 4})(request, len(coded) - 1)
+    end = ScriptedBoardEnd(answer)
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.3, retries=3, quiet=0.05, retry_for=0, host_file=False)
+            answered = 0
+            while answered < 40:
+                assert dut.output().tolist() == [0] * sizes[min(answered, len(sizes) - 1)]
+                answered += 1
+                if not dut.fec:
+                    break
+            assert (dut.attempts, answered, len(coded)) == (1, 16, 16)
     finally:
         end.close()
 
