@@ -291,6 +291,17 @@ def test_the_constant_bytes_counted_are_those_of_the_arrays_emitted(kws_like_mod
     assert compiled.model.const_bytes == sum(size[ctype] * int(n) for ctype, n in declared)
 
 
+@pytest.mark.parametrize("what", ["dense_per_tensor", "dense_per_channel_two_outputs", "pointwise_conv", "softmax_beta_half_3d"])
+def test_the_struct_fields_are_written_as_integers(what):
+    """Sizes, offsets and multipliers are C integer literals (a float scale is a hex float literal):
+    a decimal point in a field would be a size computed in floating point."""
+    import re
+
+    data = SCHEMA_CASES[what]()
+    source = compile_model(data, read_model(data, what), what).sources["tinyeff_model.c"]
+    assert re.findall(r"\.\w+ = -?\d+\.\d*", source) == [], source
+
+
 def test_a_dense_layer_takes_tflm_s_multipliers():
     """Per tensor: the float32 product of the input and weight scales, as TFLM's fully connected takes it
     (its per-channel multipliers take the double product); per channel: one multiplier per output."""
