@@ -44,6 +44,22 @@ def _project(tiny_run, tmp_path, board_id, extra_cflags: str = "") -> Project:
     return project
 
 
+@pytest.fixture(scope="session")
+def built_project(tiny_run, tmp_path_factory, machine_cached):
+    """BUILT_PROJECT(board, cflags): the tiny run's compiled-runtime project for a board, built once per
+    session and shared by the tests that only run it (once per machine under mutation testing, whose
+    runs mutate nothing that generates or builds it)."""
+    made: dict[tuple[str, str], Project] = {}
+
+    def get(board_id: str, extra_cflags: str = "") -> Project:
+        if (board_id, extra_cflags) not in made:
+            name = f"bench-qemu-{board_id}" + (f"-{extra_cflags.lstrip('-').replace('=', '_')}" if extra_cflags else "")
+            path = machine_cached(name, lambda: _project(tiny_run, tmp_path_factory.mktemp(name), board_id, extra_cflags).path)
+            made[(board_id, extra_cflags)] = Project.load(path)
+        return made[(board_id, extra_cflags)]
+    return get
+
+
 def _inputs(project, tiny_run, n):
     return bench_inputs(str(tiny_run), project.model, limit=n)
 
@@ -67,8 +83,8 @@ def _check_complete_and_exact(result, n):
 
 @pytest.mark.emulator
 @pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
-def test_bench_in_qemu_is_bit_exact_with_host_tflm(tiny_run, tmp_path, board_id):
-    project = _project(tiny_run, tmp_path, board_id)
+def test_bench_in_qemu_is_bit_exact_with_host_tflm(tiny_run, built_project, tmp_path, board_id):
+    project = built_project(board_id)
     x, y = _inputs(project, tiny_run, 120)
     result = _bench(project, board_id, x, y)
     _check_complete_and_exact(result, 120)
@@ -102,8 +118,8 @@ def test_a_float_io_model_benches_bit_exact_in_qemu(tiny_run, tmp_path):
 
 
 @pytest.mark.emulator
-def test_bench_command_writes_json_junit_and_plot(tiny_run, tmp_path, capsys):
-    project = _project(tiny_run, tmp_path, "qemu-mps2-an386")
+def test_bench_command_writes_json_junit_and_plot(tiny_run, built_project, tmp_path, capsys):
+    project = built_project("qemu-mps2-an386")
     rc = main(["bench", str(project.path), "--data", str(tiny_run), "--limit", "40", "--min-accuracy", "0.5",
                "--json", str(tmp_path / "b.json"), "--junit", str(tmp_path / "b.xml"), "--plot", str(tmp_path / "b.png"),
                "--quiet"])
@@ -144,11 +160,11 @@ def _free_port() -> int:
 
 
 @pytest.mark.emulator
-def test_bench_over_a_port_labels_an_emulated_board_by_its_board_data(tiny_run, tmp_path, capsys):
+def test_bench_over_a_port_labels_an_emulated_board_by_its_board_data(tiny_run, built_project, tmp_path, capsys):
     """Benched with --port socket://...: the firmware's board is emulated, so its timing is emulated
     instructions, the same count the harness's own QEMU gives (-icount makes it repeatable)."""
     board = get_board("qemu-mps2-an386")
-    project = _project(tiny_run, tmp_path, board.id)
+    project = built_project(board.id)
     x, y = _inputs(project, tiny_run, 20)
     own = _bench(project, board.id, x, y)
     with _qemu_by_hand(board, project.elf) as (host, port):
@@ -165,9 +181,8 @@ def test_bench_over_a_port_labels_an_emulated_board_by_its_board_data(tiny_run, 
 
 
 @pytest.fixture(scope="module")
-def an386_project(tiny_run, tmp_path_factory) -> Project:
-    """The tiny run's compiled-runtime project for qemu-mps2-an386, built once for the module."""
-    return _project(tiny_run, tmp_path_factory.mktemp("an386"), "qemu-mps2-an386")
+def an386_project(built_project) -> Project:
+    return built_project("qemu-mps2-an386")
 
 
 def _resets_and_a_hang(monitor: int):
@@ -279,8 +294,8 @@ class _ResetDuringInference:
 
 @pytest.mark.emulator
 @pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
-def test_reset_in_the_middle_of_a_bench_loses_and_duplicates_nothing(tiny_run, tmp_path, board_id):
-    project = _project(tiny_run, tmp_path, board_id)
+def test_reset_in_the_middle_of_a_bench_loses_and_duplicates_nothing(tiny_run, built_project, tmp_path, board_id):
+    project = built_project(board_id)
     x, y = _inputs(project, tiny_run, 200)
     with QemuDevice(project.elf, get_board(board_id)) as device:
         link = _ResetDuringInference(device, at={50, 120})
@@ -295,8 +310,8 @@ def test_reset_in_the_middle_of_a_bench_loses_and_duplicates_nothing(tiny_run, t
 
 @pytest.mark.emulator
 @pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
-def test_one_percent_of_bytes_corrupted_still_gives_the_exact_result(tiny_run, tmp_path, board_id):
-    project = _project(tiny_run, tmp_path, board_id)
+def test_one_percent_of_bytes_corrupted_still_gives_the_exact_result(tiny_run, built_project, tmp_path, board_id):
+    project = built_project(board_id)
     x, y = _inputs(project, tiny_run, 30)
     relay = FaultyRelay(rate=0.01, seed=7)
     try:
@@ -326,11 +341,11 @@ class _NoLayerReplies:
 
 
 @pytest.mark.emulator
-def test_an_extra_that_cannot_be_read_is_named_and_loses_no_sample(tiny_run, tmp_path, capsys):
+def test_an_extra_that_cannot_be_read_is_named_and_loses_no_sample(tiny_run, built_project, tmp_path, capsys):
     from tinyeff.cli.bench import bench_summary
 
     board_id = "qemu-mps2-an386"
-    project = _project(tiny_run, tmp_path, board_id)
+    project = built_project(board_id)
     x, y = _inputs(project, tiny_run, 12)
     with QemuDevice(project.elf, get_board(board_id)) as device:
         link = _NoLayerReplies(device)
@@ -345,8 +360,8 @@ def test_an_extra_that_cannot_be_read_is_named_and_loses_no_sample(tiny_run, tmp
 
 
 @pytest.mark.emulator
-def test_bench_refuses_firmware_built_from_another_model(tiny_run, tmp_path):
-    project = _project(tiny_run, tmp_path, "qemu-mps2-an386")
+def test_bench_refuses_firmware_built_from_another_model(tiny_run, built_project, tmp_path):
+    project = built_project("qemu-mps2-an386")
     other = dataclasses.replace(project, manifest={**project.manifest, "model_sha256": "0" * 64})
     x, y = _inputs(project, tiny_run, 3)
     with QemuDevice(project.elf, get_board("qemu-mps2-an386")) as device:
@@ -357,8 +372,8 @@ def test_bench_refuses_firmware_built_from_another_model(tiny_run, tmp_path):
 
 
 @pytest.mark.emulator
-def test_hardfault_is_reported_with_its_pc(tiny_run, tmp_path):
-    project = _project(tiny_run, tmp_path, "qemu-mps2-an386", extra_cflags="-DTE_FAULT_COMMAND")
+def test_hardfault_is_reported_with_its_pc(tiny_run, built_project, tmp_path):
+    project = built_project("qemu-mps2-an386", extra_cflags="-DTE_FAULT_COMMAND")
     with QemuDevice(project.elf, get_board("qemu-mps2-an386")) as device:
         dut = Dut(device, timeout=10)
         dut.wait_ready()
