@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tinyeff.cli import main
+from tinyeff.errors import TinyeffError
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +82,34 @@ def test_one_input_may_come_as_x_and_samples_without_labels_are_unlabelled(kws_m
     assert np.array_equal(xs[0], x[:3]) and y.dtype == np.int64 and y.tolist() == [0, 1, 2]
 
 
-def test_the_language_given_reaches_the_dataset(kws_project, tmp_path, capsys):
+def test_the_language_given_reaches_the_dataset(kws_model, kws_project, tmp_path, capsys):
     assert main(["bench", str(kws_project), "--data", "intents", "--lang", "xx", "--json", str(tmp_path / "b.json")]) == 2
     assert "has no language 'xx'" in capsys.readouterr().err
+    from tinyeff.harness.bench import bench_inputs
+
+    with pytest.raises(TinyeffError, match="^'intents' is text"):  # English unless told: a language intents has
+        bench_inputs("intents", kws_model.read_bytes())
+
+
+def test_a_dataset_is_quantized_for_an_int8_input_only(tmp_path):
+    """A model taking int16 (or any type but int8 and float32) gets its inputs as an .npz: tinyeff does
+    not quantize a dataset for it."""
+    from schema_models import T, unary
+    from tinyeff.harness.bench import bench_inputs
+
+    model = unary("RELU", T((1, 8, 8, 1), "INT16", (0.001, 0)), T((1, 8, 8, 1), "INT16", (0.001, 0)))
+    with pytest.raises(TinyeffError) as e:
+        bench_inputs("digits", model)
+    assert str(e.value) == "the model takes int16 input; tinyeff quantizes datasets to int8 only: give the inputs as an .npz file"
+
+
+def test_the_inputs_digest_is_of_the_bytes_sent_however_the_inputs_are_given(kws_project, tmp_path):
+    """A one-input model's samples as one array or as a list of one array are the same bytes sent."""
+    from tinyeff.harness.bench import Project, inputs_sha256
+
+    project, x, y = Project.load(kws_project), _kws_inputs(3), np.array([0, 1, -1])
+    assert inputs_sha256(project, x, y) == inputs_sha256(project, [x], y)
+    assert inputs_sha256(project, x, y) != inputs_sha256(project, x, np.array([0, 1, 2]))  # the labels count too
 
 
 def test_how_the_data_was_made_is_read_from_a_run_or_a_folder_and_is_empty_otherwise(tiny_kws_run, tmp_path):

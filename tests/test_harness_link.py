@@ -565,6 +565,27 @@ def test_after_coding_fails_the_link_stays_plain_for_16_exchanges_then_32():
         end.close()
 
 
+def test_a_coded_link_stays_coded_while_the_device_is_only_silent():
+    """Only a shifted coded reply counts against coding; tries that go unanswered (a busy device) do not:
+    four silent coded tries, and the fifth, still coded, is answered."""
+    coded = []
+
+    def answer(request, n):
+        if "ttt" not in request:
+            return b""
+        coded.append(request)
+        return _coded(_reply(SIGNATURE)) if len(coded) >= 5 else b""
+    end = ScriptedBoardEnd(answer)
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.2, retries=5, quiet=0.02, retry_for=0, host_file=False)
+            dut.fec = True
+            assert dut.signature().sha256 == "ab" * 32
+            assert dut.fec and len(coded) == 5 and dut.attempts == 5
+    finally:
+        end.close()
+
+
 def test_a_coded_link_whose_copies_all_but_agree_goes_back_to_plain_bytes():
     """One copy of one byte changed in the first 4096 threes and more (under FEC_CLEAN_SHARE, 0.1 %, of
     them): the link has become clean, and three times its bytes buy nothing."""

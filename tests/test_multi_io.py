@@ -135,8 +135,10 @@ def test_npz_inputs_are_checked_by_name(two_io_model, tmp_path):
     np.savez(wide, **{inputs[0].name: xs[0].astype(np.int16), inputs[1].name: xs[1]})
     with pytest.raises(TinyeffError, match="quantize it first"):
         bench_inputs(str(wide), data)
-    with pytest.raises(TinyeffError, match="takes 2 inputs"):
+    with pytest.raises(TinyeffError) as e:
         bench_inputs(str(tmp_path), data)
+    assert str(e.value) == (f"the model takes 2 inputs ('{inputs[0].name}', '{inputs[1].name}'); give them as an .npz file "
+                            "with one array per input name (first axis = samples) and optionally 'labels'")
 
 
 def _shape_as_input(data: bytes) -> bytes:
