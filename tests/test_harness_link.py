@@ -511,6 +511,26 @@ def test_a_resync_listens_for_quiet_until_the_device_has_answered_then_for_twice
         end.close()
 
 
+def test_a_device_that_does_not_answer_is_asked_again_after_a_wait_that_doubles():
+    """Each unanswered try is followed by a pause before the next, 10 ms doubling up to MAX_BACKOFF_S
+    (0.5 s): a busy device gets a moment, a dead one is not hammered. Six silent tries, then an answer;
+    the gaps between tries grow by the pauses (20, 40, 80, 160, 320, 500 ms) over a constant wait."""
+    asked: list[float] = []
+
+    def answer(request, n):
+        asked.append(time.monotonic())
+        return _reply(SIGNATURE) if n >= 6 else b""
+    end = ScriptedBoardEnd(answer)
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.05, retries=8, quiet=0.02, retry_for=0, host_file=False, coding=False)
+            assert dut.signature().sha256 == "ab" * 32
+        gaps = np.diff(asked)[:6]
+        assert gaps[3] - gaps[0] < 0.3 and gaps[5] - gaps[0] > 0.3, gaps  # 0.14 s and 0.48 s
+    finally:
+        end.close()
+
+
 def _coded(reply: bytes, flip: int | None = None) -> bytes:
     """REPLY coded (each byte three times), the middle copy of byte FLIP changed."""
     coded = bytearray(np.repeat(np.frombuffer(reply, np.uint8), 3).tobytes())
