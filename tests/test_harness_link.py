@@ -75,10 +75,24 @@ def test_an_exchange_a_device_never_answers_names_what_it_was_doing(call, what, 
     try:
         with SerialDevice(end.url) as device:
             dut = Dut(device, timeout=0.2, retries=1, quiet=0.05, retry_for=0)
-            with pytest.raises(DeviceError, match=rf"^{re.escape(what)} failed 2 times in \d+ s; the device's last lines were \[\]; "
+            with pytest.raises(DeviceError, match=rf"^{re.escape(what)} failed 2 times in [0-2] s; the device's last lines were \[\]; "
                                                   "check the link"):
                 call(dut)
             assert dut.retried == retried
+    finally:
+        end.close()
+
+
+def test_an_exchange_whose_replies_stay_damaged_quotes_the_last_one():
+    damaged = b"m-te-sig-[00]\r\nm-te-crc-[00000000]\r\nm-ready\r\n"
+    end = ScriptedBoardEnd(lambda request, n: damaged)
+    try:
+        with SerialDevice(end.url) as device:
+            dut = Dut(device, timeout=0.3, retries=1, quiet=0.02, retry_for=0, coding=False)
+            with pytest.raises(DeviceError) as e:
+                dut.signature()
+        assert str(e.value).startswith("reading the firmware signature (te-sig) failed 2 times in 0 s; the device's last "
+                                       "lines were ['m-te-sig-[00]', 'm-te-crc-[00000000]', 'm-ready']; check the link"), e.value
     finally:
         end.close()
 
