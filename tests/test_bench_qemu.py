@@ -83,7 +83,7 @@ def _check_complete_and_exact(result, n):
 
 @pytest.mark.emulator
 @pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
-def test_bench_in_qemu_is_bit_exact_with_host_tflm(tiny_run, built_project, tmp_path, board_id):
+def test_bench_in_qemu_is_bit_exact_with_host_tflm(tiny_run, built_project, board_id):
     project = built_project(board_id)
     x, y = _inputs(project, tiny_run, 120)
     result = _bench(project, board_id, x, y)
@@ -294,7 +294,7 @@ class _ResetDuringInference:
 
 @pytest.mark.emulator
 @pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
-def test_reset_in_the_middle_of_a_bench_loses_and_duplicates_nothing(tiny_run, built_project, tmp_path, board_id):
+def test_reset_in_the_middle_of_a_bench_loses_and_duplicates_nothing(tiny_run, built_project, board_id):
     project = built_project(board_id)
     x, y = _inputs(project, tiny_run, 200)
     with QemuDevice(project.elf, get_board(board_id)) as device:
@@ -310,7 +310,7 @@ def test_reset_in_the_middle_of_a_bench_loses_and_duplicates_nothing(tiny_run, b
 
 @pytest.mark.emulator
 @pytest.mark.parametrize("board_id", ["qemu-mps2-an386", "qemu-mps3-an547"])
-def test_one_percent_of_bytes_corrupted_still_gives_the_exact_result(tiny_run, built_project, tmp_path, board_id):
+def test_one_percent_of_bytes_corrupted_still_gives_the_exact_result(tiny_run, built_project, board_id):
     project = built_project(board_id)
     x, y = _inputs(project, tiny_run, 30)
     relay = FaultyRelay(rate=0.01, seed=7)
@@ -341,7 +341,7 @@ class _NoLayerReplies:
 
 
 @pytest.mark.emulator
-def test_an_extra_that_cannot_be_read_is_named_and_loses_no_sample(tiny_run, built_project, tmp_path, capsys):
+def test_an_extra_that_cannot_be_read_is_named_and_loses_no_sample(tiny_run, built_project, capsys):
     from tinyeff.cli.bench import bench_summary
 
     board_id = "qemu-mps2-an386"
@@ -360,7 +360,7 @@ def test_an_extra_that_cannot_be_read_is_named_and_loses_no_sample(tiny_run, bui
 
 
 @pytest.mark.emulator
-def test_bench_refuses_firmware_built_from_another_model(tiny_run, built_project, tmp_path):
+def test_bench_refuses_firmware_built_from_another_model(tiny_run, built_project):
     project = built_project("qemu-mps2-an386")
     other = dataclasses.replace(project, manifest={**project.manifest, "model_sha256": "0" * 64})
     x, y = _inputs(project, tiny_run, 3)
@@ -372,7 +372,7 @@ def test_bench_refuses_firmware_built_from_another_model(tiny_run, built_project
 
 
 @pytest.mark.emulator
-def test_hardfault_is_reported_with_its_pc(tiny_run, built_project, tmp_path):
+def test_hardfault_is_reported_with_its_pc(tiny_run, built_project):
     project = built_project("qemu-mps2-an386", extra_cflags="-DTE_FAULT_COMMAND")
     with QemuDevice(project.elf, get_board("qemu-mps2-an386")) as device:
         dut = Dut(device, timeout=10)
