@@ -7,7 +7,8 @@ BOOT_GARBAGE is sent to the harness as soon as it connects (a board that prints 
 ON_RUN(n) is called right after the harness's nth te-run request (counting retries) has gone to
 the device: a test resets or stops the device there, at the same protocol step in every run, which
 a timer could not promise. With CUT_AT_RUN = n the nth te-run request and everything after it is
-lost both ways, as with a pulled cable.
+lost both ways, as with a pulled cable. A request holding the bytes LOSE never reaches the device (one
+input the device never answers, whichever device it goes to); LOST counts them.
 
 Each direction draws from its own generator seeded from SEED, so which bytes are damaged depends
 only on the bytes sent, not on how the two relay threads interleave: a failure can be replayed.
@@ -27,9 +28,11 @@ RUN_REQUEST = b"te-run "
 class FaultyRelay:
     def __init__(self, rate: float = 0.0, seed: int = 0, drop: float = 0.0, duplicate: float = 0.0,
                  boot_garbage: bytes = b"", on_run: Callable[[int], None] | None = None, delay: float = 0.0,
-                 cut_at_run: int | None = None):
+                 cut_at_run: int | None = None, lose: bytes | None = None):
         self.rate, self.drop, self.duplicate, self.delay = rate, drop, duplicate, delay
         self._seed, self._boot_garbage, self._on_run, self._cut_at_run = seed, boot_garbage, on_run, cut_at_run
+        self._lose = lose
+        self.lost = 0  # requests that held LOSE
         self._lock = threading.Lock()  # guards the counters the two directions share
         self.corrupted = 0  # bytes replaced, dropped or doubled
         self.relayed = 0
@@ -99,6 +102,10 @@ class FaultyRelay:
                     if self._cut_at_run in runs:
                         self._cut.set()
                 if self._cut.is_set():
+                    continue
+                if to_board and self._lose and self._lose in data:
+                    with self._lock:
+                        self.lost += 1
                     continue
                 if self.delay and not to_board:
                     time.sleep(self.delay)

@@ -607,6 +607,55 @@ def test_a_device_that_goes_silent_leaves_the_bench_and_the_others_finish_its_sa
     assert any(m.startswith(f"device {bad.url} left the bench") for m in result.missing)
 
 
+def _run_request(x: np.ndarray) -> bytes:
+    """The te-run request of input X, as the Dut words it (the CRC of the bytes it uploaded)."""
+    return b"te-run %08x" % zlib.crc32(x.tobytes())
+
+
+def test_a_first_sample_no_device_answers_is_an_error_and_the_bench_goes_on(host_project, samples):
+    """The device never hears sample 0's te-run: the sample ends in an error naming the timeout, and
+    the other nine are benched exact on the same device."""
+    relay = FaultyRelay(lose=_run_request(samples[0][0]))
+    result, _ = _bench_behind(relay, host_project, samples, timeout=0.3, retries=1, retry_for=0.3)
+    assert relay.lost >= 2  # asked, then asked again
+    assert [r.index for r in result.results] == list(range(10)) and result.errors == 1
+    first = result.results[0]
+    assert first.output is None and "te-run" in first.error and first.exact is False
+    assert all(r.exact and r.error is None for r in result.results[1:])
+    assert result.devices[0].stopped is None
+
+
+def test_a_sample_every_device_fails_is_tried_once_on_each_and_reported_failed(host_project, samples):
+    """The last sample is one no device answers. The device that takes it fails it and the other,
+    idle by then, takes it from the queue (never the one that failed it: a sound device failing one
+    sample again and again must not leave the bench); after both have failed it once, it is reported
+    as an error and the bench ends with every sample accounted for."""
+    project, exe = host_project
+    x, y = samples
+    x, y = x[:8], y[:8]
+    board = get_board(BOARD)
+    relays = [FaultyRelay(lose=_run_request(x[-1])) for _ in range(2)]
+    try:
+        with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
+            with contextlib.ExitStack() as stack:
+                duts = []
+                for relay, url in zip(relays, (a, b)):
+                    target = urlparse(url)
+                    device = stack.enter_context(SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board))
+                    duts.append(Dut(device, timeout=0.3, retries=1, retry_for=0.3))
+                for dut in duts:
+                    dut.wait_ready()
+                result = run_bench(project, duts, [x], y)
+    finally:
+        for relay in relays:
+            relay.close()
+    assert relays[0].lost == relays[1].lost > 0  # each device was asked for it, as often
+    assert [r.index for r in result.results] == list(range(8)) and result.errors == 1
+    assert result.results[-1].error and all(r.exact for r in result.results[:-1])
+    assert result.exact_agreement == 7 / 8
+    assert [d.stopped for d in result.devices] == [None, None] and result.missing == []
+
+
 def test_mlperf_results_of_a_float_output_model_print_its_floats(tmp_path):
     """A model with float32 input and output (int8 inside): `db load` takes the float bytes, and
     `results` prints the float outputs themselves, truncated to thousandths as the C computes them."""

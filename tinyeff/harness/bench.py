@@ -146,18 +146,35 @@ class _Shared:
     """The state the threads of a bench over several devices share, under one condition: the samples
     still to run, the results so far, and who is still benching."""
 
-    def __init__(self, todo: list[int], done: list[SampleResult], total: int, devices: int, on_sample, progress):
+    def __init__(self, todo: list[int], done: list[SampleResult], total: int, urls: list[str], on_sample, progress):
         self.cond = threading.Condition()
         self.todo = collections.deque(todo)
         self.results = {r.index: r for r in done}
-        self.total, self.devices, self.on_sample, self.progress = total, devices, on_sample, progress
-        # sample -> the devices it failed on so far: a device still in the bench may take a sample it failed
-        # again, which must not count as another device's try (or the sample is lost with one device untried)
+        self.total, self.on_sample, self.progress = total, on_sample, progress
+        # sample -> the devices it failed on so far: a failed sample goes back to the queue for a device still
+        # in the bench that has not tried it, and only for such a device (the same device again would count
+        # as another try, and its repeated failures would send a sound device out of the bench)
         self.tried_by: dict[int, set[str]] = collections.defaultdict(set)
-        self.benching = devices  # devices still taking samples
+        self.failed_last: dict[int, SampleResult] = {}  # a queued sample's failure, reported if no device is left to try it
+        self.benching = set(urls)  # devices still taking samples
         self.running = 0  # samples being run now: one that fails may come back to the queue
         self.stopped: dict[str, str] = {}  # device URL -> why it left the bench
         self.failure: BaseException | None = None  # what ends the whole bench
+
+    def untried_by_any(self, i: int) -> bool:
+        """Whether a device still in the bench has not yet tried sample I."""
+        return bool(self.benching - self.tried_by[i])
+
+    def next_for(self, url: str) -> int | None:
+        """The first queued sample the device on URL has not tried."""
+        return next((i for i in self.todo if url not in self.tried_by[i]), None)
+
+    def record(self, r: SampleResult) -> None:
+        self.results[r.index] = r
+        if self.on_sample:
+            self.on_sample(r)
+        if self.progress:
+            self.progress(len(self.results), self.total)
 
 
 def check_signature(project: Project, dut: Dut) -> None:
@@ -192,7 +209,7 @@ def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
     reference0 = reference[0].reshape(len(sent), -1)
     clocks = {id(dut): dut.timer() for dut in duts}  # each timer's rate converts its samples' ticks as they come in
     kept = {r.index for r in done}
-    shared = _Shared([i for i in range(len(sent)) if i not in kept], list(done), len(sent), len(duts), on_sample, progress)
+    shared = _Shared([i for i in range(len(sent)) if i not in kept], list(done), len(sent), [d.device.url for d in duts], on_sample, progress)
 
     def sample(dut: Dut, i: int) -> SampleResult:
         """Sample I on DUT, sent again after each device reset (up to RESETS_PER_SAMPLE)."""
@@ -294,34 +311,32 @@ def run_bench(project: Project, duts: list[Dut], x, y: np.ndarray,
 
 
 def _bench_on(dut: Dut, sample, shared: _Shared) -> None:
-    """One device's share of a bench: the next sample still to run, until none is left and none is
-    running. A sample that fails on one device while others bench goes back to the queue for another
-    (once per device). A device that fails ERRORS_IN_A_ROW samples in a row is gone, not noisy: it
-    leaves the bench."""
+    """One device's share of a bench: the next queued sample it has not tried, until none is left and
+    none is running. A sample that fails on one device goes back to the queue while a device still in the
+    bench has not tried it; it is reported failed once none has. A device that fails ERRORS_IN_A_ROW
+    samples in a row is gone, not noisy: it leaves the bench."""
     url = dut.device.url
     failed: list[int] = []
     try:
         while True:
             with shared.cond:
-                while not shared.todo and shared.running and shared.failure is None:
+                # a sample queued for another device, or one running now that may fail and come back: wait
+                while (i := shared.next_for(url)) is None and (shared.todo or shared.running) and shared.failure is None:
                     shared.cond.wait()
-                if not shared.todo or shared.failure is not None:
+                if i is None or shared.failure is not None:
                     return
-                i = shared.todo.popleft()
+                shared.todo.remove(i)
                 shared.running += 1
             r = sample(dut, i)
             with shared.cond:
                 shared.running -= 1
                 shared.tried_by[i].add(url)
                 failed = failed + [i] if r.error else []
-                if r.error and shared.benching > 1 and len(shared.tried_by[i]) < shared.devices:
+                if r.error and shared.untried_by_any(i):
                     shared.todo.append(i)
+                    shared.failed_last[i] = r
                 else:
-                    shared.results[i] = r
-                    if shared.on_sample:
-                        shared.on_sample(r)
-                    if shared.progress:
-                        shared.progress(len(shared.results), shared.total)
+                    shared.record(r)
                 shared.cond.notify_all()
                 if len(failed) >= ERRORS_IN_A_ROW:
                     shared.stopped[url] = f"failed samples {', '.join(map(str, failed))} in a row, the last with: {r.error}"
@@ -331,7 +346,11 @@ def _bench_on(dut: Dut, sample, shared: _Shared) -> None:
             shared.failure = shared.failure or e
     finally:
         with shared.cond:
-            shared.benching -= 1
+            shared.benching.discard(url)
+            # samples that waited for this device alone have now been tried by every device left
+            for i in [i for i in shared.todo if i in shared.failed_last and not shared.untried_by_any(i)]:
+                shared.todo.remove(i)
+                shared.record(shared.failed_last.pop(i))
             shared.cond.notify_all()
 
 
