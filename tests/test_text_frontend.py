@@ -38,9 +38,11 @@ def test_the_header_carries_the_input_scale_as_the_very_float32_the_host_divides
     assert "#define TE_INPUT_ZERO_POINT (-9)" in header
 
 
-def test_generate_refuses_a_front_end_from_a_run_without_a_projection_and_writes_nothing(tiny_run, tmp_path, capsys):
+def test_generate_refuses_a_front_end_from_a_run_without_a_projection_and_writes_nothing(tiny_run, tiny_text_run, tmp_path,
+                                                                                         capsys):
     out = tmp_path / "project"
-    for frontend, says in ((tiny_run, "is not a text projection model"), (tmp_path / "nowhere", "is not a tinyeff run or search directory")):
+    for frontend, says in ((tiny_run, "is not a text projection model"), (tmp_path / "nowhere", "is not a tinyeff run or search directory"),
+                           (tiny_text_run, "makes int8 [1, "), (tiny_text_run, "the front end must come from the run the model was trained in")):
         assert main(["generate", str(tiny_run / "model.int8.tflite"), "--board", "qemu-mps2-an386", "--frontend", str(frontend),
                      "--out", str(out)]) != 0
         assert says in capsys.readouterr().err

@@ -302,8 +302,8 @@ def frontend_of(run_dir: Path, inputs: tuple[IoTensor, ...], outputs: tuple[IoTe
         what = f"the projection of '{run_dir}'"
     if len(inputs) != 1 or inputs[0].dtype != "int8" or inputs[0].sample_shape != want:
         got = ", ".join(f"{t.dtype} {list(t.sample_shape)}" for t in inputs)
-        raise TinyeffError(f"'{model_name}' takes {got}, but {what} makes int8 {list(want)}; give --frontend "
-                           "the run the model was trained in")
+        raise TinyeffError(f"'{model_name}' takes {got}, but {what} makes int8 {list(want)}; the front end "
+                           "must come from the run the model was trained in")
     if make is not TextFrontend:
         return make(fe, inputs[0].scale, inputs[0].zero_point, _stream_of(run_dir, fe, outputs))
     return make(fe, inputs[0].scale, inputs[0].zero_point)
