@@ -253,7 +253,8 @@ class Dut:
     def _read_reply(self, timeout: float) -> list[str]:
         """The lines of one reply: up to its m-ready, or, once the reply has begun, up to a silence of
         twice QUIET - the device sends a reply in one burst, so a damaged m-ready or line end costs a
-        moment, not the whole TIMEOUT (which is for the wait before the first line: an inference)."""
+        moment, not the whole TIMEOUT (which is for the wait before the first line: an inference). The
+        reply still ends at TIMEOUT: a device that never stops sending lines cannot hold the harness."""
         lines: list[str] = []
         deadline = time.monotonic() + timeout
         while True:
