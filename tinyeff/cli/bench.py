@@ -185,7 +185,7 @@ def add_parsers(sub) -> None:
                     help="send every input byte over the serial link also to an emulator the harness starts (as a real "
                          "board takes them); by default such an emulator reads each input from a host file (semihosting), "
                          "which QEMU takes in far less host CPU than UART bytes")
-    be.add_argument("--lang", default="en")
+    be.add_argument("--lang", default="en", help="language of the intents dataset, for --data intents (default en)")
     be.add_argument("--limit", type=int, help="bench only the first N samples")
     be.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply before retrying")
     be.add_argument("--min-accuracy", type=float, help="fail (exit 1, JUnit failure) below this accuracy, e.g. 0.9")
@@ -194,5 +194,5 @@ def add_parsers(sub) -> None:
                     "bench of the same inputs and run the rest")
     be.add_argument("--junit", help="write JUnit XML (one case per sample) for CI")
     be.add_argument("--plot", help="write a PNG of the latency distribution and per-layer latency")
-    be.add_argument("--quiet", action="store_true")
+    be.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     be.set_defaults(func=cmd_bench)
