@@ -489,6 +489,16 @@ def _bench_cli(project: Project, tiny_run: Path, ports: list[str], *more: str) -
                  *[a for p in ports for a in ("--port", p)], *more])
 
 
+def _check_device_summaries(result) -> None:
+    """Each device's line of the report counts and times the results it ran, errors included."""
+    for d in result.devices:
+        mine = [r for r in result.results if r.device == d.url]
+        lat = [r.latency for r in mine if r.latency is not None]
+        assert (d.samples, d.errors) == (len(mine), sum(r.error is not None for r in mine))
+        assert (d.latency_median, d.latency_min, d.latency_max) == ((float(np.median(lat)), min(lat), max(lat)) if lat else (None,) * 3)
+    assert sum(d.samples for d in result.devices) == len(result.results)
+
+
 def _outcome(report: dict) -> list[tuple]:
     """What must not depend on how many devices ran the bench, or on its being resumed: each sample's
     index, label, output and reference bytes, exactness."""
@@ -605,6 +615,7 @@ def test_a_device_that_goes_silent_leaves_the_bench_and_the_others_finish_its_sa
     assert gone.samples == 2  # the two it answered before the cut; its three failed ones went to the other
     assert result.devices[0].samples == 28 and result.devices[0].stopped is None
     assert any(m.startswith(f"device {bad.url} left the bench") for m in result.missing)
+    _check_device_summaries(result)
 
 
 def _run_request(x: np.ndarray) -> bytes:
@@ -622,7 +633,8 @@ def test_a_first_sample_no_device_answers_is_an_error_and_the_bench_goes_on(host
     first = result.results[0]
     assert first.output is None and "te-run" in first.error and first.exact is False
     assert all(r.exact and r.error is None for r in result.results[1:])
-    assert result.devices[0].stopped is None
+    assert result.devices[0].stopped is None and result.devices[0].errors == 1
+    _check_device_summaries(result)
 
 
 def test_a_sample_every_device_fails_is_tried_once_on_each_and_reported_failed(host_project, samples):
@@ -654,6 +666,7 @@ def test_a_sample_every_device_fails_is_tried_once_on_each_and_reported_failed(h
     assert result.results[-1].error and all(r.exact for r in result.results[:-1])
     assert result.exact_agreement == 7 / 8
     assert [d.stopped for d in result.devices] == [None, None] and result.missing == []
+    _check_device_summaries(result)
 
 
 def test_mlperf_results_of_a_float_output_model_print_its_floats(tmp_path):
