@@ -73,6 +73,28 @@ def _reference(project: Project, x: np.ndarray) -> list[bytes]:
     return [o.tobytes() for o in tflm_outputs(project.model, x)]
 
 
+def _check_totals(result, started: float) -> None:
+    """The bench's totals are its samples' results summed up: what a report's summary line prints.
+    STARTED: time.monotonic() before run_bench."""
+    rs = result.results
+    finished = [r for r in rs if r.output is not None]
+    lat = [r.latency for r in finished]
+    assert (result.samples, result.errors) == (len(rs), len(rs) - len(finished))
+    assert result.exact_agreement == sum(r.exact for r in finished) / len(rs)
+    assert result.top1_agreement == sum(np.argmax(r.output) == np.argmax(r.reference) for r in finished) / max(len(finished), 1)
+    assert result.accuracy == sum(np.argmax(r.output) == r.label for r in finished) / len(rs)
+    assert result.host_accuracy == sum(np.argmax(r.reference) == r.label for r in rs) / len(rs)
+    assert (result.latency_median, result.latency_min, result.latency_max) == (np.median(lat), min(lat), max(lat))
+    # the board is an emulated one: its unit is instructions, and only a cycle counter's ticks convert to µs
+    assert result.latency_unit == "emulated instructions" and result.latency_us_median is None
+    fe = [r.frontend_latency for r in finished if r.frontend_latency is not None]
+    assert result.frontend_latency_median == (np.median(fe) if fe else None)
+    assert result.resets == sum(r.resets for r in rs) and result.retries >= sum(r.retries for r in rs)
+    assert 0 < result.wall_seconds < time.monotonic() - started
+    assert result.device == ", ".join(d.url for d in result.devices)
+    assert result.inputs_from_host_file is False  # a socket, not an emulator the harness started
+
+
 def _check_complete_and_exact(result, n):
     assert [r.index for r in result.results] == list(range(n))  # none lost, none twice
     assert result.errors == 0
@@ -244,8 +266,10 @@ def test_bench_on_the_host_firmware_is_bit_exact(host_project, samples):
     x, y = samples
     with _dut(exe) as (dut, banner):
         assert banner == ["m-init-done", "m-ready"]
+        started = time.monotonic()
         result = run_bench(project, [dut], [x], y)
     _check_complete_and_exact(result, 30)
+    _check_totals(result, started)
     assert result.resets == 0 and result.retries == 0
     assert result.timer == "posix_monotonic"
     assert [r.latency for r in result.results] == [float(r.ticks) for r in result.results]  # 1 GHz ticks: ns
@@ -264,7 +288,10 @@ def _bench_behind(relay: FaultyRelay, host_project, samples, **dut_options):
             with SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board) as device:
                 dut = Dut(device, **dut_options)
                 dut.wait_ready()
-                return run_bench(project, [dut], [samples[0][:10]], samples[1][:10]), dut
+                started = time.monotonic()
+                result = run_bench(project, [dut], [samples[0][:10]], samples[1][:10])
+                _check_totals(result, started)
+                return result, dut
     finally:
         relay.close()
 
@@ -439,7 +466,9 @@ def test_raw_clips_through_the_host_firmware_s_front_end_are_exact(host_kws, tin
     (x,), y = bench_inputs(str(tiny_kws_run), project.model)
     raw = bench_raw(str(tiny_kws_run), project)
     with _dut(exe) as (dut, _):
+        started = time.monotonic()
         result = run_bench(project, [dut], x, y, raw=raw)
+        _check_totals(result, started)
         with pytest.raises(DeviceError, match="the device refused the sample: 3 bytes are not whole 16-bit samples"):
             dut.run_raw(b"\x01\x02\x03")
     assert result.exact_agreement == 1.0 and result.errors == 0 and result.raw_input == "16-bit PCM"
@@ -605,7 +634,9 @@ def test_a_device_that_goes_silent_leaves_the_bench_and_the_others_finish_its_sa
                 duts = [Dut(good, timeout=10), Dut(bad, timeout=0.3, retries=1, retry_for=0.3)]
                 for dut in duts:
                     dut.wait_ready()
+                started = time.monotonic()
                 result = run_bench(project, duts, [x], y)
+                _check_totals(result, started)
     finally:
         relay.close()
         slow.close()
@@ -657,7 +688,9 @@ def test_a_sample_every_device_fails_is_tried_once_on_each_and_reported_failed(h
                     duts.append(Dut(device, timeout=0.3, retries=1, retry_for=0.3))
                 for dut in duts:
                     dut.wait_ready()
+                started = time.monotonic()
                 result = run_bench(project, duts, [x], y)
+                _check_totals(result, started)
     finally:
         for relay in relays:
             relay.close()
