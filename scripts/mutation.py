@@ -219,7 +219,8 @@ def run_module(module: str, jobs: int, deadline: float) -> None:
     _write_config(dest, module)
     kept = _seed_meta(dest, module)
     # TFLM runs in the test's own process: mutmut learns which test reaches which function there only
-    env = dict(os.environ, TINYEFF_TEST_CACHE=str(WORK / "fixture-cache"), TINYEFF_CONTAINED="inline")
+    env = dict(os.environ, TINYEFF_TEST_CACHE=str(WORK / "fixture-cache"), TINYEFF_CONTAINED="inline",
+               TINYEFF_MUTATION_STATS=str(dest / "mutants" / "mutmut-stats.json"))  # per-test hang bounds (tests/conftest.py)
     print(f"mutating tinyeff/{module}: {len(current_mutants(module).names)} mutants, {kept} killed before and unchanged "
           f"(tests: {', '.join(MODULES[module])})", flush=True)
     # a nohup'ed shell hands children SIGINT ignored; mutmut stops cleanly on Ctrl-C only

@@ -3,6 +3,7 @@ trained run, made once per session."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,20 @@ forbid_remote_connections()  # for the whole session, including what a fixture m
 
 
 KWS_MODEL = SHARED_MODELS / "kws_ref_model.tflite"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under mutation testing (TINYEFF_MUTATION_STATS: mutmut's stats of the unmutated code), a test is
+    given four times its own duration there, 30 s at least, before it counts as hung. A mutant that leaves
+    the bench waiting on a sample that never comes would otherwise hold a worker for the whole --timeout
+    (180 s, sized for the slowest test), and such mutants are common where devices share a queue."""
+    stats = os.environ.get("TINYEFF_MUTATION_STATS")
+    if not stats or not Path(stats).is_file():  # absent during mutmut's own stats run
+        return
+    durations = json.loads(Path(stats).read_text())["duration_by_test"]
+    for item in items:
+        if item.nodeid in durations:
+            item.add_marker(pytest.mark.timeout(max(30.0, 4 * durations[item.nodeid])))
 
 
 def _cached(name: str, make) -> Path:
