@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -642,10 +643,42 @@ def test_a_device_that_goes_silent_leaves_the_bench_and_the_others_finish_its_sa
         slow.close()
     _check_complete_and_exact(result, 30)
     gone = result.devices[1]
-    assert gone.url == bad.url and gone.stopped and "in a row" in gone.stopped
+    assert gone.url == bad.url and re.fullmatch(r"failed samples \d+, \d+, \d+ in a row, the last with: .+", gone.stopped)
     assert gone.samples == 2  # the two it answered before the cut; its three failed ones went to the other
     assert result.devices[0].samples == 28 and result.devices[0].stopped is None
     assert any(m.startswith(f"device {bad.url} left the bench") for m in result.missing)
+    _check_device_summaries(result)
+
+
+def test_a_sample_failed_on_one_device_and_left_for_another_that_leaves_the_bench_is_reported_failed(host_project,
+                                                                                                    samples):
+    """Sample 0 is one no device answers. The slow device fails it first, and it waits in the queue for
+    the other device, whose link dies with its third te-run; that device leaves the bench after three
+    failures in a row without having taken sample 0, which is then reported with the first device's
+    error instead of waiting for a device that is gone."""
+    project, exe = host_project
+    x, y = samples
+    board = get_board(BOARD)
+    slow = FaultyRelay(delay=0.1, lose=_run_request(x[0]))
+    dying = FaultyRelay(cut_at_run=3, lose=_run_request(x[0]))
+    try:
+        with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
+            with contextlib.ExitStack() as stack:
+                devices = [stack.enter_context(SerialDevice(relay((urlparse(url).hostname, urlparse(url).port)),
+                                                            board.serial_baud, board))
+                           for relay, url in ((slow, a), (dying, b))]
+                duts = [Dut(devices[0], timeout=0.5, retries=1, retry_for=0.5), Dut(devices[1], timeout=0.3, retries=1, retry_for=0.3)]
+                for dut in duts:
+                    dut.wait_ready()
+                started = time.monotonic()
+                result = run_bench(project, duts, [x], y)
+                _check_totals(result, started)
+    finally:
+        slow.close()
+        dying.close()
+    assert [r.index for r in result.results] == list(range(30)) and result.errors == 1
+    assert result.results[0].error and all(r.exact for r in result.results[1:])
+    assert result.devices[0].stopped is None and "in a row" in result.devices[1].stopped
     _check_device_summaries(result)
 
 
