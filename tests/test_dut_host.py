@@ -682,6 +682,27 @@ def test_a_sample_failed_on_one_device_and_left_for_another_that_leaves_the_benc
     _check_device_summaries(result)
 
 
+@pytest.mark.parametrize("devices", [1, 2])
+def test_an_error_while_a_sample_is_recorded_ends_the_bench_with_it(host_project, samples, devices):
+    """What the caller does with each sample as it comes (the CLI writes its --json report) can fail, a
+    full disk say: the bench ends with that error, from whichever device's thread recorded the sample,
+    and does not go on with samples it can no longer report."""
+    project, exe = host_project
+    x, y = samples
+    recorded = []
+
+    def on_sample(r):
+        recorded.append(r.index)
+        if len(recorded) == 3:
+            raise OSError(28, "No space left on device")
+
+    with contextlib.ExitStack() as stack:
+        duts = [stack.enter_context(_dut(exe))[0] for _ in range(devices)]
+        with pytest.raises(OSError, match="No space left on device"):
+            run_bench(project, duts, [x], y, on_sample=on_sample)
+    assert len(recorded) <= 3 + devices - 1  # a device in the middle of a sample may finish it
+
+
 def _run_request(x: np.ndarray) -> bytes:
     """The te-run request of input X, as the Dut words it (the CRC of the bytes it uploaded)."""
     return b"te-run %08x" % zlib.crc32(x.tobytes())
