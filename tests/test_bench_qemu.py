@@ -244,6 +244,31 @@ def test_the_bench_command_survives(fault, an386_project, tiny_run, tmp_path, ca
 
 
 @pytest.mark.emulator
+def test_a_sample_the_board_resets_on_each_time_is_given_up_after_four_and_the_bench_goes_on(an386_project, tiny_run,
+                                                                                             tmp_path, capsys):
+    """The board is reset right after each of the te-run requests 3 to 6: the sample they carry is sent
+    again after each reset, and after the fourth it is reported as an error; the samples after it are
+    exact."""
+    from tinyeff.harness.bench import RESETS_PER_SAMPLE
+
+    board, project = get_board("qemu-mps2-an386"), an386_project
+    monitor = _free_port()
+    resets = range(3, 3 + RESETS_PER_SAMPLE + 1)
+    relay = FaultyRelay(on_run=lambda n: qemu_monitor(monitor, "system_reset") if n in resets else None)
+    try:
+        with _qemu_by_hand(board, project.elf, monitor) as target:
+            main(["bench", str(project.path), "--port", relay(target), "--data", str(tiny_run), "--limit", "6",
+                  "--json", str(tmp_path / "bench.json"), "--quiet"])
+    finally:
+        relay.close()
+    report = json.loads((tmp_path / "bench.json").read_text())
+    failed = [r for r in report["results"] if r["error"]]
+    assert [(r["error"], r["resets"]) for r in failed] == [(f"the device reset {len(resets)} times on this sample", len(resets))]
+    assert report["resets"] == len(resets) and report["errors"] == 1 and report["samples"] == 6
+    assert all(r["exact"] for r in report["results"] if not r["error"])
+
+
+@pytest.mark.emulator
 def test_the_bench_command_on_two_emulators_gives_what_one_gives(an386_project, tiny_run, tmp_path, capsys):
     """--jobs 2 starts two QEMU boards that share the samples: the merged report holds every sample once,
     with the one-board run's outputs and instruction counts (-icount: one SysTick tick apart at most, as

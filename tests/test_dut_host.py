@@ -29,6 +29,7 @@ import pytest
 from host_firmware import EXECUTABLE, build_host_firmware, host_firmware, run_host_firmware
 from link_faults import FaultyRelay
 from tinyeff.boards import get_board
+from tinyeff.errors import TinyeffError
 from tinyeff.generate import generate
 from tinyeff.harness.bench import Project, bench_inputs, run_bench
 from tinyeff.harness.device import HOST_INPUT_FILE, SerialDevice
@@ -653,14 +654,15 @@ def test_a_device_that_goes_silent_leaves_the_bench_and_the_others_finish_its_sa
 def test_a_sample_failed_on_one_device_and_left_for_another_that_leaves_the_bench_is_reported_failed(host_project,
                                                                                                     samples):
     """Sample 0 is one no device answers. The slow device fails it first, and it waits in the queue for
-    the other device, whose link dies with its third te-run; that device leaves the bench after three
+    the other device, whose link dies with its first te-run; that device leaves the bench after three
     failures in a row without having taken sample 0, which is then reported with the first device's
-    error instead of waiting for a device that is gone."""
+    error instead of waiting for a device that is gone. The device that left finished no sample: its
+    summary has no latency."""
     project, exe = host_project
     x, y = samples
     board = get_board(BOARD)
     slow = FaultyRelay(delay=0.1, lose=_run_request(x[0]))
-    dying = FaultyRelay(cut_at_run=3, lose=_run_request(x[0]))
+    dying = FaultyRelay(cut_at_run=1, lose=_run_request(x[0]))
     try:
         with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
             with contextlib.ExitStack() as stack:
@@ -679,7 +681,18 @@ def test_a_sample_failed_on_one_device_and_left_for_another_that_leaves_the_benc
     assert [r.index for r in result.results] == list(range(30)) and result.errors == 1
     assert result.results[0].error and all(r.exact for r in result.results[1:])
     assert result.devices[0].stopped is None and "in a row" in result.devices[1].stopped
+    assert result.devices[1].samples == 0 and result.devices[1].latency_min is None
     _check_device_summaries(result)
+
+
+def test_raw_samples_for_a_project_without_a_front_end_are_refused_before_the_device_is_asked(host_project, samples):
+    project, exe = host_project
+    x, y = samples
+    with _dut(exe) as (dut, _):
+        with pytest.raises(TinyeffError, match=re.escape(f"{project.path} has no front end; generate it with --frontend RUN "
+                                                         "to bench from raw samples")):
+            run_bench(project, [dut], [x[:2]], y[:2], raw=[b"\0\0"] * 2)
+        assert dut.retried == 0 and dut.run(x[0].tobytes()).output.tobytes() == _reference(project, x[:1])[0]
 
 
 @pytest.mark.parametrize("devices", [1, 2])
