@@ -7,8 +7,8 @@ BOOT_GARBAGE is sent to the harness as soon as it connects (a board that prints 
 ON_RUN(n) is called right after the harness's nth te-run request (counting retries) has gone to
 the device: a test resets or stops the device there, at the same protocol step in every run, which
 a timer could not promise. With CUT_AT_RUN = n the nth te-run request and everything after it is
-lost both ways, as with a pulled cable. A request holding the bytes LOSE never reaches the device (one
-input the device never answers, whichever device it goes to); LOST counts them.
+lost both ways, as with a pulled cable. A request that the regular expression LOSE (bytes) matches never
+reaches the device (inputs the device never answers, whichever device they go to); LOST counts them.
 
 Each direction draws from its own generator seeded from SEED, so which bytes are damaged depends
 only on the bytes sent, not on how the two relay threads interleave: a failure can be replayed.
@@ -17,6 +17,7 @@ only on the bytes sent, not on how the two relay threads interleave: a failure c
 from __future__ import annotations
 
 import random
+import re
 import socket
 import threading
 import time
@@ -103,7 +104,7 @@ class FaultyRelay:
                         self._cut.set()
                 if self._cut.is_set():
                     continue
-                if to_board and self._lose and self._lose in data:
+                if to_board and self._lose and re.search(self._lose, data):
                     with self._lock:
                         self.lost += 1
                     continue

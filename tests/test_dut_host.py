@@ -721,17 +721,19 @@ def _run_request(x: np.ndarray) -> bytes:
     return b"te-run %08x" % zlib.crc32(x.tobytes())
 
 
-def test_a_first_sample_no_device_answers_is_an_error_and_the_bench_goes_on(host_project, samples):
-    """The device never hears sample 0's te-run: the sample ends in an error naming the timeout, and
-    the other nine are benched exact on the same device."""
-    relay = FaultyRelay(lose=_run_request(samples[0][0]))
+def test_samples_no_device_answers_are_errors_the_first_too_and_the_bench_goes_on(host_project, samples):
+    """The device never hears the te-run of samples 0 and 5: each ends in an error naming the timeout,
+    counting its own retries, and the other eight are benched exact on the same device."""
+    x = samples[0]
+    relay = FaultyRelay(lose=re.escape(_run_request(x[0])) + b"|" + re.escape(_run_request(x[5])))
     result, _ = _bench_behind(relay, host_project, samples, timeout=0.3, retries=1, retry_for=0.3)
-    assert relay.lost >= 2  # asked, then asked again
-    assert [r.index for r in result.results] == list(range(10)) and result.errors == 1
-    first = result.results[0]
+    assert relay.lost >= 4  # each asked, then asked again
+    assert [r.index for r in result.results] == list(range(10)) and result.errors == 2
+    first, sixth = result.results[0], result.results[5]
     assert first.output is None and "te-run" in first.error and first.exact is False
-    assert all(r.exact and r.error is None for r in result.results[1:])
-    assert result.devices[0].stopped is None and result.devices[0].errors == 1
+    assert first.retries == sixth.retries > 0 and sixth.error == first.error
+    assert all(r.exact and r.error is None for r in result.results if r.index not in (0, 5))
+    assert result.devices[0].stopped is None and result.devices[0].errors == 2
     _check_device_summaries(result)
 
 
