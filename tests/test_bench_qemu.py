@@ -257,7 +257,8 @@ def test_a_sample_the_board_resets_on_each_time_is_given_up_after_four_and_the_b
     relay = FaultyRelay(on_run=lambda n: qemu_monitor(monitor, "system_reset") if n in resets else None)
     try:
         with _qemu_by_hand(board, project.elf, monitor) as target:
-            main(["bench", str(project.path), "--port", relay(target), "--data", str(tiny_run), "--limit", "6",
+            port = relay(target)
+            main(["bench", str(project.path), "--port", port, "--data", str(tiny_run), "--limit", "6",
                   "--json", str(tmp_path / "bench.json"), "--quiet"])
     finally:
         relay.close()
@@ -265,6 +266,9 @@ def test_a_sample_the_board_resets_on_each_time_is_given_up_after_four_and_the_b
     failed = [r for r in report["results"] if r["error"]]
     assert [(r["error"], r["resets"]) for r in failed] == [(f"the device reset {len(resets)} times on this sample", len(resets))]
     assert report["resets"] == len(resets) and report["errors"] == 1 and report["samples"] == 6
+    given_up = failed[0]  # still the sample's: its label, host TFLM's output, the device it failed on
+    assert given_up["output"] is None and given_up["device"] == port and given_up["label"] >= 0
+    assert len(given_up["reference"]) == len(report["results"][0]["reference"]) > 0
     assert all(r["exact"] for r in report["results"] if not r["error"])
 
 
