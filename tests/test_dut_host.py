@@ -280,22 +280,33 @@ def test_bench_on_the_host_firmware_is_bit_exact(host_project, samples):
     assert result.missing == []
 
 
-def _bench_behind(relay: FaultyRelay, host_project, samples, **dut_options):
-    """Ten samples benched on the host firmware through RELAY (closed after): (the result, the Dut)."""
+def _bench_behind_each(host_project, links: list[tuple[FaultyRelay, dict]], x: np.ndarray, y: np.ndarray):
+    """X benched on one host firmware process per (relay, Dut options) of LINKS, each behind its relay
+    (all closed after): (the result, its totals checked; the Duts)."""
     project, exe = host_project
     board = get_board(BOARD)
     try:
-        with run_host_firmware(exe) as url:
-            target = urlparse(url)
-            with SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board) as device:
-                dut = Dut(device, **dut_options)
+        with contextlib.ExitStack() as stack:
+            duts = []
+            for relay, options in links:
+                target = urlparse(stack.enter_context(run_host_firmware(exe)))
+                device = stack.enter_context(SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board))
+                duts.append(Dut(device, **options))
+            for dut in duts:
                 dut.wait_ready()
-                started = time.monotonic()
-                result = run_bench(project, [dut], [samples[0][:10]], samples[1][:10])
-                _check_totals(result, started)
-                return result, dut
+            started = time.monotonic()
+            result = run_bench(project, duts, [x], y)
+            _check_totals(result, started)
+            return result, duts
     finally:
-        relay.close()
+        for relay, _ in links:
+            relay.close()
+
+
+def _bench_behind(relay: FaultyRelay, host_project, samples, **dut_options):
+    """Ten samples benched on the host firmware through RELAY (closed after): (the result, the Dut)."""
+    result, (dut,) = _bench_behind_each(host_project, [(relay, dut_options)], samples[0][:10], samples[1][:10])
+    return result, dut
 
 
 def test_one_percent_of_bytes_damaged_still_gives_every_sample_exact(host_project, samples):
@@ -623,31 +634,15 @@ def test_a_device_that_goes_silent_leaves_the_bench_and_the_others_finish_its_sa
     device, and after three in a row it leaves the bench (named in the report): nothing is lost. The
     other device answers slowly (its replies held 0.1 s), so the silent one fails its three (about 0.7 s
     each) while samples are left."""
-    project, exe = host_project
     x, y = samples
-    board = get_board(BOARD)
-    relay = FaultyRelay(cut_at_run=3)
-    slow = FaultyRelay(delay=0.1)
-    try:
-        with run_host_firmware(exe) as good_url, run_host_firmware(exe) as bad_url:
-            target, good_target = urlparse(bad_url), urlparse(good_url)
-            with SerialDevice(slow((good_target.hostname, good_target.port)), board.serial_baud, board) as good, \
-                    SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board) as bad:
-                duts = [Dut(good, timeout=10), Dut(bad, timeout=0.3, retries=1, retry_for=0.3)]
-                for dut in duts:
-                    dut.wait_ready()
-                started = time.monotonic()
-                result = run_bench(project, duts, [x], y)
-                _check_totals(result, started)
-    finally:
-        relay.close()
-        slow.close()
+    result, (_, bad) = _bench_behind_each(host_project, [(FaultyRelay(delay=0.1), dict(timeout=10)),
+                                                         (FaultyRelay(cut_at_run=3), dict(timeout=0.3, retries=1, retry_for=0.3))], x, y)
     _check_complete_and_exact(result, 30)
     gone = result.devices[1]
-    assert gone.url == bad.url and re.fullmatch(r"failed samples \d+, \d+, \d+ in a row, the last with: .+", gone.stopped)
+    assert gone.url == bad.device.url and re.fullmatch(r"failed samples \d+, \d+, \d+ in a row, the last with: .+", gone.stopped)
     assert gone.samples == 2  # the two it answered before the cut; its three failed ones went to the other
     assert result.devices[0].samples == 28 and result.devices[0].stopped is None
-    assert any(m.startswith(f"device {bad.url} left the bench") for m in result.missing)
+    assert any(m.startswith(f"device {bad.device.url} left the bench") for m in result.missing)
     _check_device_summaries(result)
 
 
@@ -658,26 +653,10 @@ def test_a_sample_failed_on_one_device_and_left_for_another_that_leaves_the_benc
     failures in a row without having taken sample 0, which is then reported with the first device's
     error instead of waiting for a device that is gone. The device that left finished no sample: its
     summary has no latency."""
-    project, exe = host_project
     x, y = samples
-    board = get_board(BOARD)
-    slow = FaultyRelay(delay=0.1, lose=_run_request(x[0]))
-    dying = FaultyRelay(cut_at_run=1, lose=_run_request(x[0]))
-    try:
-        with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
-            with contextlib.ExitStack() as stack:
-                devices = [stack.enter_context(SerialDevice(relay((urlparse(url).hostname, urlparse(url).port)),
-                                                            board.serial_baud, board))
-                           for relay, url in ((slow, a), (dying, b))]
-                duts = [Dut(devices[0], timeout=0.5, retries=1, retry_for=0.5), Dut(devices[1], timeout=0.3, retries=1, retry_for=0.3)]
-                for dut in duts:
-                    dut.wait_ready()
-                started = time.monotonic()
-                result = run_bench(project, duts, [x], y)
-                _check_totals(result, started)
-    finally:
-        slow.close()
-        dying.close()
+    result, _ = _bench_behind_each(host_project, [
+        (FaultyRelay(delay=0.1, lose=_run_request(x[0])), dict(timeout=0.5, retries=1, retry_for=0.5)),
+        (FaultyRelay(cut_at_run=1, lose=_run_request(x[0])), dict(timeout=0.3, retries=1, retry_for=0.3))], x, y)
     assert [r.index for r in result.results] == list(range(30)) and result.errors == 1
     assert result.results[0].error and all(r.exact for r in result.results[1:])
     assert result.devices[0].stopped is None and "in a row" in result.devices[1].stopped
@@ -742,27 +721,9 @@ def test_a_sample_every_device_fails_is_tried_once_on_each_and_reported_failed(h
     idle by then, takes it from the queue (never the one that failed it: a sound device failing one
     sample again and again must not leave the bench); after both have failed it once, it is reported
     as an error and the bench ends with every sample accounted for."""
-    project, exe = host_project
-    x, y = samples
-    x, y = x[:8], y[:8]
-    board = get_board(BOARD)
+    x, y = samples[0][:8], samples[1][:8]
     relays = [FaultyRelay(lose=_run_request(x[-1])) for _ in range(2)]
-    try:
-        with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
-            with contextlib.ExitStack() as stack:
-                duts = []
-                for relay, url in zip(relays, (a, b)):
-                    target = urlparse(url)
-                    device = stack.enter_context(SerialDevice(relay((target.hostname, target.port)), board.serial_baud, board))
-                    duts.append(Dut(device, timeout=0.3, retries=1, retry_for=0.3))
-                for dut in duts:
-                    dut.wait_ready()
-                started = time.monotonic()
-                result = run_bench(project, duts, [x], y)
-                _check_totals(result, started)
-    finally:
-        for relay in relays:
-            relay.close()
+    result, _ = _bench_behind_each(host_project, [(relay, dict(timeout=0.3, retries=1, retry_for=0.3)) for relay in relays], x, y)
     assert relays[0].lost == relays[1].lost > 0  # each device was asked for it, as often
     assert [r.index for r in result.results] == list(range(8)) and result.errors == 1
     assert result.results[-1].error and all(r.exact for r in result.results[:-1])
