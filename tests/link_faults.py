@@ -9,6 +9,8 @@ the device: a test resets or stops the device there, at the same protocol step i
 a timer could not promise. With CUT_AT_RUN = n the nth te-run request and everything after it is
 lost both ways, as with a pulled cable. A request that the regular expression LOSE (bytes) matches never
 reaches the device (inputs the device never answers, whichever device they go to); LOST counts them.
+REWRITE(reply) is given each whole reply of the device (its bytes up to and including m-ready) and
+returns what the harness gets instead: firmware that answers wrongly yet well-formed.
 
 Each direction draws from its own generator seeded from SEED, so which bytes are damaged depends
 only on the bytes sent, not on how the two relay threads interleave: a failure can be replayed.
@@ -24,15 +26,17 @@ import time
 from typing import Callable
 
 RUN_REQUEST = b"te-run "
+READY = b"m-ready\r\n"
 
 
 class FaultyRelay:
     def __init__(self, rate: float = 0.0, seed: int = 0, drop: float = 0.0, duplicate: float = 0.0,
                  boot_garbage: bytes = b"", on_run: Callable[[int], None] | None = None, delay: float = 0.0,
-                 cut_at_run: int | None = None, lose: bytes | None = None):
+                 cut_at_run: int | None = None, lose: bytes | None = None,
+                 rewrite: Callable[[bytes], bytes] | None = None):
         self.rate, self.drop, self.duplicate, self.delay = rate, drop, duplicate, delay
         self._seed, self._boot_garbage, self._on_run, self._cut_at_run = seed, boot_garbage, on_run, cut_at_run
-        self._lose = lose
+        self._lose, self._rewrite = lose, rewrite
         self.lost = 0  # requests that held LOSE
         self._lock = threading.Lock()  # guards the counters the two directions share
         self.corrupted = 0  # bytes replaced, dropped or doubled
@@ -91,6 +95,7 @@ class FaultyRelay:
 
     def _pump(self, src: socket.socket, dst: socket.socket, rng: random.Random, to_board: bool) -> None:
         seen = b""  # the end of what went to the board, so a request split across reads is counted once
+        held = b""  # the device's output since its last whole reply, while replies are rewritten
         try:
             while data := src.recv(4096):
                 runs = []
@@ -110,6 +115,9 @@ class FaultyRelay:
                     continue
                 if self.delay and not to_board:
                     time.sleep(self.delay)
+                if self._rewrite and not to_board:
+                    *replies, held = (held + data).split(READY)
+                    data = b"".join(self._rewrite(r + READY) for r in replies)
                 dst.sendall(self._damage(data, rng))
                 for n in runs:
                     if self._on_run:

@@ -83,8 +83,9 @@ def _check_totals(result, started: float) -> None:
     lat = [r.latency for r in finished]
     assert (result.samples, result.errors) == (len(rs), len(rs) - len(finished))
     assert result.exact_agreement == sum(r.exact for r in finished) / len(rs)
-    assert result.top1_agreement == sum(np.argmax(r.output) == np.argmax(r.reference) for r in finished) / max(len(finished), 1)
-    assert result.accuracy == sum(np.argmax(r.output) == r.label for r in finished) / len(rs)
+    # an output of the wrong size is kept empty, and agrees with nothing
+    assert result.top1_agreement == sum(bool(r.output) and np.argmax(r.output) == np.argmax(r.reference) for r in finished) / max(len(finished), 1)
+    assert result.accuracy == sum(bool(r.output) and np.argmax(r.output) == r.label for r in finished) / len(rs)
     assert result.host_accuracy == sum(np.argmax(r.reference) == r.label for r in rs) / len(rs)
     assert (result.latency_median, result.latency_min, result.latency_max) == (np.median(lat), min(lat), max(lat))
     # the board is an emulated one: its unit is instructions, and only a cycle counter's ticks convert to µs
@@ -730,6 +731,28 @@ def test_a_sample_every_device_fails_is_tried_once_on_each_and_reported_failed(h
     assert result.exact_agreement == 7 / 8
     assert [d.stopped for d in result.devices] == [None, None] and result.missing == []
     _check_device_summaries(result)
+
+
+def _one_output_byte_short(reply: bytes) -> bytes:
+    """REPLY with the last byte of a te-run output cut off and its CRC made anew: what firmware built for
+    another output size would send, well-formed."""
+    signed = re.fullmatch(rb"(.*)m-te-crc-\[[0-9a-f]{8}\]\r\n(m-ready\r\n)", reply, re.S)  # not the boot banner
+    if not signed:
+        return reply
+    body, ready = signed.groups()
+    cut = re.sub(rb"(m-te-run-\[(?:[0-9a-f]{2})*)[0-9a-f]{2}\]", rb"\1]", body)
+    return cut + b"m-te-crc-[%08x]\r\n" % zlib.crc32(cut) + ready
+
+
+def test_an_output_of_the_wrong_size_is_reported_inexact_without_output_and_the_bench_goes_on(host_project, samples):
+    """Firmware that sends one output byte too few, with a reply that passes its CRC: no sample is taken
+    for exact nor read as an output of the model (whose bytes it is not), and every sample is still
+    reported, with its reference."""
+    relay = FaultyRelay(rewrite=_one_output_byte_short)
+    result, _ = _bench_behind(relay, host_project, samples, timeout=10)
+    assert [r.index for r in result.results] == list(range(10)) and result.errors == 0
+    assert all(r.output == [] and not r.exact and r.reference for r in result.results)
+    assert result.exact_agreement == 0.0 and result.accuracy == 0.0 and result.top1_agreement == 0.0
 
 
 def test_mlperf_results_of_a_float_output_model_print_its_floats(tmp_path):
