@@ -755,6 +755,43 @@ def test_an_output_of_the_wrong_size_is_reported_inexact_without_output_and_the_
     assert result.exact_agreement == 0.0 and result.accuracy == 0.0 and result.top1_agreement == 0.0
 
 
+class _RunReplies:
+    """A REWRITE for FaultyRelay: the Kth reply to a te-run is replaced as FAULTS[K] says - "damaged" (a
+    digit of it changed, so its CRC fails and the Dut asks again) or "reset" (the banner of a board that
+    has just reset); the others pass as they are."""
+
+    def __init__(self, faults: dict[int, str]):
+        self.faults, self.seen = faults, 0
+
+    def __call__(self, reply: bytes) -> bytes:
+        if b"m-te-run-[" not in reply:
+            return reply
+        fault, self.seen = self.faults.get(self.seen), self.seen + 1
+        if fault == "damaged":
+            digit = re.search(rb"m-te-run-\[([0-9a-f])", reply).span(1)
+            return reply[:digit[0]] + (b"1" if reply[digit[0]:digit[1]] == b"0" else b"0") + reply[digit[1]:]
+        return b"m-init-done\r\nm-ready\r\n" if fault == "reset" else reply
+
+
+def test_a_sample_the_device_resets_on_four_times_is_given_up_with_the_retries_it_took(host_project, samples):
+    """Sample 0's reply comes damaged once; sample 2's once too, then the device seems to reset (its
+    banner) on each of four tries: sample 2 is given up, counting the one retry made for it alone, and
+    the bench goes on exact."""
+    from tinyeff.harness.bench import RESETS_PER_SAMPLE
+
+    tries = RESETS_PER_SAMPLE + 1
+    relay = FaultyRelay(rewrite=_RunReplies({0: "damaged", 3: "damaged"} | {4 + k: "reset" for k in range(tries)}))
+    x, y = samples[0][:5], samples[1][:5]
+    result, _ = _bench_behind_each(host_project, [(relay, dict(timeout=10))], x, y)
+    assert [(r.index, r.resets, r.retries) for r in result.results] == [(0, 0, 1), (1, 0, 0), (2, tries, 1), (3, 0, 0), (4, 0, 0)]
+    given_up = result.results[2]
+    assert given_up.error == f"the device reset {tries} times on this sample" and given_up.output is None
+    (want,) = tflm_outputs(host_project[0].model, x[2:3])
+    assert (given_up.label, given_up.reference, given_up.device) == (int(y[2]), want.reshape(-1).tolist(), result.devices[0].url)
+    assert result.errors == 1 and result.resets == tries and result.retries == 2
+    assert all(r.exact for r in result.results if r.index != 2)
+
+
 def test_mlperf_results_of_a_float_output_model_print_its_floats(tmp_path):
     """A model with float32 input and output (int8 inside): `db load` takes the float bytes, and
     `results` prints the float outputs themselves, truncated to thousandths as the C computes them."""
