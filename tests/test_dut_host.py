@@ -613,6 +613,40 @@ def test_a_killed_bench_leaves_a_valid_report_and_resume_finishes_it(host_projec
     assert ET.parse(junit).getroot().get("tests") == "30"
 
 
+def test_ctrl_c_ends_a_bench_at_once_while_a_device_waits_for_a_reply(host_project, tiny_run, samples, tmp_path):
+    """Ctrl-C while one of two devices waits (up to its 30 s timeout) for a reply that will not come: the
+    command ends with 130 within seconds, not after that wait, and its report keeps the samples
+    finished, exact."""
+    project, exe = host_project
+    report = tmp_path / "bench.json"
+    relays = [FaultyRelay(lose=_run_request(samples[0][5])) for _ in range(2)]
+    with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
+        ports = [relay((u.hostname, u.port)) for relay, u in zip(relays, map(urlparse, (a, b)))]
+        cmd = [str(Path(sys.executable).with_name("tinyeff")), "bench", str(project.path), "--data", str(tiny_run),
+               "--limit", "30", "--quiet", "--timeout", "30", "--json", str(report), *[a for p in ports for a in ("--port", p)]]
+        # SIGINT back to its default in the child (a test run in the background ignores it, and so would the child)
+        bench = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 60
+            while not any(r.lost for r in relays) and bench.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # the other device's samples go on
+            bench.send_signal(signal.SIGINT)
+            interrupted = time.monotonic()
+            out, _ = bench.communicate(timeout=60)
+            ended = time.monotonic() - interrupted
+        finally:
+            bench.kill()
+            for relay in relays:
+                relay.close()
+    assert bench.returncode == 130, out
+    assert ended < 10, f"the bench took {ended:.0f} s to end after Ctrl-C"
+    partial = json.loads(report.read_text())
+    assert partial["complete"] is False and 0 < len(partial["results"]) < 30
+    assert all(r["exact"] for r in partial["results"]) and 5 not in [r["index"] for r in partial["results"]]
+
+
 def test_resume_refuses_a_report_of_other_inputs(host_project, tiny_run, tmp_path, capsys):
     project, exe = host_project
     with run_host_firmware(exe) as url:
