@@ -681,6 +681,20 @@ def test_a_device_that_goes_silent_leaves_the_bench_and_the_others_finish_its_sa
     _check_device_summaries(result)
 
 
+def test_a_bench_every_device_leaves_ends_naming_each_and_counting_the_samples_finished(host_project, samples):
+    """Two devices whose links die with their third and fifth te-run: each fails three samples in a row
+    and leaves, and the bench ends with an error that names both devices with their reasons, counts the
+    2 + 4 samples they finished, and says a --json report keeps them."""
+    x, y = samples[0][:10], samples[1][:10]
+    relays = [FaultyRelay(cut_at_run=3), FaultyRelay(cut_at_run=5)]
+    with pytest.raises(TinyeffError) as e:
+        _bench_behind_each(host_project, [(relay, dict(timeout=0.3, retries=1, retry_for=0.3)) for relay in relays], x, y)
+    gone = r"the device on (socket://127\.0\.0\.1:\d+) failed samples \d+, \d+, \d+ in a row, the last with: .+ failed .+"
+    said = re.fullmatch(rf"{gone}; {gone}; 6 of 10 samples finished \(a --json report keeps them: --resume runs the rest\); "
+                        "check the device and the link", str(e.value))
+    assert said and said.group(1) != said.group(2), str(e.value)
+
+
 def test_a_sample_failed_on_one_device_and_left_for_another_that_leaves_the_bench_is_reported_failed(host_project,
                                                                                                     samples):
     """Sample 0 is one no device answers. The slow device fails it first, and it waits in the queue for
