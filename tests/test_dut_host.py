@@ -87,7 +87,7 @@ def _check_totals(result, started: float) -> None:
     assert result.top1_agreement == sum(bool(r.output) and np.argmax(r.output) == np.argmax(r.reference) for r in finished) / max(len(finished), 1)
     assert result.accuracy == sum(bool(r.output) and np.argmax(r.output) == r.label for r in finished) / len(rs)
     assert result.host_accuracy == sum(np.argmax(r.reference) == r.label for r in rs) / len(rs)
-    assert (result.latency_median, result.latency_min, result.latency_max) == (np.median(lat), min(lat), max(lat))
+    assert (result.latency_median, result.latency_min, result.latency_max) == ((np.median(lat), min(lat), max(lat)) if lat else (0.0,) * 3)
     # the board is an emulated one: its unit is instructions, and only a cycle counter's ticks convert to µs
     assert result.latency_unit == "emulated instructions" and result.latency_us_median is None
     fe = [r.frontend_latency for r in finished if r.frontend_latency is not None]
@@ -763,6 +763,30 @@ def test_samples_no_device_answers_are_errors_the_first_too_and_the_bench_goes_o
     assert all(r.exact and r.error is None for r in result.results if r.index not in (0, 5))
     assert result.devices[0].stopped is None and result.devices[0].errors == 2
     _check_device_summaries(result)
+
+
+@pytest.mark.parametrize("lost", [[0], [0, 1]], ids=["one of two", "both"])
+def test_a_bench_of_few_samples_some_unanswered_counts_agreement_over_those_finished(host_project, samples, lost):
+    """Two samples, one or both never answered (fewer than the failures in a row that send a device
+    away): the bench ends with them as errors; top-1 agreement is over the samples finished (1 of 1),
+    and with none finished, nothing agrees and the latencies are 0."""
+    x, y = samples[0][:2], samples[1][:2]
+    relay = FaultyRelay(lose=b"|".join(re.escape(_run_request(x[i])) for i in lost))
+    result, _ = _bench_behind_each(host_project, [(relay, dict(timeout=0.3, retries=1, retry_for=0.3))], x, y)
+    assert [r.error is not None for r in result.results] == [i in lost for i in range(2)]
+    assert result.top1_agreement == (0.0 if len(lost) == 2 else 1.0) and result.devices[0].stopped is None
+    if len(lost) == 2:
+        assert (result.latency_median, result.latency_min, result.latency_max) == (0.0, 0.0, 0.0)
+
+
+def test_memory_use_that_cannot_be_read_is_named_and_the_samples_stay(host_project, samples):
+    """The device never hears te-mem: the bench ends with every sample exact and the per-layer ticks,
+    its memory figures empty and the reason in what is missing."""
+    result, _ = _bench_behind(FaultyRelay(lose=rb"te-mem"), host_project, samples, timeout=0.3, retries=1, retry_for=0.3)
+    _check_complete_and_exact(result, 10)
+    assert (result.arena_bytes, result.arena_used_bytes, result.stack_bytes) == (None, None, None)
+    assert len(result.missing) == 1 and result.missing[0].startswith("memory use: reading memory use (te-mem) failed")
+    assert result.layers and all(l.latency > 0 for l in result.layers)
 
 
 def test_a_sample_every_device_fails_is_tried_once_on_each_and_reported_failed(host_project, samples):
