@@ -779,6 +779,26 @@ def test_a_bench_of_few_samples_some_unanswered_counts_agreement_over_those_fini
         assert (result.latency_median, result.latency_min, result.latency_max) == (0.0, 0.0, 0.0)
 
 
+def test_a_board_s_ticks_are_cycles_at_its_clock_and_microseconds(host_project, samples):
+    """The firmware reached as a real board (not emulated) would be: latencies are its timer's ticks in
+    core cycles, and the median is also given in microseconds of the timer's rate."""
+    project, exe = host_project
+    board = get_board("disco-f746ng")
+    x, y = samples[0][:6], samples[1][:6]
+    with run_host_firmware(exe) as url, SerialDevice(url, board.serial_baud, board) as device:
+        dut = Dut(device, timeout=10)
+        dut.wait_ready()
+        _, hz, _ = dut.timer()
+        result = run_bench(project, [dut], [x], y)
+        layer_ticks = dut.layer_ticks()  # of the last inference, as the bench read them
+    ticks = [r.ticks for r in result.results]
+    assert result.latency_unit == "cycles" and hz > 0 and min(ticks) > 0
+    assert [r.latency for r in result.results] == [t * board.clock_hz / hz for t in ticks]
+    assert result.latency_us_median == float(np.median(ticks)) * 1e6 / hz
+    assert result.latency_median == float(np.median([r.latency for r in result.results]))
+    assert [l.latency for l in result.layers] == [t * board.clock_hz / hz for t in layer_ticks]
+
+
 def test_memory_use_that_cannot_be_read_is_named_and_the_samples_stay(host_project, samples):
     """The device never hears te-mem: the bench ends with every sample exact and the per-layer ticks,
     its memory figures empty and the reason in what is missing."""
