@@ -605,6 +605,10 @@ def test_a_killed_bench_leaves_a_valid_report_and_resume_finishes_it(host_projec
 
     with run_host_firmware(exe) as url:
         assert _bench_cli(project, tiny_run, [url], "--json", str(report), "--junit", str(junit), "--resume") == 0
+        finished = report.read_text()
+        # the finished report is one a resume takes too (its inputs_sha256 is the bench's): every sample kept
+        assert _bench_cli(project, tiny_run, [url], "--json", str(report), "--resume") == 0
+        assert json.loads(report.read_text())["results"] == json.loads(finished)["results"]
         with run_host_firmware(exe) as again:
             assert _bench_cli(project, tiny_run, [again], "--json", str(tmp_path / "whole.json")) == 0
     resumed, whole = json.loads(report.read_text()), json.loads((tmp_path / "whole.json").read_text())
