@@ -652,6 +652,52 @@ def test_ctrl_c_ends_a_bench_at_once_while_a_device_waits_for_a_reply(host_proje
     assert all(r["exact"] for r in partial["results"]) and 5 not in [r["index"] for r in partial["results"]]
 
 
+_INTERRUPTED_SCRIPT = """
+import sys
+import numpy as np
+from tinyeff.boards import get_board
+from tinyeff.harness.bench import Project, run_bench
+from tinyeff.harness.device import SerialDevice
+from tinyeff.harness.dut import Dut
+
+project, board = Project.load(sys.argv[1]), get_board(sys.argv[2])
+samples = np.load(sys.argv[3])
+duts = [Dut(SerialDevice(port, board.serial_baud, board), timeout=30) for port in sys.argv[4:]]  # left open
+for dut in duts:
+    dut.wait_ready()
+run_bench(project, duts, [samples["x"]], samples["y"])
+"""
+
+
+def test_ctrl_c_ends_a_script_s_bench_at_once_though_its_devices_stay_open(host_project, samples, tmp_path):
+    """A script that calls run_bench on two devices and leaves them open, interrupted while one device
+    waits (up to 30 s) for a reply that will not come: the interpreter exits within seconds, as the
+    devices' threads do not hold it."""
+    project, exe = host_project
+    np.savez(tmp_path / "samples.npz", x=samples[0], y=samples[1])
+    relays = [FaultyRelay(lose=_run_request(samples[0][5])) for _ in range(2)]
+    with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
+        ports = [relay((u.hostname, u.port)) for relay, u in zip(relays, map(urlparse, (a, b)))]
+        script = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_SCRIPT, str(project.path), BOARD,
+                                   str(tmp_path / "samples.npz"), *ports], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 60
+            while not any(r.lost for r in relays) and script.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            script.send_signal(signal.SIGINT)
+            interrupted = time.monotonic()
+            out, _ = script.communicate(timeout=20)
+            ended = time.monotonic() - interrupted
+        finally:
+            script.kill()
+            for relay in relays:
+                relay.close()
+    assert "KeyboardInterrupt" in out, out
+    assert ended < 10, f"the script took {ended:.0f} s to exit after Ctrl-C"
+
+
 def test_resume_refuses_a_report_of_other_inputs(host_project, tiny_run, tmp_path, capsys):
     project, exe = host_project
     with run_host_firmware(exe) as url:
