@@ -311,6 +311,20 @@ def _bench_behind(relay: FaultyRelay, host_project, samples, **dut_options):
     return result, dut
 
 
+def test_samples_without_labels_or_with_some_missing_give_no_accuracy_but_still_agreement(host_project, samples):
+    """Accuracy, on the device and on the host, needs every sample's label: with none (-1), or one
+    missing, both are None rather than a score against -1; exactness is judged all the same."""
+    project, exe = host_project
+    x = samples[0][:4]
+    some = samples[1][:4].copy()
+    some[2] = -1
+    with _dut(exe) as (dut, _):
+        for y in (np.full(4, -1), some):
+            result = run_bench(project, [dut], [x], y)
+            assert (result.accuracy, result.host_accuracy) == (None, None)
+            assert result.exact_agreement == 1.0 and [r.label for r in result.results] == y.tolist()
+
+
 def test_one_percent_of_bytes_damaged_still_gives_every_sample_exact(host_project, samples):
     """The bench through a relay that damages 1 % of the bytes both ways, with the Dut settings the QEMU
     test uses: every damaged exchange is retried until its CRC passes. Ten samples: at 1 % most
