@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import shutil
 import signal
@@ -26,6 +27,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
+import tinyeff
 from host_firmware import EXECUTABLE, build_host_firmware, host_firmware, run_host_firmware
 from link_faults import FaultyRelay
 from tinyeff.boards import get_board
@@ -692,9 +694,11 @@ def test_ctrl_c_ends_a_script_s_bench_at_once_though_its_devices_stay_open(host_
     relays = [FaultyRelay(lose=_run_request(samples[0][5])) for _ in range(2)]
     with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
         ports = [relay((u.hostname, u.port)) for relay, u in zip(relays, map(urlparse, (a, b)))]
+        # the script runs the tinyeff this test imported (a mutation run's copy, not the installed one)
+        env = {**os.environ, "PYTHONPATH": str(Path(tinyeff.__file__).resolve().parents[1])}
         script = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_SCRIPT, str(project.path), BOARD,
                                    str(tmp_path / "samples.npz"), *ports], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                                  text=True, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 60
             while not any(r.lost for r in relays) and script.poll() is None and time.monotonic() < deadline:
