@@ -634,34 +634,43 @@ def test_a_killed_bench_leaves_a_valid_report_and_resume_finishes_it(host_projec
     assert ET.parse(junit).getroot().get("tests") == "30"
 
 
+def _interrupted_while_a_device_waits(exe: Path, x: np.ndarray, command) -> tuple[int, str, float]:
+    """COMMAND(ports) run against two host firmwares behind relays that never pass on sample 5's te-run,
+    and sent Ctrl-C once a device waits for that reply: (its exit code, its output, the seconds it took
+    to end after the signal). It runs the tinyeff this test imported (a mutation run's copy, not the
+    installed one)."""
+    relays = [FaultyRelay(lose=_run_request(x[5])) for _ in range(2)]
+    env = {**os.environ, "PYTHONPATH": str(Path(tinyeff.__file__).resolve().parents[1])}
+    with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
+        ports = [relay((u.hostname, u.port)) for relay, u in zip(relays, map(urlparse, (a, b)))]
+        # SIGINT back to its default in the child (a test run in the background ignores it, and so would the child)
+        proc = subprocess.Popen(command(ports), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 60
+            while not any(r.lost for r in relays) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # the other device's samples go on
+            proc.send_signal(signal.SIGINT)
+            interrupted = time.monotonic()
+            out, _ = proc.communicate(timeout=20)
+            return proc.returncode, out, time.monotonic() - interrupted
+        finally:
+            proc.kill()
+            for relay in relays:
+                relay.close()
+
+
 def test_ctrl_c_ends_a_bench_at_once_while_a_device_waits_for_a_reply(host_project, tiny_run, samples, tmp_path):
     """Ctrl-C while one of two devices waits (up to its 30 s timeout) for a reply that will not come: the
     command ends with 130 within seconds, not after that wait, and its report keeps the samples
     finished, exact."""
     project, exe = host_project
     report = tmp_path / "bench.json"
-    relays = [FaultyRelay(lose=_run_request(samples[0][5])) for _ in range(2)]
-    with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
-        ports = [relay((u.hostname, u.port)) for relay, u in zip(relays, map(urlparse, (a, b)))]
-        cmd = [str(Path(sys.executable).with_name("tinyeff")), "bench", str(project.path), "--data", str(tiny_run),
-               "--limit", "30", "--quiet", "--timeout", "30", "--json", str(report), *[a for p in ports for a in ("--port", p)]]
-        # SIGINT back to its default in the child (a test run in the background ignores it, and so would the child)
-        bench = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        try:
-            deadline = time.monotonic() + 60
-            while not any(r.lost for r in relays) and bench.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.5)  # the other device's samples go on
-            bench.send_signal(signal.SIGINT)
-            interrupted = time.monotonic()
-            out, _ = bench.communicate(timeout=60)
-            ended = time.monotonic() - interrupted
-        finally:
-            bench.kill()
-            for relay in relays:
-                relay.close()
-    assert bench.returncode == 130, out
+    rc, out, ended = _interrupted_while_a_device_waits(exe, samples[0], lambda ports: [
+        str(Path(sys.executable).with_name("tinyeff")), "bench", str(project.path), "--data", str(tiny_run), "--limit", "30",
+        "--quiet", "--timeout", "30", "--json", str(report), *[a for p in ports for a in ("--port", p)]])
+    assert rc == 130, out
     assert ended < 10, f"the bench took {ended:.0f} s to end after Ctrl-C"
     partial = json.loads(report.read_text())
     assert partial["complete"] is False and 0 < len(partial["results"]) < 30
@@ -691,27 +700,8 @@ def test_ctrl_c_ends_a_script_s_bench_at_once_though_its_devices_stay_open(host_
     devices' threads do not hold it."""
     project, exe = host_project
     np.savez(tmp_path / "samples.npz", x=samples[0], y=samples[1])
-    relays = [FaultyRelay(lose=_run_request(samples[0][5])) for _ in range(2)]
-    with run_host_firmware(exe) as a, run_host_firmware(exe) as b:
-        ports = [relay((u.hostname, u.port)) for relay, u in zip(relays, map(urlparse, (a, b)))]
-        # the script runs the tinyeff this test imported (a mutation run's copy, not the installed one)
-        env = {**os.environ, "PYTHONPATH": str(Path(tinyeff.__file__).resolve().parents[1])}
-        script = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_SCRIPT, str(project.path), BOARD,
-                                   str(tmp_path / "samples.npz"), *ports], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        try:
-            deadline = time.monotonic() + 60
-            while not any(r.lost for r in relays) and script.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.5)
-            script.send_signal(signal.SIGINT)
-            interrupted = time.monotonic()
-            out, _ = script.communicate(timeout=20)
-            ended = time.monotonic() - interrupted
-        finally:
-            script.kill()
-            for relay in relays:
-                relay.close()
+    _, out, ended = _interrupted_while_a_device_waits(exe, samples[0], lambda ports: [
+        sys.executable, "-c", _INTERRUPTED_SCRIPT, str(project.path), BOARD, str(tmp_path / "samples.npz"), *ports])
     assert "KeyboardInterrupt" in out, out
     assert ended < 10, f"the script took {ended:.0f} s to exit after Ctrl-C"
 
